@@ -1,0 +1,306 @@
+//! Minting: turns [`VisitorClaims`] into a signed `JWT <token>` with `sub`, `aud`, `iat`, `exp` and `jti` set.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{Error, ProjectId, ProjectSecret, TOKEN_SCHEME_PREFIX, VISITOR_SUBJECT, VisitorClaims};
+
+/// Lifetime of a token when none is configured.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The longest lifetime this crate mints. The token is the widget's chat session, and Tiledesk sets no
+/// maximum itself: a longer-lived token is a credential a thief keeps for longer.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Signs visitor tokens for one project with its shared secret (HS256).
+#[derive(Clone)]
+pub struct TokenIssuer {
+    project: ProjectId,
+    audience: String,
+    secret: ProjectSecret,
+    key: EncodingKey,
+    header: Header,
+    ttl: Duration,
+}
+
+impl TokenIssuer {
+    /// An issuer for `project` signing with `secret`, minting tokens that live [`DEFAULT_TOKEN_TTL`].
+    pub fn new(project: ProjectId, secret: ProjectSecret) -> Self {
+        Self {
+            audience: project.audience(),
+            key: EncodingKey::from_secret(secret.as_bytes()),
+            header: Header::new(Algorithm::HS256),
+            project,
+            secret,
+            ttl: DEFAULT_TOKEN_TTL,
+        }
+    }
+
+    /// Sets the token lifetime: at least one second, at most [`MAX_TOKEN_TTL`]. Fractions of a second are dropped.
+    pub fn with_ttl(mut self, ttl: Duration) -> Result<Self, Error> {
+        let secs = ttl.as_secs();
+        if secs == 0 || ttl > MAX_TOKEN_TTL {
+            return Err(Error::TtlOutOfRange {
+                secs,
+                max_secs: MAX_TOKEN_TTL.as_secs(),
+            });
+        }
+        self.ttl = Duration::from_secs(secs);
+        Ok(self)
+    }
+
+    /// The project tokens are minted for.
+    pub fn project(&self) -> &ProjectId {
+        &self.project
+    }
+
+    /// The signing secret (its `Debug` and `Display` are redacted).
+    pub fn secret(&self) -> &ProjectSecret {
+        &self.secret
+    }
+
+    /// The lifetime of every token minted.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Mints a token issued now by the system clock.
+    ///
+    /// On `wasm32-unknown-unknown` the standard clock is not available: use [`mint_at`](Self::mint_at).
+    pub fn mint(&self, claims: &VisitorClaims) -> Result<VisitorToken, Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| Error::Clock)?;
+        self.mint_at(claims, now.as_secs())
+    }
+
+    /// Mints a token issued at `issued_at` (Unix seconds), expiring one lifetime later.
+    pub fn mint_at(&self, claims: &VisitorClaims, issued_at: u64) -> Result<VisitorToken, Error> {
+        let expires_at = issued_at.checked_add(self.ttl.as_secs()).ok_or(Error::Clock)?;
+        let chat_user_id = claims.chat_user_id(&self.project);
+        let payload = Payload {
+            id: &chat_user_id,
+            sub: VISITOR_SUBJECT,
+            aud: &self.audience,
+            iat: issued_at,
+            exp: expires_at,
+            jti: &random_token_id()?,
+            firstname: claims.firstname.as_deref(),
+            lastname: claims.lastname.as_deref(),
+            email: claims.email.as_deref(),
+            attributes: &claims.attributes,
+        };
+        let jwt = jsonwebtoken::encode(&self.header, &payload, &self.key)?;
+        Ok(VisitorToken {
+            value: format!("{TOKEN_SCHEME_PREFIX}{jwt}"),
+            issued_at,
+            expires_at,
+            chat_user_id,
+        })
+    }
+}
+
+impl fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("project", &self.project)
+            .field("secret", &self.secret)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token payload, in the order Tiledesk's samples use.
+#[derive(Serialize)]
+struct Payload<'a> {
+    #[serde(rename = "_id")]
+    id: &'a str,
+    sub: &'static str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    firstname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lastname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    attributes: &'a Map<String, Value>,
+}
+
+/// 128 random bits as 32 hex digits.
+fn random_token_id() -> Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|_| Error::Random)?;
+    Ok(bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        use fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}
+
+/// A signed visitor token, ready for `window.Tiledesk('signInWithCustomToken', ...)`.
+///
+/// `Display` renders the full `JWT <jwt>` value (it is a credential: do not log it); `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VisitorToken {
+    value: String,
+    issued_at: u64,
+    expires_at: u64,
+    chat_user_id: String,
+}
+
+impl VisitorToken {
+    /// `JWT <jwt>`, exactly what the widget must be given.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+    /// The bare JWT, without the scheme.
+    pub fn jwt(&self) -> &str {
+        &self.value[TOKEN_SCHEME_PREFIX.len()..]
+    }
+    /// `exp`, in Unix seconds.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+    /// `iat`, in Unix seconds.
+    pub fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+    /// The `_id` claim: the visitor's id in Tiledesk's chat.
+    pub fn chat_user_id(&self) -> &str {
+        &self.chat_user_id
+    }
+}
+
+impl fmt::Display for VisitorToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+impl fmt::Debug for VisitorToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VisitorToken")
+            .field("value", &"[redacted]")
+            .field("chat_user_id", &self.chat_user_id)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(
+            ProjectId::new("proj1").unwrap(),
+            ProjectSecret::new("top-secret").unwrap(),
+        )
+    }
+
+    fn payload_of(token: &VisitorToken) -> Value {
+        let part = token.jwt().split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn minted_payload_has_exactly_the_contract_claims() {
+        let claims = VisitorClaims::builder("42")
+            .firstname("Andrew")
+            .email("andrew@scientists.com")
+            .attribute("plan", "pro")
+            .build()
+            .unwrap();
+        let token = issuer().mint_at(&claims, 1_000_000).unwrap();
+        let p = payload_of(&token);
+        assert_eq!(p["_id"], "proj1_42");
+        assert_eq!(p["sub"], "userexternal");
+        assert_eq!(p["aud"], "https://tiledesk.com/projects/proj1");
+        assert_eq!(p["iat"], 1_000_000);
+        assert_eq!(p["exp"], 1_000_000 + 3600);
+        assert_eq!(p["firstname"], "Andrew");
+        assert_eq!(p["email"], "andrew@scientists.com");
+        assert_eq!(p["attributes"], json!({"plan": "pro"}));
+        assert_eq!(p["jti"].as_str().unwrap().len(), 32);
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            !keys.contains(&"lastname") && !keys.contains(&"plan") && !keys.contains(&"role"),
+            "{keys:?}"
+        );
+        assert_eq!(token.expires_at(), 1_003_600);
+        assert_eq!(token.chat_user_id(), "proj1_42");
+    }
+
+    #[test]
+    fn header_is_hs256() {
+        let token = issuer()
+            .mint(&VisitorClaims::builder("1").build().unwrap())
+            .unwrap();
+        let header = token.jwt().split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(header["alg"], "HS256");
+    }
+
+    #[test]
+    fn renders_with_the_scheme_once_and_debug_redacts() {
+        let token = issuer()
+            .mint(&VisitorClaims::builder("1").build().unwrap())
+            .unwrap();
+        assert!(token.to_string().starts_with("JWT ey"));
+        assert!(!token.jwt().starts_with("JWT"));
+        assert_eq!(token.as_str(), format!("JWT {}", token.jwt()));
+        let debug = format!("{token:?}");
+        assert!(
+            !debug.contains(token.jwt()) && debug.contains("[redacted]"),
+            "{debug}"
+        );
+        assert!(!format!("{:?}", issuer()).contains("top-secret"));
+    }
+
+    #[test]
+    fn every_token_gets_a_fresh_jti() {
+        let issuer = issuer();
+        let claims = VisitorClaims::builder("1").build().unwrap();
+        let a = payload_of(&issuer.mint_at(&claims, 5).unwrap());
+        let b = payload_of(&issuer.mint_at(&claims, 5).unwrap());
+        assert_ne!(a["jti"], b["jti"]);
+    }
+
+    #[test]
+    fn ttl_is_bounded() {
+        assert!(issuer().with_ttl(Duration::ZERO).is_err());
+        assert!(issuer().with_ttl(Duration::from_millis(999)).is_err());
+        assert!(issuer().with_ttl(MAX_TOKEN_TTL + Duration::from_secs(1)).is_err());
+        let i = issuer().with_ttl(MAX_TOKEN_TTL).unwrap();
+        let t = i
+            .mint_at(&VisitorClaims::builder("1").build().unwrap(), 10)
+            .unwrap();
+        assert_eq!(t.expires_at() - t.issued_at(), 86_400);
+        let i = issuer().with_ttl(Duration::from_millis(30_500)).unwrap();
+        assert_eq!(i.ttl(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unprefixed_id_is_verbatim() {
+        let claims = VisitorClaims::builder("site-7")
+            .without_project_prefix()
+            .build()
+            .unwrap();
+        assert_eq!(
+            payload_of(&issuer().mint_at(&claims, 1).unwrap())["_id"],
+            "site-7"
+        );
+    }
+}

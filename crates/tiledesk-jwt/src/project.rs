@@ -1,0 +1,175 @@
+//! The project a token is for: its id, which selects the verifying secret through `aud`, and that secret.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+/// `aud` of every visitor token is this prefix followed by the project id.
+pub const TILEDESK_AUDIENCE_PREFIX: &str = "https://tiledesk.com/projects/";
+
+const MAX_PROJECT_ID_LEN: usize = 64;
+
+/// A Tiledesk project id (in practice a 24-digit hex Mongo id).
+///
+/// Only ASCII letters, digits, `-` and `_` are accepted: the id becomes a URL path segment in `aud`
+/// and the prefix of every chat user id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    /// Checks and wraps a project id.
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(Error::InvalidProjectId {
+                reason: "it is empty",
+            });
+        }
+        if id.len() > MAX_PROJECT_ID_LEN {
+            return Err(Error::InvalidProjectId {
+                reason: "it is longer than 64 characters",
+            });
+        }
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidProjectId {
+                reason: "only ASCII letters, digits, '-' and '_' are allowed",
+            });
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The `aud` claim that selects this project on the Tiledesk server.
+    pub fn audience(&self) -> String {
+        format!("{TILEDESK_AUDIENCE_PREFIX}{}", self.0)
+    }
+}
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ProjectId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::new(s)
+    }
+}
+
+/// The project's shared secret, as generated in the Tiledesk dashboard.
+///
+/// `Debug` and `Display` print `[redacted]`; the bytes are wiped when the value is dropped.
+/// Surrounding white space (a trailing newline in a file, most often) is not part of the secret.
+#[derive(Clone)]
+pub struct ProjectSecret(Zeroizing<String>);
+
+impl ProjectSecret {
+    /// Wraps a secret given as text. Empty or white-space-only text is an error.
+    pub fn new(secret: &str) -> Result<Self, Error> {
+        let trimmed = secret.trim();
+        if trimmed.is_empty() {
+            return Err(Error::EmptySecret);
+        }
+        Ok(Self(Zeroizing::new(trimmed.to_owned())))
+    }
+
+    /// Reads the secret from a file, as mounted by a secrets manager; a trailing newline is trimmed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::SecretFile {
+            path: path.to_owned(),
+            source,
+        })?);
+        Self::new(&text)
+    }
+
+    /// The key bytes, for signing and verifying inside this crate only.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl FromStr for ProjectSecret {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Debug for ProjectSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProjectSecret([redacted])")
+    }
+}
+
+impl fmt::Display for ProjectSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn project_id_rejects_what_cannot_stand_in_a_url() {
+        assert!(ProjectId::new("64f0c0ffee0123456789abcd").is_ok());
+        assert!(ProjectId::new("my-project_1").is_ok());
+        for bad in ["", "a/b", "a b", "proj?x=1", "é", &"a".repeat(65)] {
+            assert!(ProjectId::new(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(
+            ProjectId::new("abc").unwrap().audience(),
+            "https://tiledesk.com/projects/abc"
+        );
+    }
+
+    #[test]
+    fn secret_is_trimmed_and_never_printed() {
+        let secret = ProjectSecret::new("  s3cr3t-value\n").unwrap();
+        assert_eq!(secret.as_bytes(), b"s3cr3t-value");
+        assert_eq!(format!("{secret}"), "[redacted]");
+        assert_eq!(format!("{secret:?}"), "ProjectSecret([redacted])");
+        assert!(!format!("{secret:#?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn empty_or_blank_secret_is_an_error() {
+        assert!(matches!(ProjectSecret::new(""), Err(Error::EmptySecret)));
+        assert!(matches!(ProjectSecret::new(" \n\t"), Err(Error::EmptySecret)));
+    }
+
+    #[test]
+    fn secret_from_file_trims_the_trailing_newline() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "from-a-file").unwrap();
+        let secret = ProjectSecret::from_file(file.path()).unwrap();
+        assert_eq!(secret.as_bytes(), b"from-a-file");
+    }
+
+    #[test]
+    fn secret_file_errors_name_the_file() {
+        let err = ProjectSecret::from_file("/nonexistent/tiledesk-secret").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/tiledesk-secret"), "{err}");
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        assert!(matches!(
+            ProjectSecret::from_file(empty.path()),
+            Err(Error::EmptySecret)
+        ));
+    }
+}
