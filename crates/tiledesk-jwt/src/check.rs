@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::claims::reserved_name;
+use crate::claims::reserved_claim;
 use crate::{MAX_TOKEN_TTL, ProjectId, ProjectSecret, TILEDESK_AUDIENCE_PREFIX, VISITOR_SUBJECT};
 
 /// How bad a finding is. Ordered: `Advice < Dangerous < Rejected`.
@@ -376,7 +376,7 @@ pub fn check_at(token: &str, project: &ProjectId, secret: &ProjectSecret, now: u
     let custom: Vec<&str> = claims
         .keys()
         .map(String::as_str)
-        .filter(|k| !KNOWN_CLAIMS.contains(k) && reserved_name(k) != Some("role"))
+        .filter(|k| !KNOWN_CLAIMS.contains(k) && reserved_claim(k) != Some("role"))
         .collect();
     if !custom.is_empty() {
         report.push(

@@ -194,7 +194,7 @@ fn check_attribute_key(key: &str) -> Result<(), Error> {
             reason: "a key contains a control character",
         });
     }
-    if let Some(name) = reserved_name(key) {
+    if let Some(name) = reserved_claim(key) {
         return Err(Error::ReservedClaim {
             name: name.to_owned(),
         });
@@ -202,8 +202,8 @@ fn check_attribute_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The reserved claim `key` names, ignoring case, if any.
-pub(crate) fn reserved_name(key: &str) -> Option<&'static str> {
+/// The reserved claim `key` names, ignoring ASCII case, if any: `reserved_claim("ROLE") == Some("role")`.
+pub fn reserved_claim(key: &str) -> Option<&'static str> {
     RESERVED_CLAIMS
         .iter()
         .copied()

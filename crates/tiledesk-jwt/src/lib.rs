@@ -29,7 +29,7 @@ mod project;
 pub use check::{Finding, FindingCode, Report, Severity, check, check_at};
 pub use claims::{
     MAX_ATTRIBUTE_KEY_LEN, MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, RESERVED_CLAIMS, VisitorClaims,
-    VisitorClaimsBuilder, is_valid_email,
+    VisitorClaimsBuilder, is_valid_email, reserved_claim,
 };
 pub use error::Error;
 pub use issuer::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, TokenIssuer, VisitorToken};

@@ -1,0 +1,262 @@
+//! Strict JSON bodies: `application/json` only, one object, no key twice, no key the endpoint does not know,
+//! each field of the right type, with a precise error for each way a body can be wrong.
+
+use std::fmt;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::ApiError;
+
+/// A request body that is exactly one JSON object with no duplicate keys.
+#[derive(Debug)]
+pub(crate) struct JsonObject(pub(crate) Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidJson("the body could not be read".to_owned())
+            }
+        })?;
+        parse_object(&bytes).map(Self)
+    }
+}
+
+fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
+    let Some(Ok(value)) = value.map(|v| v.to_str()) else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses `bytes` as one JSON object, refusing duplicate keys at its top level.
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = de
+        .deserialize_any(StrictObject)
+        .and_then(|map| de.end().map(|()| map));
+    parsed.map_err(|err| {
+        let text = err.to_string();
+        match text.strip_prefix(DUPLICATE_PREFIX) {
+            Some(rest) => ApiError::DuplicateField(rest.split(" at line").next().unwrap_or(rest).to_owned()),
+            None if text.starts_with(NOT_OBJECT) => {
+                ApiError::InvalidJson("the body must be a JSON object".to_owned())
+            }
+            None => ApiError::InvalidJson(format!("the body is not valid JSON: {text}")),
+        }
+    })
+}
+
+const DUPLICATE_PREFIX: &str = "duplicate key: ";
+const NOT_OBJECT: &str = "not an object";
+
+struct StrictObject;
+
+impl<'de> Visitor<'de> for StrictObject {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("{DUPLICATE_PREFIX}{key}")));
+            }
+            let value = access.next_value::<Value>()?;
+            map.insert(key, value);
+        }
+        Ok(map)
+    }
+
+    // Anything but an object: consume it whole so the message is ours, not a half-parsed one.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_OBJECT))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_OBJECT))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_OBJECT))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_OBJECT))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_OBJECT))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_OBJECT))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(de::Error::custom(NOT_OBJECT))
+    }
+}
+
+/// Reads the fields of one body, each at most once, and checks that nothing else was sent.
+pub(crate) struct Fields(Map<String, Value>);
+
+impl Fields {
+    /// Takes the body, refusing any key not in `allowed`: a reserved claim name gets its own error.
+    pub(crate) fn new(map: Map<String, Value>, allowed: &[&str]) -> Result<Self, ApiError> {
+        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(match tiledesk_jwt::reserved_claim(key) {
+                Some(name) => ApiError::ReservedClaim(name.to_owned()),
+                None => ApiError::UnknownField(truncate(key)),
+            });
+        }
+        Ok(Self(map))
+    }
+
+    /// A string that must be present, non-null and not blank, at most `max` bytes.
+    pub(crate) fn required_str(&mut self, name: &'static str, max: usize) -> Result<String, ApiError> {
+        self.optional_str(name, max)?.ok_or(ApiError::MissingField(name))
+    }
+
+    /// A string that may be absent or null; blank counts as absent; at most `max` bytes.
+    pub(crate) fn optional_str(
+        &mut self,
+        name: &'static str,
+        max: usize,
+    ) -> Result<Option<String>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) if s.len() > max => Err(ApiError::invalid(
+                name,
+                format!("is too long ({} bytes, at most {max})", s.len()),
+            )),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be a string, not {}", kind(&other)),
+            )),
+        }
+    }
+
+    /// A JSON object that may be absent or null.
+    pub(crate) fn optional_object(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<Map<String, Value>>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(map)),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be an object, not {}", kind(&other)),
+            )),
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An unknown key is echoed back, but never more than 64 characters of it.
+fn truncate(key: &str) -> String {
+    key.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(bytes: &[u8]) -> &'static str {
+        parse_object(bytes).map(|_| "ok").unwrap_or_else(|e| e.code())
+    }
+
+    #[test]
+    fn parses_one_object_and_nothing_else() {
+        assert_eq!(code(br#"{"a": 1, "b": {"a": 2}}"#), "ok");
+        assert_eq!(code(br#"  {}  "#), "ok");
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"a\":}",
+            b"[1]",
+            b"\"str\"",
+            b"42",
+            b"null",
+            b"true",
+            b"{} {}",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(code(bad), "invalid_json", "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_and_named() {
+        let err = parse_object(br#"{"email": "a@b.co", "email": "c@d.co"}"#).unwrap_err();
+        assert!(
+            matches!(&err, ApiError::DuplicateField(k) if k == "email"),
+            "{err:?}"
+        );
+        assert_eq!(code(br#"{"a": {"x": 1, "y": 2}, "b": 1}"#), "ok");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(code(deep.as_bytes()), "invalid_json");
+    }
+
+    #[test]
+    fn fields_are_typed_and_bounded() {
+        let map = parse_object(br#"{"s": "x", "n": 1, "blank": " ", "nul": null, "o": {}}"#).unwrap();
+        let mut f = Fields::new(map, &["s", "n", "blank", "nul", "o"]).unwrap();
+        assert_eq!(f.required_str("s", 10).unwrap(), "x");
+        assert_eq!(f.required_str("n", 10).unwrap_err().code(), "invalid_field");
+        assert_eq!(f.required_str("blank", 10).unwrap_err().code(), "missing_field");
+        assert_eq!(f.optional_str("nul", 10).unwrap(), None);
+        assert!(f.optional_object("o").unwrap().is_some());
+        let map = parse_object(br#"{"s": "abcdef"}"#).unwrap();
+        assert_eq!(
+            Fields::new(map, &["s"])
+                .unwrap()
+                .required_str("s", 5)
+                .unwrap_err()
+                .code(),
+            "invalid_field"
+        );
+    }
+
+    #[test]
+    fn unknown_and_reserved_keys_are_refused() {
+        let map = parse_object(br#"{"email": "a", "extra": 1}"#).unwrap();
+        assert!(matches!(Fields::new(map, &["email"]), Err(ApiError::UnknownField(k)) if k == "extra"));
+        let map = parse_object(br#"{"email": "a", "Role": "agent"}"#).unwrap();
+        assert!(matches!(Fields::new(map, &["email"]), Err(ApiError::ReservedClaim(k)) if k == "role"));
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        let ok = |v: &str| is_json_content_type(Some(&header::HeaderValue::from_str(v).unwrap()));
+        assert!(ok("application/json") && ok("application/json; charset=utf-8") && ok("Application/JSON"));
+        assert!(!ok("text/plain") && !ok("application/x-www-form-urlencoded") && !ok("application/jsonp"));
+        assert!(!is_json_content_type(None));
+    }
+}

@@ -1,0 +1,153 @@
+//! The service's one error type and its JSON shape: `{"error": "<stable code>", "message": "<for a person>"}`.
+//! Details of a 5xx are logged, never sent.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not JSON, or not a JSON object.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The request is not `Content-Type: application/json`.
+    #[error("the body must be sent as Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body is over the 16 KiB limit.
+    #[error("the body is larger than 16 KiB")]
+    PayloadTooLarge,
+    /// A required field is absent or null.
+    #[error("`{0}` is required")]
+    MissingField(&'static str),
+    /// A field the endpoint does not know.
+    #[error("unknown field `{0}`")]
+    UnknownField(String),
+    /// The same key twice in one object: which one wins would be a guess.
+    #[error("field `{0}` appears more than once")]
+    DuplicateField(String),
+    /// A field of the wrong type, empty, too long or of the wrong shape.
+    #[error("`{field}` {problem}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it, as the end of a sentence.
+        problem: String,
+    },
+    /// A claim only this service may set (`role`, `_id`, `sub`, `aud`, `exp`...).
+    #[error("`{0}` is a reserved claim and cannot be set by the caller")]
+    ReservedClaim(String),
+    /// Wrong email or password (the same answer for both).
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// `POST /tokens` without `Authorization: Bearer <api key>`.
+    #[error("an API key is required: Authorization: Bearer <key>")]
+    MissingApiKey,
+    /// `POST /tokens` with a key that is not the configured one.
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    /// Too many failed logins for this account or from this address.
+    #[error("too many failed attempts; try again in {} s", .retry_after.as_secs().max(1))]
+    TooManyAttempts {
+        /// When the caller may try again.
+        retry_after: Duration,
+    },
+    /// No such route.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The route exists, but not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// The user database cannot be used right now.
+    #[error("the user database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_)
+            | Self::MissingField(_)
+            | Self::UnknownField(_)
+            | Self::DuplicateField(_)
+            | Self::InvalidField { .. }
+            | Self::ReservedClaim(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidCredentials | Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code sent as `error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::MissingField(_) => "missing_field",
+            Self::UnknownField(_) => "unknown_field",
+            Self::DuplicateField(_) => "duplicate_field",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::ReservedClaim(_) => "reserved_claim",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::MissingApiKey => "missing_api_key",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Unavailable(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Unavailable(source) => tracing::error!(error = %source, "user database unavailable"),
+            Self::Internal(source) => tracing::error!(error = format!("{source:#}"), "internal error"),
+            _ => tracing::debug!(code = self.code(), "request refused"),
+        }
+        let body = Json(json!({ "error": self.code(), "message": self.to_string() }));
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::TooManyAttempts { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Self::MissingApiKey | Self::InvalidApiKey => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,77 @@
+//! The `tiledesk-auth` service: authenticates a site's visitor and mints the Tiledesk token that signs them
+//! into the chat widget.
+//!
+//! [`app`] builds the HTTP router used by the binary and by the tests; [`cli`] holds the command line.
+
+pub mod api_key;
+mod body;
+pub mod cli;
+pub mod error;
+pub mod passwords;
+mod routes;
+pub mod throttle;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use tiledesk_jwt::TokenIssuer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use api_key::ApiKey;
+pub use error::ApiError;
+pub use passwords::Passwords;
+pub use throttle::{LoginThrottle, ThrottlePolicy};
+pub use users::UserStore;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything the handlers share. Cheap to clone: every field is reference-counted.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Mints the tokens.
+    pub issuer: Arc<TokenIssuer>,
+    /// The site's users, for `POST /auth`.
+    pub users: UserStore,
+    /// Hashes and verifies passwords off the async threads.
+    pub passwords: Passwords,
+    /// Slows down password guessing.
+    pub throttle: Arc<LoginThrottle>,
+    /// The key a site backend presents to `POST /tokens`; without one the route does not exist.
+    pub api_key: Option<ApiKey>,
+    /// Origins allowed to call the service from a browser; empty means same-origin only.
+    pub allowed_origins: Arc<[HeaderValue]>,
+}
+
+/// The whole HTTP service: `POST /auth`, `POST /tokens` (with an API key configured), `GET /healthz`.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .merge(routes::health::router())
+        .merge(routes::auth::router());
+    if state.api_key.is_some() {
+        router = router.merge(routes::tokens::router());
+    }
+    let cors = (!state.allowed_origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(state.allowed_origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(std::time::Duration::from_secs(600))
+    });
+    router
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(tower::util::option_layer(cors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

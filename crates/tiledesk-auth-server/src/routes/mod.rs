@@ -1,0 +1,107 @@
+//! The HTTP endpoints, one module per area, and what they share.
+
+pub(crate) mod auth;
+pub(crate) mod health;
+pub(crate) mod tokens;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::Serialize;
+use tiledesk_jwt::VisitorToken;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{ApiError, AppState};
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// What `POST /auth` and `POST /tokens` answer.
+#[derive(Serialize)]
+pub(crate) struct TokenResponse {
+    /// `JWT <jwt>`, ready for `signInWithCustomToken`.
+    pub(crate) token: String,
+    /// `exp`, in Unix seconds.
+    pub(crate) expires_at: u64,
+    pub(crate) user: UserView,
+}
+
+#[derive(Serialize)]
+pub(crate) struct UserView {
+    pub(crate) id: String,
+    pub(crate) email: Option<String>,
+    pub(crate) firstname: Option<String>,
+    pub(crate) lastname: Option<String>,
+}
+
+impl TokenResponse {
+    pub(crate) fn new(token: &VisitorToken, user: UserView) -> Self {
+        Self {
+            token: token.as_str().to_owned(),
+            expires_at: token.expires_at(),
+            user,
+        }
+    }
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
+    }
+}
+
+/// Routes whose answers carry a token: no cache, shared or private, may keep them.
+pub(crate) fn no_store(router: Router<AppState>) -> Router<AppState> {
+    router.layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ))
+}
+
+/// The peer's address, when the server runs with connect info (tests through `oneshot` have none).
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self(addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+/// Maps a claims error from the token core to the request field it came from.
+pub(crate) fn claims_error(err: tiledesk_jwt::Error) -> ApiError {
+    use tiledesk_jwt::Error as E;
+    match err {
+        E::ReservedClaim { name } => ApiError::ReservedClaim(name),
+        E::EmptyUserId => ApiError::MissingField("user_id"),
+        E::InvalidEmail => ApiError::invalid("email", "is not a valid email address"),
+        E::TooLong { field, len, max } => ApiError::invalid(
+            field_name(field),
+            format!("is too long ({len} bytes, at most {max})"),
+        ),
+        E::ControlCharacter { field } => ApiError::invalid(field_name(field), "contains a control character"),
+        E::InvalidAttributeKey { reason } => ApiError::invalid("attributes", reason),
+        other => ApiError::Internal(other.into()),
+    }
+}
+
+fn field_name(core_name: &'static str) -> &'static str {
+    match core_name {
+        "user id" => "user_id",
+        other => other,
+    }
+}

@@ -1,0 +1,87 @@
+//! `POST /tokens`: for a site backend that already knows who the visitor is. Guarded by the API key;
+//! the route exists only when a key is configured.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::routing::post;
+use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims};
+
+use super::{TokenResponse, UserView, claims_error, no_store};
+use crate::body::{Fields, JsonObject};
+use crate::{ApiError, AppState};
+
+pub(crate) fn router() -> Router<AppState> {
+    no_store(Router::new().route("/tokens", post(issue_token)))
+}
+
+/// Proof that the caller presented the configured API key. Checked before the body is even read.
+struct SiteBackend;
+
+impl FromRequestParts<AppState> for SiteBackend {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.api_key else {
+            return Err(ApiError::NotFound);
+        };
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::MissingApiKey)?;
+        let value = value.to_str().map_err(|_| ApiError::InvalidApiKey)?;
+        let (scheme, key) = value.split_once(' ').ok_or(ApiError::InvalidApiKey)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || !expected.matches(key.trim()) {
+            tracing::info!("POST /tokens with a wrong API key");
+            return Err(ApiError::InvalidApiKey);
+        }
+        Ok(Self)
+    }
+}
+
+async fn issue_token(
+    _caller: SiteBackend,
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<TokenResponse, ApiError> {
+    let mut fields = Fields::new(body, &["user_id", "firstname", "lastname", "email", "attributes"])?;
+    let user_id = fields.required_str("user_id", MAX_USER_ID_LEN)?;
+    let firstname = fields.optional_str("firstname", MAX_NAME_LEN)?;
+    let lastname = fields.optional_str("lastname", MAX_NAME_LEN)?;
+    let email = fields.optional_str("email", MAX_EMAIL_LEN)?;
+    let attributes = fields.optional_object("attributes")?;
+
+    let mut claims = VisitorClaims::builder(user_id.as_str());
+    if let Some(name) = &firstname {
+        claims = claims.firstname(name.as_str());
+    }
+    if let Some(name) = &lastname {
+        claims = claims.lastname(name.as_str());
+    }
+    if let Some(email) = &email {
+        claims = claims.email(email.as_str());
+    }
+    if let Some(attributes) = attributes {
+        claims = claims.attributes(attributes.into());
+    }
+    let claims = claims.build().map_err(claims_error)?;
+    let token = state
+        .issuer
+        .mint(&claims)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    tracing::info!(
+        chat_user_id = token.chat_user_id(),
+        expires_at = token.expires_at(),
+        "token issued"
+    );
+    Ok(TokenResponse::new(
+        &token,
+        UserView {
+            id: user_id,
+            email,
+            firstname,
+            lastname,
+        },
+    ))
+}

@@ -1,0 +1,545 @@
+//! The HTTP API through `tower::ServiceExt::oneshot`: status, error code and headers of every answer.
+
+#![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{API_KEY, Options, PROJECT, from_address, post_json, test_app, with_api_key};
+use serde_json::json;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = test_app(Options::default()).await;
+    let reply = app
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn auth_mints_a_token_tiledesk_accepts() {
+    let app = test_app(Options::default()).await;
+    let user = app
+        .add_user("andrew@scientists.com", "correct horse", Some("Andrew"))
+        .await;
+    let reply = app
+        .send(post_json(
+            "/auth",
+            r#"{"email": "Andrew@Scientists.com", "password": "correct horse"}"#,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.json["user"],
+        json!({"id": user.id, "email": "andrew@scientists.com", "firstname": "Andrew", "lastname": null})
+    );
+    let expires_at = reply.json["expires_at"].as_u64().unwrap();
+    assert!(expires_at.abs_diff(now() + 3600) <= 5, "{expires_at}");
+
+    let token = reply.json["token"].as_str().unwrap();
+    let report = tiledesk_jwt::check(token, &common::project(), &common::secret());
+    assert!(report.findings().is_empty(), "{report}");
+    let claims = report.claims().unwrap();
+    assert_eq!(claims["_id"], format!("{PROJECT}_{}", user.id));
+    assert_eq!(claims["firstname"], "Andrew");
+    assert_eq!(claims["email"], "andrew@scientists.com");
+    assert_eq!(claims["exp"], expires_at);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_answer() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let wrong = app
+        .send(post_json(
+            "/auth",
+            r#"{"email": "andrew@scientists.com", "password": "nope"}"#,
+        ))
+        .await;
+    let unknown = app
+        .send(post_json(
+            "/auth",
+            r#"{"email": "nobody@scientists.com", "password": "nope"}"#,
+        ))
+        .await;
+    for reply in [&wrong, &unknown] {
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply.code(), "invalid_credentials");
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    assert_eq!(wrong.text, unknown.text);
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_but_the_real_user_gets_in_elsewhere() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let attacker = [203, 0, 113, 7];
+    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
+    for attempt in 0..5 {
+        let reply = app.send(from_address(post_json("/auth", wrong), attacker)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let blocked = app.send(from_address(post_json("/auth", wrong), attacker)).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(blocked.code(), "too_many_attempts");
+    let retry_after: u64 = blocked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+
+    let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    let still_blocked = app.send(from_address(post_json("/auth", right), attacker)).await;
+    assert_eq!(
+        still_blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password, from there"
+    );
+    let real_user = app
+        .send(from_address(post_json("/auth", right), [198, 51, 100, 1]))
+        .await;
+    assert_eq!(real_user.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tokens_route_needs_a_configured_key() {
+    let app = test_app(Options::default()).await;
+    let reply = app
+        .send(with_api_key(
+            post_json("/tokens", r#"{"user_id": "42"}"#),
+            &format!("Bearer {API_KEY}"),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.code(), "not_found");
+}
+
+#[tokio::test]
+async fn tokens_route_checks_the_key_before_the_body() {
+    let app = test_app(Options {
+        api_key: true,
+        ..Options::default()
+    })
+    .await;
+    let missing = app.send(post_json("/tokens", "not even json")).await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (StatusCode::UNAUTHORIZED, "missing_api_key")
+    );
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    for bad in [
+        "Bearer wrong-key-0123456789",
+        "Basic c2l0ZQ==",
+        API_KEY,
+        "Bearer",
+        &format!("Bearer {API_KEY}x"),
+    ] {
+        let reply = app
+            .send(with_api_key(post_json("/tokens", r#"{"user_id": "42"}"#), bad))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_route_mints_for_the_given_user() {
+    let app = test_app(Options {
+        api_key: true,
+        ..Options::default()
+    })
+    .await;
+    let body = json!({"user_id": "site-user-7", "firstname": "Marie", "lastname": "Curie",
+                      "email": "marie@scientists.com", "attributes": {"plan": "pro", "seats": 3}});
+    let reply = app
+        .send(with_api_key(
+            post_json("/tokens", body.to_string()),
+            &format!("bearer {API_KEY}"),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.json["user"],
+        json!({"id": "site-user-7", "email": "marie@scientists.com", "firstname": "Marie", "lastname": "Curie"})
+    );
+    let report = tiledesk_jwt::check(
+        reply.json["token"].as_str().unwrap(),
+        &common::project(),
+        &common::secret(),
+    );
+    assert!(report.findings().is_empty(), "{report}");
+    let claims = report.claims().unwrap();
+    assert_eq!(claims["_id"], format!("{PROJECT}_site-user-7"));
+    assert_eq!(claims["attributes"], json!({"plan": "pro", "seats": 3}));
+    assert!(claims.get("plan").is_none(), "attributes stay nested");
+}
+
+/// Every bad body gets a 4xx with a stable code: never a 5xx, never a panic.
+#[tokio::test]
+async fn bad_input_gets_a_precise_4xx() {
+    let app = test_app(Options {
+        api_key: true,
+        ..Options::default()
+    })
+    .await;
+    let long = "x".repeat(300);
+    let cases: Vec<(&str, Option<&str>, String, StatusCode, &str)> = vec![
+        // (path, content type, body, status, code)
+        (
+            "/auth",
+            Some("application/json"),
+            "{".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            "".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            "[]".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            "\"a@b.co\"".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "/auth",
+            Some("text/plain"),
+            r#"{"email":"a@b.co","password":"p"}"#.into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "/auth",
+            None,
+            r#"{"email":"a@b.co","password":"p"}"#.into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "/auth",
+            Some("application/x-www-form-urlencoded"),
+            "email=a@b.co&password=p".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            format!(r#"{{"email":"a@b.co","password":"{}"}}"#, "p".repeat(20_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"password":"p"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"a@b.co"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"","password":"p"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":null,"password":"p"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":42,"password":"p"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"a@b.co","password":["p"]}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"not-an-email","password":"p"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            format!(r#"{{"email":"{long}@b.co","password":"p"}}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            format!(r#"{{"email":"a@b.co","password":"{}"}}"#, "p".repeat(1025)),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"a@b.co","password":"p","remember":true}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"a@b.co","password":"p","role":"agent"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/auth",
+            Some("application/json"),
+            r#"{"email":"a@b.co","email":"c@d.co","password":"p"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "duplicate_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            "{}".into(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": 42}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            format!(r#"{{"user_id": "{long}"}}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "a\nb"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "a\u0000b"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "email": "nope"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "firstname": {"x": 1}}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            format!(r#"{{"user_id": "1", "lastname": "{long}"}}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "attributes": [1]}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "attributes": "x"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "nickname": "x"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "role": "owner"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "_id": "admin"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "exp": 9999999999}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "attributes": {"role": "agent"}}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "attributes": {"SUB": "x"}}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "attributes": {"aud": "x"}}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "reserved_claim",
+        ),
+        (
+            "/tokens",
+            Some("application/json"),
+            r#"{"user_id": "1", "user_id": "2"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "duplicate_field",
+        ),
+    ];
+    for (path, content_type, body, status, code) in cases {
+        let mut request = Request::post(path);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let request = with_api_key(
+            request.body(Body::from(body.clone())).unwrap(),
+            &format!("Bearer {API_KEY}"),
+        );
+        let reply = app.send(request).await;
+        let shown = &body[..body.len().min(80)];
+        assert_eq!(reply.status, status, "{path} {shown}: {}", reply.text);
+        assert_eq!(reply.code(), code, "{path} {shown}");
+        assert!(
+            reply.json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{path} {shown}"
+        );
+    }
+    let alive = app
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(alive.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = test_app(Options::default()).await;
+    let reply = app.send(Request::get("/nope").body(Body::empty()).unwrap()).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "not_found"));
+    let reply = app.send(Request::get("/auth").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let reply = app
+        .send(Request::delete("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+fn preflight(origin: &str) -> Request<Body> {
+    Request::options("/auth")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cors_only_for_configured_origins() {
+    let app = test_app(Options {
+        origins: vec!["https://shop.example.com"],
+        ..Options::default()
+    })
+    .await;
+    let allowed = app.send(preflight("https://shop.example.com")).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://shop.example.com")
+    );
+    let other = app.send(preflight("https://evil.example.net")).await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+
+    let mut login = post_json("/auth", r#"{"email":"a@b.co","password":"p"}"#);
+    login
+        .headers_mut()
+        .insert("origin", "https://evil.example.net".parse().unwrap());
+    let reply = app.send(login).await;
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+
+    let none = test_app(Options::default()).await;
+    let reply = none.send(preflight("https://shop.example.com")).await;
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        None,
+        "no origins configured: same-origin only"
+    );
+}
