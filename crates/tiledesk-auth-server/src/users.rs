@@ -124,7 +124,7 @@ impl UserStore {
 
     /// Every user, oldest first.
     pub async fn list(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY created_at, id"))
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY created_at, rowid"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(user_from_row).collect()

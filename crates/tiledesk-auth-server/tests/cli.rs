@@ -1,0 +1,359 @@
+//! The `tiledesk-auth` command line, run as a process: start-up checks, users, token, check-token.
+
+#![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::{PROJECT, SECRET, run_cli};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+fn project_env() -> Vec<(&'static str, &'static str)> {
+    vec![("TILEDESK_PROJECT_ID", PROJECT), ("TILEDESK_SECRET", SECRET)]
+}
+
+#[test]
+fn serve_without_project_or_secret_stops_with_one_line_before_binding() {
+    // Hold the port: a server that tried to bind first would fail with "cannot listen" instead.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let (code, _, stderr) = run_cli(&["serve", "--listen", &addr], &[("TILEDESK_SECRET", SECRET)], "");
+    assert_eq!(code, 2);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no Tiledesk project id") && stderr.contains("TILEDESK_PROJECT_ID"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run_cli(
+        &["serve", "--listen", &addr],
+        &[("TILEDESK_PROJECT_ID", PROJECT)],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no Tiledesk project secret"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-secret");
+    let (code, _, stderr) = run_cli(
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--secret-file",
+            missing.to_str().unwrap(),
+        ],
+        &[("TILEDESK_PROJECT_ID", PROJECT)],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("missing-secret"),
+        "the error names the file: {stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_reason() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["serve", "--token-ttl", "48h"], "between 1s and 24h"),
+        (&["serve", "--allowed-origin", "*"], "list the origins"),
+        (&["serve", "--project-id", "a/b"], "invalid project id"),
+        (&["serve", "--api-key", "short"], "at least 16"),
+    ];
+    for (args, expected) in cases {
+        let (code, _, stderr) = run_cli(args, &project_env(), "");
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+fn db_args(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("users.db").display())
+}
+
+fn list(db: &str) -> Vec<Value> {
+    let (code, stdout, stderr) = run_cli(&["users", "list", "--json", "--database", db], &[], "");
+    assert_eq!(code, 0, "{stderr}");
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn users_add_list_set_password_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_args(&dir);
+    let (code, stdout, stderr) = run_cli(
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "andrew@scientists.com",
+            "--first-name",
+            "Andrew",
+            "--attribute",
+            "plan=pro",
+            "--password-stdin",
+        ],
+        &[],
+        "correct horse\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("added andrew@scientists.com"), "{stdout}");
+    let users = list(&db);
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["email"], "andrew@scientists.com");
+    assert_eq!(users[0]["firstname"], "Andrew");
+    assert_eq!(users[0]["attributes"], json!({"plan": "pro"}));
+    assert!(
+        users[0].get("password_hash").is_none(),
+        "the hash is never listed"
+    );
+    let id = users[0]["id"].as_str().unwrap().to_owned();
+
+    let (code, _, stderr) = run_cli(
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "ANDREW@scientists.com",
+            "--password-stdin",
+        ],
+        &[],
+        "x\n",
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    let (code, _, stderr) = run_cli(
+        &["users", "add", "--database", &db, "--email", "new@scientists.com"],
+        &[],
+        "",
+    );
+    assert_eq!(code, 2, "a password is never taken from the command line");
+    assert!(stderr.contains("--password-stdin"), "{stderr}");
+    let (code, _, stderr) = run_cli(
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "new@scientists.com",
+            "--password-stdin",
+        ],
+        &[],
+        "\n",
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("password is empty"), "{stderr}");
+    let (code, _, stderr) = run_cli(
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "new@scientists.com",
+            "--attribute",
+            "role=agent",
+            "--password-stdin",
+        ],
+        &[],
+        "pw\n",
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("reserved"), "{stderr}");
+
+    let (code, _, stderr) = run_cli(
+        &[
+            "users",
+            "set-password",
+            "--database",
+            &db,
+            "andrew@scientists.com",
+            "--password-stdin",
+        ],
+        &[],
+        "new pw\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(list(&db)[0]["id"], id, "the id survives a password change");
+
+    let (code, _, stderr) = run_cli(&["users", "remove", "--database", &db, &id], &[], "");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(list(&db).is_empty());
+    let (code, _, stderr) = run_cli(
+        &["users", "remove", "--database", &db, "andrew@scientists.com"],
+        &[],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no user"), "{stderr}");
+}
+
+#[test]
+fn users_import_is_all_or_nothing_and_names_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_args(&dir);
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "email,password,first_name,plan\na@b.co,pw1,Ann,pro\nnot-an-email,pw2,Bob,\nc@d.co,pw3,,\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_cli(
+        &["users", "import", "--database", &db, bad.to_str().unwrap()],
+        &[],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("bad.csv:3:") && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert!(list(&db).is_empty());
+
+    let dup = dir.path().join("dup.jsonl");
+    std::fs::write(
+        &dup,
+        "{\"email\":\"a@b.co\",\"password\":\"pw\"}\n{\"email\":\"A@B.co\",\"password\":\"pw\"}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_cli(
+        &["users", "import", "--database", &db, dup.to_str().unwrap()],
+        &[],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("dup.jsonl:2:") && stderr.contains("line 1"),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "email,password,first_name,last_name,plan\na@b.co,pw1,Ann,Lee,pro\nc@d.co,pw3,,,\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_cli(
+        &["users", "import", "--database", &db, good.to_str().unwrap()],
+        &[],
+        "",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("imported 2 users"));
+    let users = list(&db);
+    assert_eq!(users[0]["lastname"], "Lee");
+    assert_eq!(users[0]["attributes"], json!({"plan": "pro"}));
+
+    // Importing again collides with the stored users: refused whole, the line named.
+    let (code, _, stderr) = run_cli(
+        &["users", "import", "--database", &db, good.to_str().unwrap()],
+        &[],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("good.csv:2:") && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    assert_eq!(list(&db).len(), 2);
+}
+
+#[test]
+fn token_command_prints_a_clean_token() {
+    let (code, stdout, stderr) = run_cli(
+        &["token", "--user-id", "42", "--attribute", "plan=pro"],
+        &project_env(),
+        "",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let token = stdout.trim();
+    assert!(
+        token.starts_with("JWT ") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    let report = tiledesk_jwt::check(token, &common::project(), &common::secret());
+    assert!(report.findings().is_empty(), "{report}");
+    assert_eq!(report.claims().unwrap()["attributes"], json!({"plan": "pro"}));
+
+    let (code, _, stderr) = run_cli(&["token", "--user-id", "42", "--ttl", "25h"], &project_env(), "");
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run_cli(
+        &["token", "--user-id", "42"],
+        &[("TILEDESK_PROJECT_ID", PROJECT)],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("secret"), "{stderr}");
+}
+
+fn signed(payload: &Value) -> String {
+    let jwt = encode(
+        &Header::default(),
+        payload,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    format!("JWT {jwt}")
+}
+
+fn far_future() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600
+}
+
+#[test]
+fn check_token_flags_role_missing_expiry_and_other_project() {
+    let aud = format!("https://tiledesk.com/projects/{PROJECT}");
+    let id = format!("{PROJECT}_42");
+    let cases = [
+        (
+            json!({"_id": id, "sub": "userexternal", "aud": aud, "exp": far_future(), "role": "agent"}),
+            "role_claim",
+            "DANGEROUS",
+        ),
+        (
+            json!({"_id": id, "sub": "userexternal", "aud": aud}),
+            "missing_expiry",
+            "DANGEROUS",
+        ),
+        (
+            json!({"_id": id, "sub": "userexternal", "aud": "https://tiledesk.com/projects/other", "exp": far_future()}),
+            "other_project",
+            "REJECTED",
+        ),
+    ];
+    for (payload, code_name, verdict) in cases {
+        let (code, stdout, stderr) = run_cli(&["check-token", &signed(&payload)], &project_env(), "");
+        assert_eq!(code, 1, "{payload}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(code_name) && stdout.starts_with(verdict),
+            "{payload}: {stdout}"
+        );
+    }
+
+    let clean = json!({"_id": id, "sub": "userexternal", "aud": aud, "exp": far_future()});
+    let (code, stdout, stderr) = run_cli(
+        &["check-token", "-"],
+        &project_env(),
+        &format!("{}\n", signed(&clean)),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("OK"), "{stdout}");
+
+    let (code, stdout, _) = run_cli(&["check-token", "not a token"], &project_env(), "");
+    assert_eq!(code, 1);
+    assert!(stdout.starts_with("REJECTED"), "{stdout}");
+}
