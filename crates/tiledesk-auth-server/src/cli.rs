@@ -111,7 +111,7 @@ pub struct ServeArgs {
     /// expires the widget must be signed in again.
     #[arg(long, env = "TILEDESK_TOKEN_TTL", default_value = "1h", value_parser = parse_ttl)]
     pub token_ttl: Duration,
-    /// A browser origin allowed to call the service cross-origin, e.g. https://www.example.com.
+    /// A browser origin allowed to call the service cross-origin, such as <https://www.example.com>.
     /// Repeat for several (comma-separated in the environment); none means same-origin only.
     #[arg(long = "allowed-origin", env = "TILEDESK_AUTH_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<HeaderValue>,
