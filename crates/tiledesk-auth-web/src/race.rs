@@ -1,0 +1,43 @@
+//! A step with a deadline: the first of the step and a timer to finish wins.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use gloo_timers::future::TimeoutFuture;
+
+use crate::error::AuthError;
+
+struct Race<A, B> {
+    first: Pin<Box<A>>,
+    second: Pin<Box<B>>,
+}
+
+impl<T, A: Future<Output = T>, B: Future<Output = T>> Future for Race<A, B> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        if let Poll::Ready(value) = this.first.as_mut().poll(cx) {
+            return Poll::Ready(value);
+        }
+        this.second.as_mut().poll(cx)
+    }
+}
+
+/// Runs `step`, failing with `AuthError::Timeout(what)` after `ms` milliseconds.
+pub(crate) async fn with_timeout<T>(
+    ms: u32,
+    what: &'static str,
+    step: impl Future<Output = Result<T, AuthError>>,
+) -> Result<T, AuthError> {
+    let timer = async move {
+        TimeoutFuture::new(ms).await;
+        Err(AuthError::Timeout(what))
+    };
+    Race {
+        first: Box::pin(step),
+        second: Box::pin(timer),
+    }
+    .await
+}

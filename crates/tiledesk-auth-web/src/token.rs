@@ -1,0 +1,167 @@
+//! Getting a token from the site (its endpoint or the page's callback) and reading it.
+
+use gloo_net::http::Request;
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::RequestCredentials;
+
+use crate::error::AuthError;
+use crate::options::TokenSource;
+
+/// A token ready for the widget, and when it expires.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SiteToken {
+    /// `JWT <jwt>`.
+    pub(crate) value: String,
+    /// `exp` in Unix seconds, from the endpoint's `expires_at` or the token itself.
+    pub(crate) expires_at: Option<f64>,
+}
+
+/// Asks the site for a token.
+pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> {
+    let (raw, expires_at) = match source {
+        TokenSource::Endpoint { url, credentials } => from_endpoint(url, credentials.as_ref()).await?,
+        TokenSource::Callback(callback) => from_callback(callback).await?,
+    };
+    let value = normalize(&raw)?;
+    let expires_at = expires_at.or_else(|| expiry_of(&value));
+    Ok(SiteToken { value, expires_at })
+}
+
+async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(String, Option<f64>), AuthError> {
+    let builder = Request::post(url)
+        .credentials(RequestCredentials::SameOrigin)
+        .header("Accept", "application/json");
+    let request = match credentials {
+        Some(body) => {
+            let text = js_sys::JSON::stringify(body)
+                .map_err(|_| AuthError::BadOptions("`credentials` cannot be sent as JSON".to_owned()))?;
+            builder
+                .header("Content-Type", "application/json")
+                .body(JsValue::from(text))
+        }
+        None => builder.build(),
+    }
+    .map_err(|e| AuthError::Network(e.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| AuthError::Network(e.to_string()))?;
+    let status = response.status();
+    if status == 401 || status == 403 {
+        return Err(AuthError::AuthRejected(status));
+    }
+    if !response.ok() {
+        return Err(AuthError::AuthEndpoint(format!("HTTP {status}")));
+    }
+    // The browser's own JSON parser: no serde_json in the module.
+    let not_json = || AuthError::AuthEndpoint("the body is not JSON".to_owned());
+    let text = response.text().await.map_err(|_| not_json())?;
+    let body = js_sys::JSON::parse(&text).map_err(|_| not_json())?;
+    read_token_object(&body)
+}
+
+async fn from_callback(callback: &Function) -> Result<(String, Option<f64>), AuthError> {
+    let failed = |e: JsValue| {
+        let detail = e
+            .dyn_ref::<js_sys::Error>()
+            .map_or_else(|| "getToken() failed".to_owned(), |e| e.message().into());
+        AuthError::AuthEndpoint(detail)
+    };
+    let mut value = callback.call0(&JsValue::NULL).map_err(failed)?;
+    if let Some(promise) = value.dyn_ref::<Promise>() {
+        value = JsFuture::from(promise.clone()).await.map_err(failed)?;
+    }
+    match value.as_string() {
+        Some(token) => Ok((token, None)),
+        None => read_token_object(&value),
+    }
+}
+
+/// Reads `{token, expires_at | expiresAt}`.
+fn read_token_object(body: &JsValue) -> Result<(String, Option<f64>), AuthError> {
+    let token = Reflect::get(body, &"token".into())
+        .ok()
+        .and_then(|t| t.as_string())
+        .ok_or_else(|| AuthError::AuthEndpoint("the answer holds no `token` string".to_owned()))?;
+    let expires_at = ["expires_at", "expiresAt"]
+        .iter()
+        .find_map(|k| Reflect::get(body, &(*k).into()).ok().and_then(|v| v.as_f64()));
+    Ok((token, expires_at))
+}
+
+/// `JWT <jwt>` from what the site gave: a bare JWT gets the prefix, never twice; another scheme is refused.
+pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
+    let raw = raw.trim();
+    let jwt = match raw.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("jwt") => rest.trim(),
+        Some((scheme, _)) => {
+            let shown: String = scheme.chars().take(16).collect();
+            return Err(AuthError::AuthEndpoint(format!(
+                "the token has the scheme `{shown}`; Tiledesk needs `JWT`"
+            )));
+        }
+        None => raw,
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let looks_like_jwt = parts.len() == 3
+        && parts[..2].iter().all(|p| !p.is_empty())
+        && jwt
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !looks_like_jwt {
+        return Err(AuthError::AuthEndpoint(
+            "the answer's `token` is not a JWT".to_owned(),
+        ));
+    }
+    Ok(format!("JWT {jwt}"))
+}
+
+/// The `exp` claim of `JWT <jwt>`, read without verifying (the widget and Tiledesk verify).
+pub(crate) fn expiry_of(token: &str) -> Option<f64> {
+    let payload = token.strip_prefix("JWT ").unwrap_or(token).split('.').nth(1)?;
+    let mut base64: String = payload
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !base64.len().is_multiple_of(4) {
+        base64.push('=');
+    }
+    let text = web_sys::window()?.atob(&base64).ok()?;
+    let claims = js_sys::JSON::parse(&text).ok()?;
+    Reflect::get(&claims, &"exp".into()).ok()?.as_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJfaWQiOiIxIn0.c2lnbmF0dXJl";
+
+    #[test]
+    fn adds_the_prefix_once() {
+        assert_eq!(normalize(JWT).unwrap(), format!("JWT {JWT}"));
+        assert_eq!(normalize(&format!("JWT {JWT}")).unwrap(), format!("JWT {JWT}"));
+        assert_eq!(normalize(&format!("jwt {JWT}\n")).unwrap(), format!("JWT {JWT}"));
+        assert_eq!(normalize(&format!("  {JWT}  ")).unwrap(), format!("JWT {JWT}"));
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_non_tokens() {
+        for bad in [
+            format!("Bearer {JWT}"),
+            "".to_owned(),
+            "JWT ".to_owned(),
+            "a.b".to_owned(),
+            "<b>.x.y z".to_owned(),
+            "..".to_owned(),
+        ] {
+            assert!(normalize(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

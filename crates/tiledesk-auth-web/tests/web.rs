@@ -1,0 +1,432 @@
+//! Browser tests, in headless Chromium through `wasm-pack test`, against the stand-in Tiledesk loader and the
+//! mock Tiledesk API (`tiledesk-mock`), whose URL comes in at build time as `TILEDESK_MOCK_URL`
+//! (`cargo xtask test` starts the mock and sets it). The mock holds the project [`PROJECT`].
+
+#![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used, missing_docs)] // test code: a failure should panic with its error
+
+use js_sys::{Function, JSON, Promise, Reflect};
+use tiledesk_auth_web::TiledeskAuth;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const PROJECT: &str = "wasmtest0123456789abcdef";
+
+fn mock() -> &'static str {
+    // A missing URL fails every test with this message instead of skipping anything.
+    match option_env!("TILEDESK_MOCK_URL") {
+        Some(url) => url,
+        None => panic!("build with TILEDESK_MOCK_URL set: run `cargo xtask test`"),
+    }
+}
+
+fn eval(code: &str) -> JsValue {
+    js_sys::eval(code).unwrap()
+}
+
+/// Removes every trace of a previous test's widget from the page.
+fn reset() {
+    eval(
+        "for (const id of ['tiledesk-jssdk', 'tiledeskdiv']) { const e = document.getElementById(id); if (e) e.remove(); }
+         delete window.tiledesk; delete window.Tiledesk; delete window.tiledeskSettings; delete window.tileDeskAsyncInit;
+         localStorage.clear();",
+    );
+}
+
+fn settings() -> String {
+    format!(r#"{{"apiUrl": "{}/api/", "fakeBootDelayMs": 10}}"#, mock())
+}
+
+/// Options for `user` with the test-site endpoint; `query` adds to its query string, `extra` to the object.
+fn options(user: &str, query: &str, extra: &str) -> JsValue {
+    let m = mock();
+    JSON::parse(&format!(
+        r#"{{"projectId": "{PROJECT}", "authUrl": "{m}/test-site/auth?user={user}{query}",
+            "widgetUrl": "{m}/widget/launch.js", "settings": {}, "timeoutMs": 5000 {extra}}}"#,
+        settings()
+    ))
+    .unwrap()
+}
+
+async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+fn get(value: &JsValue, key: &str) -> JsValue {
+    Reflect::get(value, &key.into()).unwrap()
+}
+
+fn text(value: &JsValue, key: &str) -> Option<String> {
+    get(value, key).as_string()
+}
+
+fn widget_visible() -> bool {
+    eval("(() => { const e = document.getElementById('tiledeskdiv'); return !!e && e.style.display === 'block'; })()")
+        .as_bool()
+        .unwrap()
+}
+
+fn widget_user() -> Option<String> {
+    eval("(() => { const e = document.getElementById('tiledeskdiv'); return e ? e.getAttribute('data-user-id') : null; })()")
+        .as_string()
+}
+
+fn stored_token() -> Option<String> {
+    eval(&format!(
+        "localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken')"
+    ))
+    .as_string()
+}
+
+async fn request_count(user: &str) -> f64 {
+    let promise: Promise = eval(&format!(
+        "fetch('{}/test-site/count?user={user}').then(r => r.json()).then(b => b.count)",
+        mock()
+    ))
+    .unchecked_into();
+    settle(promise).await.unwrap().as_f64().unwrap()
+}
+
+/// The standard Tiledesk snippet, as a page has it, with the stand-in loader.
+fn install_page_snippet() {
+    let m = mock();
+    eval(&format!(
+        "window.tiledeskSettings = Object.assign({{ projectid: '{PROJECT}' }}, {});
+         (function(d, s, id) {{ var w = window; var i = function() {{ i.c(arguments); }}; i.q = []; i.c = function(args) {{ i.q.push(args); }};
+           w.Tiledesk = i; var js, fjs = d.getElementsByTagName(s)[0]; if (d.getElementById(id)) return;
+           js = d.createElement(s); js.id = id; js.async = true; js.src = '{m}/widget/launch.js'; fjs.parentNode.insertBefore(js, fjs);
+         }}(document, 'script', 'tiledesk-jssdk'));",
+        settings()
+    ));
+}
+
+fn expect_code(error: &JsValue, code: &str) {
+    assert!(error.is_instance_of::<js_sys::Error>(), "a real Error");
+    assert_eq!(
+        text(error, "code").as_deref(),
+        Some(code),
+        "{:?}",
+        text(error, "message")
+    );
+}
+
+/// Records every status the object reports.
+fn record_statuses(auth: &TiledeskAuth) -> std::rc::Rc<std::cell::RefCell<Vec<String>>> {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+        sink.borrow_mut().push(text(&s, "status").unwrap());
+    })
+    .into_js_value();
+    let _ = auth.on_state_change(listener.unchecked_into());
+    seen
+}
+
+#[wasm_bindgen_test]
+async fn happy_path_signs_in_and_shows_the_widget() {
+    reset();
+    let auth = TiledeskAuth::new(&options("happy", "", "")).unwrap();
+    let seen = record_statuses(&auth);
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    let chat_id = format!("{PROJECT}_happy");
+    assert_eq!(text(&state, "userId"), Some(chat_id.clone()));
+    let expires_at = get(&state, "expiresAt").as_f64().unwrap();
+    assert!(
+        (expires_at - js_sys::Date::now() / 1000.0 - 3600.0).abs() < 30.0,
+        "{expires_at}"
+    );
+    assert!(get(&state, "error").is_null());
+    assert!(widget_visible());
+    assert_eq!(widget_user(), Some(chat_id));
+    assert!(stored_token().unwrap().starts_with("JWT "));
+    assert_eq!(*seen.borrow(), ["loading", "authenticated"]);
+    assert_eq!(
+        eval("document.querySelectorAll('#tiledesk-jssdk').length").as_f64(),
+        Some(1.0)
+    );
+    assert_eq!(eval("window.tiledeskSettings.autoStart").as_bool(), Some(false));
+}
+
+#[wasm_bindgen_test]
+async fn page_with_the_snippet_still_queuing() {
+    reset();
+    install_page_snippet();
+    eval("window.Tiledesk('onInit', function () {});"); // the page's own queued call survives the replay
+    let auth = TiledeskAuth::new(&options("snippet", "", "")).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert!(widget_visible());
+    assert_eq!(
+        eval("document.querySelectorAll('#tiledesk-jssdk').length").as_f64(),
+        Some(1.0),
+        "no second loader"
+    );
+    assert!(
+        eval("typeof window.Tiledesk.q === 'undefined'")
+            .as_bool()
+            .unwrap(),
+        "the queue was replayed"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn widget_that_already_booted() {
+    reset();
+    install_page_snippet();
+    let booted: Promise = eval(
+        "new Promise((resolve) => window.Tiledesk('onLoadParams', () => window.tiledesk.on('onBeforeInit', resolve)))",
+    )
+    .unchecked_into();
+    settle(booted).await.unwrap();
+    assert!(
+        eval("typeof window.tiledesk.signInWithCustomToken === 'function'")
+            .as_bool()
+            .unwrap()
+    );
+    let auth = TiledeskAuth::new(&options("booted", "", "")).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert_eq!(widget_user(), Some(format!("{PROJECT}_booted")));
+    assert!(widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn endpoint_401_is_auth_rejected_and_the_widget_stays_hidden() {
+    reset();
+    let auth = TiledeskAuth::new(&options("refused", "&status=401", "")).unwrap();
+    let error = settle(auth.sign_in()).await.unwrap_err();
+    expect_code(&error, "auth_rejected");
+    let state = auth.state();
+    assert_eq!(text(&state, "status").as_deref(), Some("error"));
+    assert_eq!(
+        text(&get(&state, "error"), "code").as_deref(),
+        Some("auth_rejected")
+    );
+    assert!(!widget_visible());
+    assert_eq!(stored_token(), None);
+}
+
+#[wasm_bindgen_test]
+async fn endpoint_500_or_without_a_token_is_auth_endpoint() {
+    reset();
+    let auth = TiledeskAuth::new(&options("broken", "&status=500", "")).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_endpoint");
+    let auth = TiledeskAuth::new(&options("empty", "&empty=true", "")).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_endpoint");
+    assert!(!widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn unreachable_endpoint_is_network() {
+    reset();
+    let opts = options("unreachable", "", "");
+    Reflect::set(&opts, &"authUrl".into(), &"http://127.0.0.1:9/auth".into()).unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "network");
+}
+
+#[wasm_bindgen_test]
+async fn slow_endpoint_is_timeout() {
+    reset();
+    let opts = options("slow", "&delay_ms=3000", "");
+    Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(300)).unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "timeout");
+    assert!(!widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn loader_that_fails_to_load_is_widget_load() {
+    reset();
+    let opts = options("noloader", "", "");
+    Reflect::set(
+        &opts,
+        &"widgetUrl".into(),
+        &format!("{}/widget/missing.js", mock()).into(),
+    )
+    .unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "widget_load");
+}
+
+#[wasm_bindgen_test]
+async fn widget_refusing_the_token_is_sign_in_rejected() {
+    reset();
+    let auth = TiledeskAuth::new(&options("expired", "&expired=true", "")).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "sign_in_rejected");
+    assert!(!widget_visible());
+    assert_eq!(stored_token(), None);
+}
+
+#[wasm_bindgen_test]
+async fn on_failure_anonymous_shows_the_widget_anonymously() {
+    reset();
+    let auth = TiledeskAuth::new(&options("anon", "&expired=true", r#", "onFailure": "anonymous""#)).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("anonymous"));
+    assert_eq!(
+        text(&get(&state, "error"), "code").as_deref(),
+        Some("sign_in_rejected")
+    );
+    assert!(widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn an_expired_stored_session_is_cleared_before_the_widget_boots() {
+    reset();
+    let expired: Promise = eval(&format!(
+        "fetch('{}/test-site/auth?user=stale&expired=true', {{method: 'POST'}}).then(r => r.json()).then(b => b.token)",
+        mock()
+    ))
+    .unchecked_into();
+    let expired = settle(expired).await.unwrap().as_string().unwrap();
+    eval(&format!(
+        "localStorage.setItem('widget_sv5_{PROJECT}_tiledeskToken', '{expired}');
+         localStorage.setItem('widget_sv5_{PROJECT}_currentUser', '{{\"_id\":\"{PROJECT}_stale\"}}');"
+    ));
+    let auth = TiledeskAuth::new(&options("fresh", "", "")).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert!(
+        widget_visible(),
+        "the widget did not dispose itself over the stale token"
+    );
+    assert_eq!(widget_user(), Some(format!("{PROJECT}_fresh")));
+    assert_ne!(stored_token(), Some(expired));
+}
+
+#[wasm_bindgen_test]
+async fn refreshes_with_a_fresh_token_before_expiry() {
+    reset();
+    let auth = TiledeskAuth::new(&options("refresh", "&ttl=3", "")).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    let first = get(&state, "expiresAt").as_f64().unwrap();
+    let first_token = stored_token().unwrap();
+    let refreshed: Promise = Promise::new(&mut |resolve: Function, _reject: Function| {
+        let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            if text(&s, "status").as_deref() == Some("authenticated") {
+                let _ = resolve.call1(&JsValue::NULL, &s);
+            }
+        })
+        .into_js_value();
+        let _ = auth.on_state_change(listener.unchecked_into());
+    });
+    let next = settle(refreshed).await.unwrap();
+    let second = get(&next, "expiresAt").as_f64().unwrap();
+    assert!(second > first, "a new token: {first} then {second}");
+    assert!(
+        second - js_sys::Date::now() / 1000.0 > 1.0,
+        "refreshed before the first one expired"
+    );
+    assert_eq!(request_count("refresh").await, 2.0);
+    assert_ne!(
+        stored_token().unwrap(),
+        first_token,
+        "the widget holds the fresh token"
+    );
+    assert!(widget_visible());
+    drop(auth); // stops the next refresh timer
+}
+
+#[wasm_bindgen_test]
+async fn sign_out_logs_out_clears_and_hides() {
+    reset();
+    let auth = TiledeskAuth::new(&options("leaving", "", "")).unwrap();
+    settle(auth.sign_in()).await.unwrap();
+    assert!(stored_token().is_some() && widget_visible());
+    let state = settle(auth.sign_out()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("signed_out"));
+    assert!(get(&state, "userId").is_null());
+    assert_eq!(stored_token(), None);
+    assert_eq!(
+        eval(&format!(
+            "localStorage.getItem('widget_sv5_{PROJECT}_currentUser')"
+        ))
+        .as_string(),
+        None
+    );
+    assert!(!widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn concurrent_sign_ins_make_one_request() {
+    reset();
+    let auth = TiledeskAuth::new(&options("twice", "", "")).unwrap();
+    let (a, b) = (auth.sign_in(), auth.sign_in());
+    assert!(
+        JsValue::from(a.clone()) == JsValue::from(b.clone()),
+        "the same Promise"
+    );
+    let (a, b) = (settle(a).await.unwrap(), settle(b).await.unwrap());
+    assert_eq!(text(&a, "status"), text(&b, "status"));
+    assert_eq!(request_count("twice").await, 1.0);
+}
+
+#[wasm_bindgen_test]
+async fn sign_out_during_sign_in_wins() {
+    reset();
+    let auth = TiledeskAuth::new(&options("racer", "&delay_ms=300", "")).unwrap();
+    let signing_in = auth.sign_in();
+    let out = settle(auth.sign_out()).await.unwrap();
+    assert_eq!(text(&out, "status").as_deref(), Some("signed_out"));
+    let state = settle(signing_in).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("signed_out"));
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
+    assert!(!widget_visible());
+    assert_eq!(stored_token(), None);
+}
+
+#[wasm_bindgen_test]
+async fn get_token_callback_with_a_bare_jwt_gets_the_prefix_once() {
+    reset();
+    let m = mock().to_owned();
+    let get_token = Closure::<dyn FnMut() -> Promise>::new(move || {
+        eval(&format!(
+            "fetch('{m}/test-site/auth?user=callback&bare=true', {{method: 'POST'}}).then(r => r.json()).then(b => b.token)"
+        ))
+        .unchecked_into()
+    })
+    .into_js_value();
+    let opts = options("unused", "", "");
+    Reflect::delete_property::<JsValue>(opts.unchecked_ref(), &"authUrl".into()).unwrap();
+    Reflect::set(&opts, &"getToken".into(), &get_token).unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_callback")));
+    let stored = stored_token().unwrap();
+    assert!(
+        stored.starts_with("JWT ") && !stored.starts_with("JWT JWT"),
+        "{stored}"
+    );
+}
+
+#[wasm_bindgen_test]
+fn bad_options_throw_bad_options() {
+    for bad in [
+        "{}",
+        r#"{"projectId": ""}"#,
+        r#"{"projectId": "a/b"}"#,
+        r#"{"projectId": "p", "authUrl": "/auth", "colour": "red"}"#,
+        r#"{"projectId": "p", "timeoutMs": 0}"#,
+        r#"{"projectId": "p", "onFailure": "explode"}"#,
+        r#"{"projectId": "p", "refresh": "yes"}"#,
+        r#"{"projectId": "p", "credentials": [1]}"#,
+    ] {
+        let error = TiledeskAuth::new(&JSON::parse(bad).unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+        expect_code(&error, "bad_options");
+    }
+    expect_code(
+        &TiledeskAuth::new(&JsValue::from("p")).err().unwrap(),
+        "bad_options",
+    );
+    let both = JSON::parse(r#"{"projectId": "p", "authUrl": "/auth"}"#).unwrap();
+    Reflect::set(&both, &"getToken".into(), &Function::new_no_args("return 'x'")).unwrap();
+    expect_code(&TiledeskAuth::new(&both).err().unwrap(), "bad_options");
+}
