@@ -4,9 +4,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use gloo_timers::future::TimeoutFuture;
+use gloo_timers::callback::Timeout;
 
 use crate::error::AuthError;
+use crate::oneshot;
+
+/// Resolves after `ms` milliseconds. Dropping it clears the browser timer.
+async fn sleep(ms: u32) {
+    let (sender, fired) = oneshot::channel();
+    let _timer = Timeout::new(ms, move || sender.send(()));
+    fired.await;
+}
 
 struct Race<A, B> {
     first: Pin<Box<A>>,
@@ -32,7 +40,7 @@ pub(crate) async fn with_timeout<T>(
     step: impl Future<Output = Result<T, AuthError>>,
 ) -> Result<T, AuthError> {
     let timer = async move {
-        TimeoutFuture::new(ms).await;
+        sleep(ms).await;
         Err(AuthError::Timeout(what))
     };
     Race {

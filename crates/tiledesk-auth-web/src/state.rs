@@ -1,12 +1,12 @@
-//! What the page sees: `{status, userId, expiresAt, error}`.
+//! What the page sees: `{status, userId, expiresAt, error}`, a plain JS object.
 
-use serde::Serialize;
+use js_sys::{Object, Reflect};
+use wasm_bindgen::JsValue;
 
 use crate::error::AuthError;
 
 /// Where the visitor stands with the widget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
     Idle,
     Loading,
@@ -16,8 +16,21 @@ pub(crate) enum Status {
     Error,
 }
 
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Loading => "loading",
+            Self::Authenticated => "authenticated",
+            Self::Anonymous => "anonymous",
+            Self::SignedOut => "signed_out",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// An error as the state shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ErrorInfo {
     pub(crate) code: &'static str,
     pub(crate) message: String,
@@ -33,8 +46,7 @@ impl From<&AuthError> for ErrorInfo {
 }
 
 /// The state handed to `onStateChange` listeners and returned by `signIn`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct AuthState {
     pub(crate) status: Status,
     /// The visitor's chat user id (`<project id>_<site user id>`), once the widget reports it online.
@@ -42,6 +54,10 @@ pub(crate) struct AuthState {
     /// When the current token expires, in Unix seconds.
     pub(crate) expires_at: Option<f64>,
     pub(crate) error: Option<ErrorInfo>,
+}
+
+fn set(object: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(object, &key.into(), value);
 }
 
 impl AuthState {
@@ -54,8 +70,27 @@ impl AuthState {
         }
     }
 
-    pub(crate) fn to_js(&self) -> wasm_bindgen::JsValue {
-        let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
-        self.serialize(&serializer).unwrap_or(wasm_bindgen::JsValue::NULL)
+    /// A fresh plain object, so a listener that changes it changes nothing here.
+    pub(crate) fn to_js(&self) -> JsValue {
+        let state = Object::new();
+        set(&state, "status", &self.status.as_str().into());
+        set(
+            &state,
+            "userId",
+            &self.user_id.as_deref().map_or(JsValue::NULL, JsValue::from),
+        );
+        set(
+            &state,
+            "expiresAt",
+            &self.expires_at.map_or(JsValue::NULL, JsValue::from),
+        );
+        let error = self.error.as_ref().map_or(JsValue::NULL, |e| {
+            let error = Object::new();
+            set(&error, "code", &e.code.into());
+            set(&error, "message", &e.message.as_str().into());
+            error.into()
+        });
+        set(&state, "error", &error);
+        state.into()
     }
 }

@@ -1,12 +1,12 @@
 //! Getting a token from the site (its endpoint or the page's callback) and reading it.
 
-use gloo_net::http::Request;
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::RequestCredentials;
+use web_sys::{RequestCredentials, RequestInit, Response};
 
 use crate::error::AuthError;
+use crate::js_message;
 use crate::options::TokenSource;
 
 /// A token ready for the widget, and when it expires.
@@ -30,24 +30,24 @@ pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> 
 }
 
 async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(String, Option<f64>), AuthError> {
-    let builder = Request::post(url)
-        .credentials(RequestCredentials::SameOrigin)
-        .header("Accept", "application/json");
-    let request = match credentials {
-        Some(body) => {
-            let text = js_sys::JSON::stringify(body)
-                .map_err(|_| AuthError::BadOptions("`credentials` cannot be sent as JSON".to_owned()))?;
-            builder
-                .header("Content-Type", "application/json")
-                .body(JsValue::from(text))
-        }
-        None => builder.build(),
+    let network = |e: JsValue| AuthError::Network(js_message(&e));
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(RequestCredentials::SameOrigin);
+    let headers = Object::new();
+    let _ = Reflect::set(&headers, &"Accept".into(), &"application/json".into());
+    if let Some(body) = credentials {
+        let text = js_sys::JSON::stringify(body)
+            .map_err(|_| AuthError::BadOptions("`credentials` cannot be sent as JSON".to_owned()))?;
+        let _ = Reflect::set(&headers, &"Content-Type".into(), &"application/json".into());
+        init.set_body(&text);
     }
-    .map_err(|e| AuthError::Network(e.to_string()))?;
-    let response = request
-        .send()
+    init.set_headers(&headers);
+    let window = web_sys::window().ok_or_else(|| AuthError::Network("no window".to_owned()))?;
+    let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| AuthError::Network(e.to_string()))?;
+        .map_err(network)?
+        .unchecked_into();
     let status = response.status();
     if status == 401 || status == 403 {
         return Err(AuthError::AuthRejected(status));
@@ -57,18 +57,18 @@ async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(Stri
     }
     // The browser's own JSON parser: no serde_json in the module.
     let not_json = || AuthError::AuthEndpoint("the body is not JSON".to_owned());
-    let text = response.text().await.map_err(|_| not_json())?;
+    let text = response.text().map_err(|_| not_json())?;
+    let text = JsFuture::from(text)
+        .await
+        .map_err(|_| not_json())?
+        .as_string()
+        .ok_or_else(not_json)?;
     let body = js_sys::JSON::parse(&text).map_err(|_| not_json())?;
     read_token_object(&body)
 }
 
 async fn from_callback(callback: &Function) -> Result<(String, Option<f64>), AuthError> {
-    let failed = |e: JsValue| {
-        let detail = e
-            .dyn_ref::<js_sys::Error>()
-            .map_or_else(|| "getToken() failed".to_owned(), |e| e.message().into());
-        AuthError::AuthEndpoint(detail)
-    };
+    let failed = |e: JsValue| AuthError::AuthEndpoint(format!("getToken(): {}", js_message(&e)));
     let mut value = callback.call0(&JsValue::NULL).map_err(failed)?;
     if let Some(promise) = value.dyn_ref::<Promise>() {
         value = JsFuture::from(promise.clone()).await.map_err(failed)?;

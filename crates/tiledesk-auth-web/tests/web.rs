@@ -430,3 +430,27 @@ fn bad_options_throw_bad_options() {
     Reflect::set(&both, &"getToken".into(), &Function::new_no_args("return 'x'")).unwrap();
     expect_code(&TiledeskAuth::new(&both).err().unwrap(), "bad_options");
 }
+
+#[wasm_bindgen_test]
+async fn an_unexpected_offline_signs_in_again_with_a_fresh_token() {
+    reset();
+    let auth = TiledeskAuth::new(&options("dropped", "", "")).unwrap();
+    settle(auth.sign_in()).await.unwrap();
+    assert_eq!(request_count("dropped").await, 1.0);
+    let online_again: Promise = eval(
+        "new Promise((resolve) => window.tiledesk.on('onAuthStateChanged', (e) => {
+             if (e.detail.event === 'online' && e.detail.isLogged) resolve(e.detail.user_id);
+         }))",
+    )
+    .unchecked_into();
+    // The widget reports the visitor offline though nobody signed out (a dropped chat connection).
+    eval(
+        "document.getElementById('tiledeskdiv').dispatchEvent(new CustomEvent('onAuthStateChanged',
+             { detail: { event: 'offline', isLogged: false } }))",
+    );
+    let user = settle(online_again).await.unwrap();
+    assert_eq!(user.as_string(), Some(format!("{PROJECT}_dropped")));
+    assert_eq!(request_count("dropped").await, 2.0, "a fresh token was fetched");
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("authenticated"));
+    assert!(widget_visible());
+}
