@@ -107,7 +107,52 @@
     var panel = document.createElement("div");
     panel.className = "tiledesk-stand-in-panel";
     root.appendChild(panel);
+    // A minimal conversation, kept per chat user by the mock API, so two browsers show the same history.
+    var messages = document.createElement("ul");
+    messages.className = "tiledesk-stand-in-messages";
+    root.appendChild(messages);
+    var composer = document.createElement("form");
+    composer.className = "tiledesk-stand-in-composer";
+    var input = document.createElement("input");
+    input.name = "message";
+    input.placeholder = "Write a message";
+    var send = document.createElement("button");
+    send.type = "submit";
+    send.textContent = "Send";
+    composer.appendChild(input);
+    composer.appendChild(send);
+    root.appendChild(composer);
     document.body.appendChild(root);
+
+    function showMessages(list) {
+      messages.textContent = "";
+      (list || []).forEach(function (m) {
+        var item = document.createElement("li");
+        item.textContent = m.text;
+        messages.appendChild(item);
+      });
+    }
+
+    function loadConversation() {
+      var token = localStorage.getItem(TOKEN_KEY);
+      if (!token) return Promise.resolve();
+      return fetch(apiUrl + "conversations", { headers: { Authorization: token } })
+        .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+        .then(function (body) { showMessages(body.messages); root.setAttribute("data-messages", String(body.messages.length)); });
+    }
+
+    composer.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var token = localStorage.getItem(TOKEN_KEY);
+      var text = input.value.trim();
+      if (!token || !loggedIn || !text) return;
+      input.value = "";
+      fetch(apiUrl + "conversations", {
+        method: "POST",
+        headers: { Authorization: token, "Content-Type": "application/json" },
+        body: JSON.stringify({ text: text }),
+      }).then(loadConversation);
+    });
 
     var visible = false;
     var firstShowSwallowed = !settings.startHidden;
@@ -121,6 +166,7 @@
         ? "Tiledesk (stand-in): signed in as " + (currentUser.fullName || currentUser._id) + " [" + currentUser._id + "]"
         : "Tiledesk (stand-in): anonymous";
       root.setAttribute("data-user-id", loggedIn && currentUser ? currentUser._id : "");
+      composer.hidden = !loggedIn;
     }
 
     function fire(name, detail) {
@@ -176,6 +222,7 @@
             loggedIn = true;
             render();
             authState("online", true, body.user._id);
+            loadConversation();
             return body.user;
           });
         });
@@ -207,6 +254,7 @@
         clearSession();
         loggedIn = false;
         currentUser = null;
+        showMessages([]);
         render();
         authState("offline", false, undefined);
         authState("offline", false, undefined);

@@ -110,6 +110,13 @@ fn have(program: &str, arg: &str) -> bool {
 // ---------------------------------------------------------------------------------------------- setup
 
 fn setup() -> anyhow::Result<()> {
+    setup_build()?;
+    setup_browser()
+}
+
+/// What building the browser module needs: Rust components, the wasm target, wasm-bindgen-cli, wasm-pack,
+/// Node.js and binaryen.
+fn setup_build() -> anyhow::Result<()> {
     let installed = String::from_utf8(
         Command::new("rustup")
             .args(["component", "list", "--installed"])
@@ -150,6 +157,15 @@ fn setup() -> anyhow::Result<()> {
         run(cargo().args(["install", "wasm-pack", "--version", WASM_PACK]))
             .with_context(|| format!("run by hand: cargo install wasm-pack --version {WASM_PACK}"))?;
     }
+    // Node runs the Tiledesk interop test and binaryen's wasm-opt.
+    if !have("node", "--version") || !have("npm", "--version") {
+        bail!("Node.js and npm are needed; install them (Debian: apt-get install nodejs npm)");
+    }
+    install_binaryen()
+}
+
+/// What the browser tests need: Chromium and its driver, from Debian through apt.
+fn setup_browser() -> anyhow::Result<()> {
     let missing: Vec<&str> = [("chromium", "chromium"), ("chromedriver", "chromium-driver")]
         .into_iter()
         .filter(|(program, _)| !have(program, "--version"))
@@ -170,11 +186,7 @@ fn setup() -> anyhow::Result<()> {
             bail!("run by hand, as root: apt-get update && apt-get install -y {packages}");
         }
     }
-    // Node runs the Tiledesk interop test and binaryen's wasm-opt.
-    if !have("node", "--version") || !have("npm", "--version") {
-        bail!("Node.js and npm are needed; install them (Debian: apt-get install nodejs npm)");
-    }
-    install_binaryen()
+    Ok(())
 }
 
 // ----------------------------------------------------------------------------------------------- test
@@ -331,7 +343,7 @@ fn test() -> anyhow::Result<()> {
     );
 
     step("starting the mock Tiledesk API for the browser tests");
-    match MockTiledesk::start(WEB_TEST_PROJECT) {
+    match MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?) {
         Ok(mock) => {
             let mut browser = wasm_pack();
             browser
@@ -530,11 +542,11 @@ struct MockTiledesk {
 }
 
 impl MockTiledesk {
-    fn start(project: &str) -> anyhow::Result<Self> {
+    fn start(project: &str, secret: &str) -> anyhow::Result<Self> {
         run(cargo().args(["build", "--quiet", "--package", "tiledesk-mock"]))?;
         let mut child = Command::new(root().join("target/debug/tiledesk-mock"))
             .args(["--listen", "127.0.0.1:0", "--project-id", project])
-            .env("TILEDESK_SECRET", random_hex(24)?)
+            .env("TILEDESK_SECRET", secret)
             .env_remove("TILEDESK_SECRET_FILE")
             .stdout(Stdio::piped())
             .spawn()
@@ -570,16 +582,39 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
 }
 
 fn demo() -> anyhow::Result<()> {
-    step("building tiledesk-auth");
-    run(cargo().args(["build", "--quiet", "--package", "tiledesk-auth-server"]))?;
+    setup_build()?;
+    step("building tiledesk-auth, the mock Tiledesk and the browser module");
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "tiledesk-auth-server",
+        "--package",
+        "tiledesk-mock",
+    ]))?;
+    let package = pkg()?;
     let binary = root().join("target/debug/tiledesk-auth");
 
+    // A throwaway project: its id, secret, database and site, all under target/demo.
     let dir = root().join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("pkg"))?;
+    for file in ["index.html", "demo.js", "demo.css"] {
+        std::fs::copy(root().join("web").join(file), site.join(file))
+            .with_context(|| format!("web/{file}"))?;
+    }
+    for file in [
+        "tiledesk_auth_web.js",
+        "tiledesk_auth_web_bg.wasm",
+        "tiledesk_auth_web.d.ts",
+    ] {
+        std::fs::copy(package.join(file), site.join("pkg").join(file))?;
+    }
     let project_id = random_hex(12)?; // the shape of a Tiledesk project id
+    let secret = random_hex(24)?;
     let secret_file = dir.join("project-secret");
-    std::fs::write(&secret_file, random_hex(24)?)?;
+    std::fs::write(&secret_file, &secret)?;
     let database = format!("sqlite://{}", dir.join("users.db").display());
     let email = "andrew@scientists.com";
     let password = random_hex(8)?;
@@ -607,21 +642,36 @@ fn demo() -> anyhow::Result<()> {
         bail!("could not create the demo user");
     }
 
+    step("starting the mock Tiledesk API and stand-in widget");
+    let mock = MockTiledesk::start(&project_id, &secret)?;
+    let config = format!(
+        r#"{{"projectId": "{project_id}", "widgetUrl": "{url}/widget/launch.js", "settings": {{"apiUrl": "{url}/api/", "fakeBootDelayMs": 300}}}}"#,
+        url = mock.url
+    );
+    std::fs::write(site.join("demo-config.json"), config)?;
+
     let listen = "127.0.0.1:3000";
     println!(
-        "\nThe demo service is starting on http://{listen} (project {project_id}).\n\
-         Demo user: {email}, password: {password} (printed once; the database is in target/demo).\n\
-         Sign in and get a Tiledesk token:\n\n  \
-         curl -s http://{listen}/auth -H 'content-type: application/json' \\\n    \
-         -d '{{\"email\": \"{email}\", \"password\": \"{password}\"}}'\n\n\
-         Stop with Ctrl-C.\n"
+        "\nOpen http://{listen}/ and sign in as {email}, password {password}\n\
+         (printed once; everything lives in target/demo and is thrown away on the next run).\n\
+         The stand-in widget appears signed in as the demo user. Sign in from a second browser or a private\n\
+         window: the same chat identity and the same messages. Stop with Ctrl-C.\n"
     );
     let status = Command::new(&binary)
-        .args(["serve", "--listen", listen, "--database", &database])
+        .args([
+            "serve",
+            "--listen",
+            listen,
+            "--database",
+            &database,
+            "--static-dir",
+        ])
+        .arg(&site)
         .env("TILEDESK_PROJECT_ID", &project_id)
         .env("TILEDESK_SECRET_FILE", &secret_file)
         .env_remove("TILEDESK_SECRET")
         .status()?;
+    drop(mock);
     if !status.success() {
         bail!("tiledesk-auth exited with {status}");
     }

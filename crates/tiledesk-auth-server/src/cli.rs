@@ -126,6 +126,9 @@ pub struct ServeArgs {
     /// A file holding the API key for POST /tokens.
     #[arg(long, env = "TILEDESK_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// A directory of static files to serve at / (your site, same-origin with /auth: no CORS needed).
+    #[arg(long, env = "TILEDESK_AUTH_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 }
 
 /// `tiledesk-auth users ...`.
@@ -285,6 +288,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (project, secret) = args.project.resolve()?;
     let api_key = args.api_key()?;
+    if let Some(dir) = &args.static_dir
+        && !dir.is_dir()
+    {
+        bail!("the static directory {} does not exist", dir.display());
+    }
     let issuer = TokenIssuer::new(project, secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)
         .await
@@ -296,6 +304,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
         api_key,
         allowed_origins: args.allowed_origins.into(),
+        static_dir: args.static_dir.map(Into::into),
     };
     let listener = TcpListener::bind(args.listen)
         .await

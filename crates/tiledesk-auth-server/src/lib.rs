@@ -19,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tiledesk_jwt::TokenIssuer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -46,9 +47,12 @@ pub struct AppState {
     pub api_key: Option<ApiKey>,
     /// Origins allowed to call the service from a browser; empty means same-origin only.
     pub allowed_origins: Arc<[HeaderValue]>,
+    /// A directory of static files served at `/` (the site itself, same-origin with `/auth`); none by default.
+    pub static_dir: Option<Arc<std::path::Path>>,
 }
 
-/// The whole HTTP service: `POST /auth`, `POST /tokens` (with an API key configured), `GET /healthz`.
+/// The whole HTTP service: `POST /auth`, `POST /tokens` (with an API key configured), `GET /healthz`, and the
+/// static files of `static_dir` for every other `GET`.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(routes::health::router())
@@ -63,8 +67,12 @@ pub fn app(state: AppState) -> Router {
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
             .max_age(std::time::Duration::from_secs(600))
     });
+    router = match &state.static_dir {
+        // ServeDir refuses paths that leave the directory (`..`) and answers 404 for missing files.
+        Some(dir) => router.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        None => router.fallback(routes::not_found),
+    };
     router
-        .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::overriding(

@@ -543,3 +543,65 @@ async fn cors_only_for_configured_origins() {
         "no origins configured: same-origin only"
     );
 }
+
+#[tokio::test]
+async fn static_dir_serves_the_site_beside_the_api() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "<h1>shop</h1>").unwrap();
+    std::fs::create_dir(site.path().join("pkg")).unwrap();
+    std::fs::write(site.path().join("pkg/module.wasm"), b"\0asm").unwrap();
+    let app = test_app(Options {
+        static_dir: Some(site.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+
+    let page = app.send(Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.text, "<h1>shop</h1>");
+    let wasm = app
+        .send(Request::get("/pkg/module.wasm").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(
+        wasm.header("content-type"),
+        Some("application/wasm"),
+        "streaming instantiation needs it"
+    );
+    let missing = app
+        .send(Request::get("/nope.html").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let escape = app
+        .send(Request::get("/../Cargo.toml").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(
+        escape.status,
+        StatusCode::NOT_FOUND,
+        "no file outside the directory"
+    );
+    let escape = app
+        .send(
+            Request::get("/pkg/%2e%2e/%2e%2e/etc/passwd")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        escape.status,
+        StatusCode::NOT_FOUND,
+        "no file outside the directory"
+    );
+
+    let api = app
+        .send(post_json("/auth", r#"{"email": "a@b.co", "password": "x"}"#))
+        .await;
+    assert_eq!(
+        (api.status, api.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+        "the API is unchanged"
+    );
+    let health = app
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(health.status, StatusCode::OK);
+}

@@ -454,3 +454,27 @@ async fn an_unexpected_offline_signs_in_again_with_a_fresh_token() {
     assert_eq!(text(&auth.state(), "status").as_deref(), Some("authenticated"));
     assert!(widget_visible());
 }
+
+#[wasm_bindgen_test]
+async fn a_freed_object_leaves_no_listener_or_timer_behind() {
+    reset();
+    // Refresh due at 80% of 2 s; the positive cases are the offline and refresh tests above.
+    let auth = TiledeskAuth::new(&options("freed", "&ttl=2", "")).unwrap();
+    settle(auth.sign_in()).await.unwrap();
+    eval(
+        "window.__fetches = 0; window.__realFetch = window.fetch;
+         window.fetch = function (...args) { window.__fetches++; return window.__realFetch.apply(this, args); };",
+    );
+    drop(auth);
+    eval(
+        "document.getElementById('tiledeskdiv').dispatchEvent(new CustomEvent('onAuthStateChanged',
+             { detail: { event: 'offline', isLogged: false } }))",
+    );
+    // Timers fire in deadline order: this one runs after the refresh timer would have.
+    let later: Promise = eval("new Promise((resolve) => setTimeout(resolve, 2500))").unchecked_into();
+    settle(later).await.unwrap();
+    let fetches = eval("window.__fetches").as_f64();
+    eval("window.fetch = window.__realFetch;");
+    assert_eq!(fetches, Some(0.0), "no refresh and no re-sign-in after free()");
+    assert_eq!(request_count("freed").await, 1.0);
+}

@@ -31,6 +31,7 @@ pub struct TestApp {
 pub struct Options {
     pub api_key: bool,
     pub origins: Vec<&'static str>,
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 pub fn project() -> ProjectId {
@@ -56,6 +57,7 @@ pub async fn test_app(options: Options) -> TestApp {
             .map(|o| o.parse().unwrap())
             .collect::<Vec<_>>()
             .into(),
+        static_dir: options.static_dir.map(Into::into),
     };
     TestApp {
         router: app(state.clone()),
