@@ -322,8 +322,8 @@ fn test() -> anyhow::Result<()> {
         false,
     );
     gates.run(
-        "cargo test --workspace",
-        cargo().args(["test", "--workspace"]),
+        "cargo test --workspace (all but the end-to-end tests, which need the package)",
+        cargo().args(["test", "--workspace", "--exclude", "tiledesk-e2e"]),
         true,
     );
     gates.run(
@@ -400,6 +400,19 @@ fn test() -> anyhow::Result<()> {
             gates.tally.failed += 1;
             gates.failures.push("wasm size budget".to_owned());
         }
+    }
+
+    // The demo end to end: the binaries built by `cargo test` above and the package just built.
+    let before = gates.tally.passed;
+    gates.run(
+        "end-to-end tests (the demo in headless Chromium)",
+        cargo().args(["test", "--package", "tiledesk-e2e", "--", "--test-threads=2"]),
+        true,
+    );
+    if gates.tally.passed == before && !gates.failures.iter().any(|f| f.starts_with("end-to-end")) {
+        eprintln!("FAILED: the end-to-end suite ran no test");
+        gates.tally.failed += 1;
+        gates.failures.push("end-to-end tests ran no test".to_owned());
     }
 
     println!();

@@ -107,6 +107,9 @@ struct Inner {
     /// Resolved by the next `online` with `isLogged`, with the chat user id.
     online: RefCell<Option<oneshot::Sender<Option<String>>>>,
     shown: Cell<bool>,
+    /// Signed in and not signing out: an `offline` from the widget then means a lost session to restore.
+    /// Cleared before anything else by sign-out and drop, because the widget's own `logout` fires `offline`.
+    expect_online: Cell<bool>,
 }
 
 fn now_secs() -> f64 {
@@ -152,6 +155,7 @@ impl TiledeskAuth {
                 auth_listener: RefCell::new(None),
                 online: RefCell::new(None),
                 shown: Cell::new(false),
+                expect_online: Cell::new(false),
             }),
         })
     }
@@ -251,6 +255,7 @@ impl Inner {
 
     /// Stops everything under way: sign-in, refresh timer, the wait for `online`.
     fn stop_work(&self) {
+        self.expect_online.set(false);
         self.generation.set(self.generation.get().wrapping_add(1));
         self.in_flight.borrow_mut().take();
         self.refresh_timer.borrow_mut().take();
@@ -329,6 +334,7 @@ impl Inner {
             error: None,
         };
         self.set_state(state.clone());
+        self.expect_online.set(true);
         self.schedule_refresh(token.expires_at);
         Ok(state)
     }
@@ -398,7 +404,7 @@ impl Inner {
         } else if kind == "offline"
             && !logged
             && self.options.refresh
-            && self.state.borrow().status == Status::Authenticated
+            && self.expect_online.get()
             && self.in_flight.borrow().is_none()
         {
             // We expected the visitor online: sign in again now.
@@ -467,6 +473,7 @@ impl Inner {
         }
         widget::hide();
         self.shown.set(false);
+        self.expect_online.set(false);
         let state = AuthState {
             status: Status::Error,
             error: Some(ErrorInfo::from(&err)),
@@ -520,6 +527,7 @@ impl Inner {
                     expires_at: token.expires_at,
                     error: None,
                 });
+                self.expect_online.set(true);
                 self.schedule_refresh(token.expires_at);
             }
             Err(err) => {
@@ -527,6 +535,7 @@ impl Inner {
                 if left > 2.0 {
                     self.schedule_refresh_in(((left / 2.0).min(30.0) * 1000.0) as u32);
                 } else {
+                    self.expect_online.set(false);
                     let state = AuthState {
                         status: Status::Error,
                         error: Some(ErrorInfo::from(&err)),

@@ -478,3 +478,24 @@ async fn a_freed_object_leaves_no_listener_or_timer_behind() {
     assert_eq!(fetches, Some(0.0), "no refresh and no re-sign-in after free()");
     assert_eq!(request_count("freed").await, 1.0);
 }
+
+#[wasm_bindgen_test]
+async fn signing_out_does_not_sign_the_visitor_back_in() {
+    reset();
+    let auth = TiledeskAuth::new(&options("stays-out", "", "")).unwrap();
+    settle(auth.sign_in()).await.unwrap();
+    eval(
+        "window.__fetches = 0; window.__realFetch = window.fetch;
+         window.fetch = function (...args) { window.__fetches++; return window.__realFetch.apply(this, args); };",
+    );
+    // The widget's own logout fires `offline`: that is no lost session to restore.
+    settle(auth.sign_out()).await.unwrap();
+    // A re-sign-in would have called fetch from a microtask queued during the logout.
+    let next_task: Promise = eval("new Promise((resolve) => setTimeout(resolve, 0))").unchecked_into();
+    settle(next_task).await.unwrap();
+    let fetches = eval("window.__fetches").as_f64();
+    eval("window.fetch = window.__realFetch;");
+    assert_eq!(fetches, Some(0.0), "no token request after sign-out");
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
+    assert_eq!(stored_token(), None);
+}
