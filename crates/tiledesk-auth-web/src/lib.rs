@@ -473,14 +473,19 @@ impl Inner {
         }
         widget::hide();
         self.shown.set(false);
+        self.enter_error(&err);
+        Err(err)
+    }
+
+    /// The `error` state, keeping what the state knew of the visitor; no lost session to restore any more.
+    fn enter_error(&self, err: &AuthError) {
         self.expect_online.set(false);
         let state = AuthState {
             status: Status::Error,
-            error: Some(ErrorInfo::from(&err)),
+            error: Some(ErrorInfo::from(err)),
             ..self.state.borrow().clone()
         };
         self.set_state(state);
-        Err(err)
     }
 
     fn schedule_refresh(self: &Rc<Self>, expires_at: Option<f64>) {
@@ -535,13 +540,7 @@ impl Inner {
                 if left > 2.0 {
                     self.schedule_refresh_in(((left / 2.0).min(30.0) * 1000.0) as u32);
                 } else {
-                    self.expect_online.set(false);
-                    let state = AuthState {
-                        status: Status::Error,
-                        error: Some(ErrorInfo::from(&err)),
-                        ..self.state.borrow().clone()
-                    };
-                    self.set_state(state);
+                    self.enter_error(&err);
                 }
             }
         }

@@ -103,6 +103,21 @@ fn install_page_snippet() {
     ));
 }
 
+/// From now on, counts the page's calls to `fetch` (the module's token requests among them).
+fn count_fetches() {
+    eval(
+        "window.__fetches = 0; window.__realFetch = window.fetch;
+         window.fetch = function (...args) { window.__fetches++; return window.__realFetch.apply(this, args); };",
+    );
+}
+
+/// The calls counted since [`count_fetches`], which this undoes.
+fn fetches_counted() -> Option<f64> {
+    let count = eval("window.__fetches").as_f64();
+    eval("window.fetch = window.__realFetch;");
+    count
+}
+
 fn expect_code(error: &JsValue, code: &str) {
     assert!(error.is_instance_of::<js_sys::Error>(), "a real Error");
     assert_eq!(
@@ -461,10 +476,7 @@ async fn a_freed_object_leaves_no_listener_or_timer_behind() {
     // Refresh due at 80% of 2 s; the positive cases are the offline and refresh tests above.
     let auth = TiledeskAuth::new(&options("freed", "&ttl=2", "")).unwrap();
     settle(auth.sign_in()).await.unwrap();
-    eval(
-        "window.__fetches = 0; window.__realFetch = window.fetch;
-         window.fetch = function (...args) { window.__fetches++; return window.__realFetch.apply(this, args); };",
-    );
+    count_fetches();
     drop(auth);
     eval(
         "document.getElementById('tiledeskdiv').dispatchEvent(new CustomEvent('onAuthStateChanged',
@@ -473,8 +485,7 @@ async fn a_freed_object_leaves_no_listener_or_timer_behind() {
     // Timers fire in deadline order: this one runs after the refresh timer would have.
     let later: Promise = eval("new Promise((resolve) => setTimeout(resolve, 2500))").unchecked_into();
     settle(later).await.unwrap();
-    let fetches = eval("window.__fetches").as_f64();
-    eval("window.fetch = window.__realFetch;");
+    let fetches = fetches_counted();
     assert_eq!(fetches, Some(0.0), "no refresh and no re-sign-in after free()");
     assert_eq!(request_count("freed").await, 1.0);
 }
@@ -484,17 +495,13 @@ async fn signing_out_does_not_sign_the_visitor_back_in() {
     reset();
     let auth = TiledeskAuth::new(&options("stays-out", "", "")).unwrap();
     settle(auth.sign_in()).await.unwrap();
-    eval(
-        "window.__fetches = 0; window.__realFetch = window.fetch;
-         window.fetch = function (...args) { window.__fetches++; return window.__realFetch.apply(this, args); };",
-    );
+    count_fetches();
     // The widget's own logout fires `offline`: that is no lost session to restore.
     settle(auth.sign_out()).await.unwrap();
     // A re-sign-in would have called fetch from a microtask queued during the logout.
     let next_task: Promise = eval("new Promise((resolve) => setTimeout(resolve, 0))").unchecked_into();
     settle(next_task).await.unwrap();
-    let fetches = eval("window.__fetches").as_f64();
-    eval("window.fetch = window.__realFetch;");
+    let fetches = fetches_counted();
     assert_eq!(fetches, Some(0.0), "no token request after sign-out");
     assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
     assert_eq!(stored_token(), None);

@@ -236,27 +236,21 @@ impl Browser {
             .for_element(Locator::Css("#sign-in:not([disabled])"))
             .await
             .unwrap();
-        self.client
-            .find(Locator::Id("email"))
-            .await
-            .unwrap()
-            .send_keys(EMAIL)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(password)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Id("sign-in"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.type_into(Locator::Id("email"), EMAIL).await;
+        self.type_into(Locator::Id("password"), password).await;
+        self.click(Locator::Id("sign-in")).await;
+    }
+
+    async fn click(&self, at: Locator<'_>) {
+        self.client.find(at).await.unwrap().click().await.unwrap();
+    }
+
+    async fn type_into(&self, at: Locator<'_>, text: &str) {
+        self.client.find(at).await.unwrap().send_keys(text).await.unwrap();
+    }
+
+    async fn wait_for(&self, at: Locator<'_>) {
+        self.client.wait().at_most(WAIT).for_element(at).await.unwrap();
     }
 
     async fn wait_status(&self, status: &str) {
@@ -323,48 +317,27 @@ async fn a_second_browser_is_the_same_chat_identity_with_the_same_conversation()
     let laptop = Browser::open().await;
     laptop.sign_in(&demo, PASSWORD).await;
     laptop.wait_status("authenticated").await;
+    laptop.wait_for(Locator::Css("#tiledeskdiv[data-messages]")).await;
     laptop
-        .client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#tiledeskdiv[data-messages]"))
-        .await
-        .unwrap();
+        .type_into(
+            Locator::Css(".tiledesk-stand-in-composer input"),
+            "Hello from the laptop",
+        )
+        .await;
     laptop
-        .client
-        .find(Locator::Css(".tiledesk-stand-in-composer input"))
-        .await
-        .unwrap()
-        .send_keys("Hello from the laptop")
-        .await
-        .unwrap();
+        .click(Locator::Css(".tiledesk-stand-in-composer button"))
+        .await;
     laptop
-        .client
-        .find(Locator::Css(".tiledesk-stand-in-composer button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    laptop
-        .client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#tiledeskdiv[data-messages='1']"))
-        .await
-        .unwrap();
+        .wait_for(Locator::Css("#tiledeskdiv[data-messages='1']"))
+        .await;
 
     let phone = Browser::open().await;
     phone.sign_in(&demo, PASSWORD).await;
     phone.wait_status("authenticated").await;
     assert_eq!(phone.widget().await, (true, demo.chat_id()));
     phone
-        .client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#tiledeskdiv[data-messages='1']"))
-        .await
-        .unwrap();
+        .wait_for(Locator::Css("#tiledeskdiv[data-messages='1']"))
+        .await;
     let message = phone
         .client
         .find(Locator::Css(".tiledesk-stand-in-messages li"))
@@ -404,14 +377,7 @@ async fn sign_out_clears_the_session_and_a_reload_does_not_bring_it_back() {
     browser.sign_in(&demo, PASSWORD).await;
     browser.wait_status("authenticated").await;
     assert_eq!(browser.stored_tokens().await, 1);
-    browser
-        .client
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Id("sign-out")).await;
     browser.wait_status("signed_out").await;
     assert_eq!(browser.stored_tokens().await, 0);
     assert!(!browser.widget().await.0);
@@ -441,14 +407,7 @@ async fn the_auth_server_stopping_mid_session_is_reported_and_recovery_works() {
     browser.wait_status("authenticated").await;
 
     demo.stop_server();
-    browser
-        .client
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Id("sign-out")).await;
     browser.wait_status("signed_out").await;
     browser
         .client
@@ -458,30 +417,9 @@ async fn the_auth_server_stopping_mid_session_is_reported_and_recovery_works() {
         .clear()
         .await
         .unwrap();
-    browser
-        .client
-        .find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(EMAIL)
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.type_into(Locator::Id("email"), EMAIL).await;
+    browser.type_into(Locator::Id("password"), PASSWORD).await;
+    browser.click(Locator::Id("sign-in")).await;
     browser.wait_status("error").await;
     assert_eq!(
         browser.text("detail").await,
@@ -489,22 +427,8 @@ async fn the_auth_server_stopping_mid_session_is_reported_and_recovery_works() {
     );
 
     demo.start_server();
-    browser
-        .client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.type_into(Locator::Id("password"), PASSWORD).await;
+    browser.click(Locator::Id("sign-in")).await;
     browser.wait_status("authenticated").await;
     assert_eq!(browser.widget().await, (true, demo.chat_id()));
     browser.close().await;
