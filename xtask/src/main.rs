@@ -4,6 +4,7 @@
 //! - `test`: every gate and every test suite; ends with one line `N passed, M failed`.
 //! - `demo`: runs the service locally with a throwaway database and a demo user, and prints the URL.
 //! - `bench`: the benchmarks.
+//! - `dev`: the dev loop: the service and the mock, and `trunk serve` with live reload (installs Trunk).
 //! - `pkg`: the browser module as an ES module package in `target/pkg`, size-optimised.
 
 // A command-line tool's output is its interface.
@@ -23,11 +24,13 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
+        Some("dev") => dev(),
+        Some("dev-assets") => dev_assets(),
         Some("pkg") => setup()
             .and_then(|()| pkg())
             .map(|out| println!("package ready in {}", out.display())),
         _ => {
-            eprintln!("usage: cargo xtask <setup | test | demo | bench | pkg>");
+            eprintln!("usage: cargo xtask <setup | test | demo | dev | bench | pkg>");
             return ExitCode::from(2);
         }
     };
@@ -343,7 +346,7 @@ fn test() -> anyhow::Result<()> {
     );
 
     step("starting the mock Tiledesk API for the browser tests");
-    match MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?) {
+    match MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0") {
         Ok(mock) => {
             let mut browser = wasm_pack();
             browser
@@ -555,10 +558,10 @@ struct MockTiledesk {
 }
 
 impl MockTiledesk {
-    fn start(project: &str, secret: &str) -> anyhow::Result<Self> {
+    fn start(project: &str, secret: &str, listen: &str) -> anyhow::Result<Self> {
         run(cargo().args(["build", "--quiet", "--package", "tiledesk-mock"]))?;
         let mut child = Command::new(root().join("target/debug/tiledesk-mock"))
-            .args(["--listen", "127.0.0.1:0", "--project-id", project])
+            .args(["--listen", listen, "--project-id", project])
             .env("TILEDESK_SECRET", secret)
             .env_remove("TILEDESK_SECRET_FILE")
             .stdout(Stdio::piped())
@@ -594,6 +597,81 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A throwaway project for the demo and the dev loop: its id, secret, user database and demo user.
+struct DemoProject {
+    id: String,
+    secret: String,
+    secret_file: PathBuf,
+    database: String,
+    password: String,
+}
+
+const DEMO_EMAIL: &str = "andrew@scientists.com";
+
+fn tiledesk_auth() -> PathBuf {
+    root().join("target/debug/tiledesk-auth")
+}
+
+/// Creates the project under `dir` (emptied first) with the demo user.
+fn demo_project(dir: &Path) -> anyhow::Result<DemoProject> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let project = DemoProject {
+        id: random_hex(12)?, // the shape of a Tiledesk project id
+        secret: random_hex(24)?,
+        secret_file: dir.join("project-secret"),
+        database: format!("sqlite://{}", dir.join("users.db").display()),
+        password: random_hex(8)?,
+    };
+    std::fs::write(&project.secret_file, &project.secret)?;
+    step(&format!("creating the demo user {DEMO_EMAIL}"));
+    let mut add = Command::new(tiledesk_auth())
+        .args([
+            "users",
+            "add",
+            "--database",
+            &project.database,
+            "--email",
+            DEMO_EMAIL,
+        ])
+        .args([
+            "--first-name",
+            "Andrew",
+            "--last-name",
+            "Wiles",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        &mut add.stdin.take().expect("piped"),
+        format!("{}\n", project.password).as_bytes(),
+    )?;
+    if !add.wait()?.success() {
+        bail!("could not create the demo user");
+    }
+    Ok(project)
+}
+
+/// `tiledesk-auth serve` for the project, with extra arguments.
+fn serve_command(project: &DemoProject, listen: &str) -> Command {
+    let mut command = Command::new(tiledesk_auth());
+    command
+        .args(["serve", "--listen", listen, "--database", &project.database])
+        .env("TILEDESK_PROJECT_ID", &project.id)
+        .env("TILEDESK_SECRET_FILE", &project.secret_file)
+        .env_remove("TILEDESK_SECRET");
+    command
+}
+
+/// The page's `demo-config.json`: which project, where the stand-in loader and the mock API are.
+fn demo_config(project: &DemoProject, mock_base: &str) -> String {
+    format!(
+        r#"{{"projectId": "{}", "widgetUrl": "{mock_base}/widget/launch.js", "settings": {{"apiUrl": "{mock_base}/api/", "fakeBootDelayMs": 300}}}}"#,
+        project.id
+    )
+}
+
 fn demo() -> anyhow::Result<()> {
     setup_build()?;
     step("building tiledesk-auth, the mock Tiledesk and the browser module");
@@ -606,14 +684,40 @@ fn demo() -> anyhow::Result<()> {
         "tiledesk-mock",
     ]))?;
     let package = pkg()?;
-    let binary = root().join("target/debug/tiledesk-auth");
 
-    // A throwaway project: its id, secret, database and site, all under target/demo.
     let dir = root().join("target/demo");
-    let _ = std::fs::remove_dir_all(&dir);
+    let project = demo_project(&dir)?;
     let site = dir.join("site");
+    copy_assets(&site, &package)?;
+    std::fs::copy(root().join("web/index.html"), site.join("index.html"))?;
+
+    step("starting the mock Tiledesk API and stand-in widget");
+    let mock = MockTiledesk::start(&project.id, &project.secret, "127.0.0.1:0")?;
+    std::fs::write(site.join("demo-config.json"), demo_config(&project, &mock.url))?;
+
+    let listen = "127.0.0.1:3000";
+    println!(
+        "\nOpen http://{listen}/ and sign in as {DEMO_EMAIL}, password {}\n\
+         (printed once; everything lives in target/demo and is thrown away on the next run).\n\
+         The stand-in widget appears signed in as the demo user. Sign in from a second browser or a private\n\
+         window: the same chat identity and the same messages. Stop with Ctrl-C.\n",
+        project.password
+    );
+    let status = serve_command(&project, listen)
+        .arg("--static-dir")
+        .arg(&site)
+        .status()?;
+    drop(mock);
+    if !status.success() {
+        bail!("tiledesk-auth exited with {status}");
+    }
+    Ok(())
+}
+
+/// The page's script and style and the package into `site` (not `index.html`: Trunk processes that one).
+fn copy_assets(site: &Path, package: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(site.join("pkg"))?;
-    for file in ["index.html", "demo.js", "demo.css"] {
+    for file in ["demo.js", "demo.css"] {
         std::fs::copy(root().join("web").join(file), site.join(file))
             .with_context(|| format!("web/{file}"))?;
     }
@@ -624,69 +728,75 @@ fn demo() -> anyhow::Result<()> {
     ] {
         std::fs::copy(package.join(file), site.join("pkg").join(file))?;
     }
-    let project_id = random_hex(12)?; // the shape of a Tiledesk project id
-    let secret = random_hex(24)?;
-    let secret_file = dir.join("project-secret");
-    std::fs::write(&secret_file, &secret)?;
-    let database = format!("sqlite://{}", dir.join("users.db").display());
-    let email = "andrew@scientists.com";
-    let password = random_hex(8)?;
+    Ok(())
+}
 
-    step(&format!("creating the demo user {email}"));
-    let mut add = Command::new(&binary)
-        .args([
-            "users",
-            "add",
-            "--database",
-            &database,
-            "--email",
-            email,
-            "--first-name",
-            "Andrew",
-        ])
-        .args(["--last-name", "Wiles", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(
-        &mut add.stdin.take().expect("piped"),
-        format!("{password}\n").as_bytes(),
-    )?;
-    if !add.wait()?.success() {
-        bail!("could not create the demo user");
+// ------------------------------------------------------------------------------------------------ dev
+
+/// Trunk 0.21 (0.22 needs a newer rustc), built from crates.io.
+const TRUNK: &str = "0.21.14";
+
+fn install_trunk() -> anyhow::Result<()> {
+    if command_output("trunk", &["--version"]).is_some_and(|v| v.contains(TRUNK)) {
+        return Ok(());
     }
+    step(&format!("installing trunk {TRUNK} (about 15 minutes, once)"));
+    run(cargo().args(["install", "trunk", "--version", TRUNK, "--locked"]))
+        .with_context(|| format!("run by hand: cargo install trunk --version {TRUNK} --locked"))
+}
 
-    step("starting the mock Tiledesk API and stand-in widget");
-    let mock = MockTiledesk::start(&project_id, &secret)?;
-    let config = format!(
-        r#"{{"projectId": "{project_id}", "widgetUrl": "{url}/widget/launch.js", "settings": {{"apiUrl": "{url}/api/", "fakeBootDelayMs": 300}}}}"#,
-        url = mock.url
+/// A child process stopped when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dev() -> anyhow::Result<()> {
+    setup_build()?;
+    install_trunk()?;
+    step("building tiledesk-auth and the mock Tiledesk");
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "tiledesk-auth-server",
+        "--package",
+        "tiledesk-mock",
+    ]))?;
+    let dir = root().join("target/dev");
+    let project = demo_project(&dir)?;
+    // Relative URLs: Trunk proxies /widget/ and /api/ to the mock, /auth to the service (see Trunk.toml).
+    std::fs::write(dir.join("demo-config.json"), demo_config(&project, ""))?;
+    let _mock = MockTiledesk::start(&project.id, &project.secret, "127.0.0.1:3001")?;
+    let _server = Running(
+        serve_command(&project, "127.0.0.1:3000")
+            .spawn()
+            .context("cannot start tiledesk-auth")?,
     );
-    std::fs::write(site.join("demo-config.json"), config)?;
-
-    let listen = "127.0.0.1:3000";
     println!(
-        "\nOpen http://{listen}/ and sign in as {email}, password {password}\n\
-         (printed once; everything lives in target/demo and is thrown away on the next run).\n\
-         The stand-in widget appears signed in as the demo user. Sign in from a second browser or a private\n\
-         window: the same chat identity and the same messages. Stop with Ctrl-C.\n"
+        "\nOpen http://127.0.0.1:8080/ once Trunk has built, and sign in as {DEMO_EMAIL}, password {}\n\
+         Edits to web/ or to the browser module rebuild and reload the page. Stop with Ctrl-C.\n",
+        project.password
     );
-    let status = Command::new(&binary)
-        .args([
-            "serve",
-            "--listen",
-            listen,
-            "--database",
-            &database,
-            "--static-dir",
-        ])
-        .arg(&site)
-        .env("TILEDESK_PROJECT_ID", &project_id)
-        .env("TILEDESK_SECRET_FILE", &secret_file)
-        .env_remove("TILEDESK_SECRET")
-        .status()?;
-    drop(mock);
-    if !status.success() {
-        bail!("tiledesk-auth exited with {status}");
+    run(Command::new("trunk")
+        .arg("serve")
+        .current_dir(root())
+        .env("TRUNK_OFFLINE", "true"))
+}
+
+/// Trunk's post-build hook: the browser package and the page's own files, into Trunk's staging directory.
+fn dev_assets() -> anyhow::Result<()> {
+    let staging =
+        PathBuf::from(std::env::var("TRUNK_STAGING_DIR").context("run by Trunk (TRUNK_STAGING_DIR)")?);
+    let package = pkg()?;
+    copy_assets(&staging, &package)?;
+    let config = root().join("target/dev/demo-config.json");
+    if config.exists() {
+        std::fs::copy(config, staging.join("demo-config.json"))?;
     }
     Ok(())
 }
