@@ -1,6 +1,6 @@
 //! `cargo xtask <command>`: the project's entry points, so a newcomer and CI run the same thing.
 //!
-//! - `setup`: installs what is missing (idempotent, quiet when everything is there).
+//! - `setup`: installs what is missing (idempotent, quiet when everything is there), Trunk included.
 //! - `test`: every gate and every test suite; ends with one line `N passed, M failed`.
 //! - `demo`: runs the service locally with a throwaway database and a demo user, and prints the URL.
 //! - `bench`: the benchmarks.
@@ -20,7 +20,8 @@ use anyhow::{Context, bail};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("setup") => setup(),
+        // Everything, Trunk included; `test` installs only what the tests need.
+        Some("setup") => setup().and_then(|()| install_trunk()),
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
