@@ -3,7 +3,10 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rand::RngCore;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -23,7 +26,8 @@ pub struct TokenIssuer {
     audience: String,
     secret: ProjectSecret,
     key: EncodingKey,
-    header: Header,
+    /// `base64url(header)` followed by `.`: the same for every token, so encoded once.
+    header_segment: String,
     ttl: Duration,
 }
 
@@ -33,7 +37,7 @@ impl TokenIssuer {
         Self {
             audience: project.audience(),
             key: EncodingKey::from_secret(secret.as_bytes()),
-            header: Header::new(Algorithm::HS256),
+            header_segment: header_segment(),
             project,
             secret,
             ttl: DEFAULT_TOKEN_TTL,
@@ -82,21 +86,37 @@ impl TokenIssuer {
     pub fn mint_at(&self, claims: &VisitorClaims, issued_at: u64) -> Result<VisitorToken, Error> {
         let expires_at = issued_at.checked_add(self.ttl.as_secs()).ok_or(Error::Clock)?;
         let chat_user_id = claims.chat_user_id(&self.project);
+        let jti = random_token_id()?;
         let payload = Payload {
             id: &chat_user_id,
             sub: VISITOR_SUBJECT,
             aud: &self.audience,
             iat: issued_at,
             exp: expires_at,
-            jti: &random_token_id()?,
+            jti: std::str::from_utf8(&jti).map_err(|_| Error::Random)?,
             firstname: claims.firstname.as_deref(),
             lastname: claims.lastname.as_deref(),
             email: claims.email.as_deref(),
             attributes: &claims.attributes,
         };
-        let jwt = jsonwebtoken::encode(&self.header, &payload, &self.key)?;
+        // `JWT ` + header + `.` + payload, signed (by jsonwebtoken) over everything after the scheme.
+        let mut json = Vec::with_capacity(384);
+        serde_json::to_writer(&mut json, &payload).map_err(jsonwebtoken::errors::Error::from)?;
+        let mut value = String::with_capacity(
+            TOKEN_SCHEME_PREFIX.len() + self.header_segment.len() + json.len() * 2 + 48,
+        );
+        value.push_str(TOKEN_SCHEME_PREFIX);
+        value.push_str(&self.header_segment);
+        URL_SAFE_NO_PAD.encode_string(&json, &mut value);
+        let signature = jsonwebtoken::crypto::sign(
+            &value.as_bytes()[TOKEN_SCHEME_PREFIX.len()..],
+            &self.key,
+            Algorithm::HS256,
+        )?;
+        value.push('.');
+        value.push_str(&signature);
         Ok(VisitorToken {
-            value: format!("{TOKEN_SCHEME_PREFIX}{jwt}"),
+            value,
             issued_at,
             expires_at,
             chat_user_id,
@@ -134,15 +154,28 @@ struct Payload<'a> {
     attributes: &'a Map<String, Value>,
 }
 
-/// 128 random bits as 32 hex digits.
-fn random_token_id() -> Result<String, Error> {
+/// `base64url({"typ":"JWT","alg":"HS256"})` and the dot, as jsonwebtoken encodes the header.
+fn header_segment() -> String {
+    let header =
+        serde_json::to_vec(&Header::new(Algorithm::HS256)).expect("a jsonwebtoken Header always serializes");
+    let mut segment = URL_SAFE_NO_PAD.encode(header);
+    segment.push('.');
+    segment
+}
+
+/// 128 random bits as 32 hex digits, from a CSPRNG seeded (and reseeded) from the operating system.
+fn random_token_id() -> Result<[u8; 32], Error> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(|_| Error::Random)?;
-    Ok(bytes.iter().fold(String::with_capacity(32), |mut s, b| {
-        use fmt::Write;
-        let _ = write!(s, "{b:02x}");
-        s
-    }))
+    rand::thread_rng()
+        .try_fill_bytes(&mut bytes)
+        .map_err(|_| Error::Random)?;
+    let mut hex = [0u8; 32];
+    for (i, byte) in bytes.iter().enumerate() {
+        hex[2 * i] = HEX[usize::from(byte >> 4)];
+        hex[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+    }
+    Ok(hex)
 }
 
 /// A signed visitor token, ready for `window.Tiledesk('signInWithCustomToken', ...)`.
