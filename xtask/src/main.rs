@@ -353,7 +353,9 @@ fn test() -> anyhow::Result<()> {
     );
 
     step("starting the mock Tiledesk API for the browser tests");
-    match MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0") {
+    match build_binaries()
+        .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0"))
+    {
         Ok(mock) => {
             let mut browser = wasm_pack();
             browser
@@ -551,37 +553,31 @@ fn wasm_pack() -> Command {
 
 /// The mock Tiledesk API, running until dropped.
 struct MockTiledesk {
-    child: std::process::Child,
+    _process: Running,
     url: String,
 }
 
 impl MockTiledesk {
+    /// Starts the built `tiledesk-mock` (see [`build_binaries`]) and reads its URL.
     fn start(project: &str, secret: &str, listen: &str) -> anyhow::Result<Self> {
-        run(cargo().args(["build", "--quiet", "--package", "tiledesk-mock"]))?;
-        let mut child = Command::new(root().join("target/debug/tiledesk-mock"))
-            .args(["--listen", listen, "--project-id", project])
-            .env("TILEDESK_SECRET", secret)
-            .env_remove("TILEDESK_SECRET_FILE")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start tiledesk-mock")?;
+        let mut process = Running(
+            Command::new(root().join("target/debug/tiledesk-mock"))
+                .args(["--listen", listen, "--project-id", project])
+                .env("TILEDESK_SECRET", secret)
+                .env_remove("TILEDESK_SECRET_FILE")
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("cannot start tiledesk-mock")?,
+        );
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        BufReader::new(process.0.stdout.take().expect("piped")).read_line(&mut line)?;
         let Some(url) = line.trim().strip_prefix("tiledesk-mock listening on ") else {
-            let _ = child.kill();
             bail!("tiledesk-mock said {line:?}");
         };
         Ok(Self {
             url: url.to_owned(),
-            child,
+            _process: process,
         })
-    }
-}
-
-impl Drop for MockTiledesk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -670,9 +666,8 @@ fn demo_config(project: &DemoProject, mock_base: &str) -> String {
     )
 }
 
-fn demo() -> anyhow::Result<()> {
-    setup_build()?;
-    step("building tiledesk-auth, the mock Tiledesk and the browser module");
+/// The `tiledesk-auth` and `tiledesk-mock` binaries, in `target/debug`.
+fn build_binaries() -> anyhow::Result<()> {
     run(cargo().args([
         "build",
         "--quiet",
@@ -680,7 +675,13 @@ fn demo() -> anyhow::Result<()> {
         "tiledesk-auth-server",
         "--package",
         "tiledesk-mock",
-    ]))?;
+    ]))
+}
+
+fn demo() -> anyhow::Result<()> {
+    setup_build()?;
+    step("building tiledesk-auth, the mock Tiledesk and the browser module");
+    build_binaries()?;
     let package = pkg()?;
 
     let dir = root().join("target/demo");
@@ -757,14 +758,7 @@ fn dev() -> anyhow::Result<()> {
     setup_build()?;
     install_trunk()?;
     step("building tiledesk-auth and the mock Tiledesk");
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "tiledesk-auth-server",
-        "--package",
-        "tiledesk-mock",
-    ]))?;
+    build_binaries()?;
     let dir = root().join("target/dev");
     let project = demo_project(&dir)?;
     // Relative URLs: Trunk proxies /widget/ and /api/ to the mock, /auth to the service (see Trunk.toml).
