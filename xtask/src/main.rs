@@ -3,7 +3,7 @@
 //! - `setup`: installs what is missing (idempotent, quiet when everything is there), Trunk included.
 //! - `test`: every gate and every test suite; ends with one line `N passed, M failed`.
 //! - `demo`: runs the service locally with a throwaway database and a demo user, and prints the URL.
-//! - `bench`: the benchmarks.
+//! - `bench`: every benchmark, side by side with its baseline; writes `BENCHMARKS.md` (see `bench.rs`).
 //! - `dev`: the dev loop: the service and the mock, and `trunk serve` with live reload (installs Trunk).
 //! - `pkg`: the browser module as an ES module package in `target/pkg`, size-optimised.
 
@@ -16,6 +16,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
+
+mod bench;
+use bench::bench;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -528,7 +531,11 @@ fn pkg() -> anyhow::Result<PathBuf> {
 
 /// The package's `.wasm` and JS glue, each `gzip -9`, summed.
 fn wasm_size() -> anyhow::Result<u64> {
-    let out = pkg()?;
+    wasm_size_of(&pkg()?)
+}
+
+/// The `.wasm` and JS glue of the package in `out`, each `gzip -9`, summed.
+fn wasm_size_of(out: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for file in ["tiledesk_auth_web_bg.wasm", "tiledesk_auth_web.js"] {
         let output = Command::new("gzip")
@@ -791,13 +798,4 @@ fn dev_assets() -> anyhow::Result<()> {
         std::fs::copy(config, staging.join("demo-config.json"))?;
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------- bench
-
-fn bench(extra: &[String]) -> anyhow::Result<()> {
-    step("criterion: minting against a bare HMAC-SHA256");
-    run(cargo()
-        .args(["bench", "--package", "tiledesk-jwt", "--bench", "mint", "--"])
-        .args(extra))
 }

@@ -11,6 +11,16 @@ use serde_json::{Map, Value};
 
 use crate::ApiError;
 
+/// How long a client has to send a request's body; set per connection by [`crate::serve`], 10 s otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+impl Default for BodyTimeout {
+    fn default() -> Self {
+        Self(std::time::Duration::from_secs(10))
+    }
+}
+
 /// A request body that is exactly one JSON object with no duplicate keys.
 #[derive(Debug)]
 pub(crate) struct JsonObject(pub(crate) Map<String, Value>);
@@ -22,13 +32,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::InvalidJson("the body could not be read".to_owned())
-            }
-        })?;
+        let deadline = req.extensions().get::<BodyTimeout>().copied().unwrap_or_default();
+        let read = Bytes::from_request(req, state);
+        // A client trickling its body (slow-loris) holds a connection and a task: it gets a deadline.
+        let bytes = tokio::time::timeout(deadline.0, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::InvalidJson("the body could not be read".to_owned())
+                }
+            })?;
         parse_object(&bytes).map(Self)
     }
 }

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::passwords::{MAX_PASSWORD_LEN, hash_blocking};
 use crate::users::{NewUser, UserStore};
-use crate::{ApiKey, AppState, LoginThrottle, Passwords, ThrottlePolicy};
+use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
 
 /// Signs a site's logged-in users into the Tiledesk chat widget with verified tokens.
 #[derive(Debug, Parser)]
@@ -129,6 +129,13 @@ pub struct ServeArgs {
     /// A directory of static files to serve at / (your site, same-origin with /auth: no CORS needed).
     #[arg(long, env = "TILEDESK_AUTH_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+    /// Time a client has to send a request's headers, and then its body (e.g. 10s). Also the longest an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "TILEDESK_AUTH_READ_TIMEOUT", default_value = "10s", value_parser = parse_read_timeout)]
+    pub read_timeout: Duration,
+    /// Connections open at once; more wait in the kernel's accept queue.
+    #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 }
 
 /// `tiledesk-auth users ...`.
@@ -241,6 +248,14 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+fn parse_read_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(300) {
+        return Err("must be between 100ms and 5m".to_owned());
+    }
+    Ok(timeout)
+}
+
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {
     let text = text.trim();
     if text == "*" {
@@ -293,39 +308,123 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         bail!("the static directory {} does not exist", dir.display());
     }
-    let issuer = TokenIssuer::new(project, secret).with_ttl(args.token_ttl)?;
+    let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)
         .await
         .with_context(|| format!("cannot open the user database {}", args.database.database))?;
     let state = AppState {
-        issuer: Arc::new(issuer),
+        issuer: Reloadable::new(issuer),
         users: users.clone(),
         passwords: Passwords::for_this_machine()?,
         throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
-        api_key,
+        api_key: api_key.map(Reloadable::new),
         allowed_origins: args.allowed_origins.into(),
         static_dir: args.static_dir.map(Into::into),
     };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let current = state.issuer.get();
     tracing::info!(
-        project = %state.issuer.project(),
-        token_ttl_secs = state.issuer.ttl().as_secs(),
+        project = %current.project(),
+        token_ttl_secs = current.ttl().as_secs(),
         tokens_route = state.api_key.is_some(),
         allowed_origins = state.allowed_origins.len(),
+        read_timeout_ms = args.read_timeout.as_millis(),
+        max_connections = args.max_connections,
         "tiledesk-auth listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(
-        listener,
-        crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let reload = Reload {
+        project,
+        ttl: args.token_ttl,
+        secret_file: args
+            .project
+            .secret
+            .is_none()
+            .then_some(args.project.secret_file)
+            .flatten(),
+        api_key_file: args.api_key.is_none().then_some(args.api_key_file).flatten(),
+        issuer: state.issuer.clone(),
+        api_key: state.api_key.clone(),
+    };
+    #[cfg(unix)]
+    let reloader = tokio::spawn(reload.on_sighup());
+    #[cfg(not(unix))]
+    drop(reload);
+    let limits = crate::serve::Limits {
+        read_timeout: args.read_timeout,
+        max_connections: args.max_connections as usize,
+    };
+    crate::serve::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
+    #[cfg(unix)]
+    reloader.abort();
     users.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the secret file and the API key file on SIGHUP: rotation without a restart. New requests use the new
+/// values; requests in flight finish with the old. A file that cannot be read, or holds an unusable value, is
+/// logged and the previous value kept.
+struct Reload {
+    project: ProjectId,
+    ttl: Duration,
+    secret_file: Option<PathBuf>,
+    api_key_file: Option<PathBuf>,
+    issuer: Reloadable<TokenIssuer>,
+    api_key: Option<Reloadable<ApiKey>>,
+}
+
+impl Reload {
+    #[cfg(unix)]
+    async fn on_sighup(self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGHUP: rotation needs a restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            self.reload();
+        }
+    }
+
+    fn reload(&self) {
+        match &self.secret_file {
+            Some(path) => {
+                let issuer = ProjectSecret::from_file(path)
+                    .map_err(anyhow::Error::from)
+                    .and_then(
+                        |secret| Ok(TokenIssuer::new(self.project.clone(), secret).with_ttl(self.ttl)?),
+                    );
+                match issuer {
+                    Ok(issuer) => {
+                        self.issuer.replace(issuer);
+                        tracing::info!(file = %path.display(), "project secret reloaded");
+                    }
+                    Err(err) => {
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            "project secret NOT reloaded: keeping the previous one"
+                        );
+                    }
+                }
+            }
+            None => tracing::warn!("SIGHUP: the secret was not given as a file; nothing to reload"),
+        }
+        if let (Some(path), Some(current)) = (&self.api_key_file, &self.api_key) {
+            match ApiKey::from_file(path) {
+                Ok(key) => {
+                    current.replace(key);
+                    tracing::info!(file = %path.display(), "API key reloaded");
+                }
+                Err(err) => tracing::error!(%err, "API key NOT reloaded: keeping the previous one"),
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

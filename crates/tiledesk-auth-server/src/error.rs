@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The request is not `Content-Type: application/json`.
     #[error("the body must be sent as Content-Type: application/json")]
     UnsupportedMediaType,
+    /// The client did not send the whole body in time.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// The body is over the 16 KiB limit.
     #[error("the body is larger than 16 KiB")]
     PayloadTooLarge,
@@ -82,6 +85,7 @@ impl ApiError {
             | Self::ReservedClaim(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidCredentials | Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -97,6 +101,7 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::MissingField(_) => "missing_field",
             Self::UnknownField(_) => "unknown_field",
             Self::DuplicateField(_) => "duplicate_field",

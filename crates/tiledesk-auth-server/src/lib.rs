@@ -9,10 +9,11 @@ pub mod cli;
 pub mod error;
 pub mod passwords;
 mod routes;
+pub mod serve;
 pub mod throttle;
 pub mod users;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,20 +36,55 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Everything the handlers share. Cheap to clone: every field is reference-counted.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// Mints the tokens.
-    pub issuer: Arc<TokenIssuer>,
+    /// Mints the tokens; replaced when the secret file is rotated (SIGHUP).
+    pub issuer: Reloadable<TokenIssuer>,
     /// The site's users, for `POST /auth`.
     pub users: UserStore,
     /// Hashes and verifies passwords off the async threads.
     pub passwords: Passwords,
     /// Slows down password guessing.
     pub throttle: Arc<LoginThrottle>,
-    /// The key a site backend presents to `POST /tokens`; without one the route does not exist.
-    pub api_key: Option<ApiKey>,
+    /// The key a site backend presents to `POST /tokens`; without one the route does not exist. Replaced when its
+    /// file is rotated (SIGHUP).
+    pub api_key: Option<Reloadable<ApiKey>>,
     /// Origins allowed to call the service from a browser; empty means same-origin only.
     pub allowed_origins: Arc<[HeaderValue]>,
     /// A directory of static files served at `/` (the site itself, same-origin with `/auth`); none by default.
     pub static_dir: Option<Arc<std::path::Path>>,
+}
+
+/// A value replaced whole while the service runs (the issuer when the secret file is rotated, the API key when
+/// its file is). Readers take a snapshot: a request in flight finishes with the value it started with.
+pub struct Reloadable<T>(Arc<RwLock<Arc<T>>>);
+
+impl<T> Reloadable<T> {
+    /// Holds `value`.
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(value))))
+    }
+
+    /// The current value.
+    pub fn get(&self) -> Arc<T> {
+        // A panic while holding the lock leaves a whole value behind (it is only ever swapped).
+        Arc::clone(&self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Replaces the value for every request that starts from now on.
+    pub fn replace(&self, value: T) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(value);
+    }
+}
+
+impl<T> Clone for Reloadable<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Reloadable<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 /// The whole HTTP service: `POST /auth`, `POST /tokens` (with an API key configured), `GET /healthz`, and the

@@ -1,25 +1,40 @@
-//! Password hashing with argon2id, always on the blocking pool and never more at once than there are cores,
-//! so a flood of logins queues instead of stalling the async threads that serve everything else.
+//! Password hashing with argon2id on a few dedicated threads, never more at once than there are cores, at a lower
+//! CPU priority (nice +10): a flood of logins queues and yields the CPU to the async threads that serve everything
+//! else, instead of stalling them. Measured in `BENCHMARKS.md` ("Logins under load").
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use zeroize::Zeroizing;
 
 /// Longest password accepted, in bytes: long enough for any passphrase, short enough to bound the work.
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
-/// Hashes and verifies passwords. Cheap to clone.
-#[derive(Clone, Debug)]
+/// How much less CPU priority the hashing threads get than the async threads (a `nice` increment).
+const HASHING_NICE: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords. Cheap to clone; the hashing threads stop when the last clone is dropped.
+#[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the email is unknown so that an unknown
     /// email costs the same time as a wrong password.
     decoy_hash: Arc<str>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords")
+            .field("free_permits", &self.permits.available_permits())
+            .finish_non_exhaustive()
+    }
 }
 
 fn hasher() -> Argon2<'static> {
@@ -28,40 +43,86 @@ fn hasher() -> Argon2<'static> {
 }
 
 impl Passwords {
-    /// Allows `max_concurrent` hashes at once (at least one), and prepares the decoy hash.
-    pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
+    /// Starts `threads` hashing threads (at least one) and prepares the decoy hash.
+    pub fn new(threads: usize) -> anyhow::Result<Self> {
+        let threads = threads.max(1);
         let mut random = [0u8; 32];
         argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut random);
         let decoy = hash_blocking(&random)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        // The lock is held only while waiting for the next job, never while hashing.
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break, // every Passwords clone is gone
+                        }
+                    }
+                })
+                .context("cannot start a password hashing thread")?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(threads)),
+            jobs,
             decoy_hash: decoy.into(),
         })
     }
 
-    /// One permit per available core.
+    /// One hashing thread per available core.
     pub fn for_this_machine() -> anyhow::Result<Self> {
         Self::new(std::thread::available_parallelism().map_or(2, usize::from))
     }
 
+    /// Runs `work` on a hashing thread once a permit is free.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let _permit = self.permits.acquire().await.context("password hasher closed")?;
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .ok()
+            .context("password hashing threads stopped")?;
+        result.await.context("password hashing thread failed")
+    }
+
     /// Hashes `password` into a PHC string (`$argon2id$...`).
     pub async fn hash(&self, password: Zeroizing<String>) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await.context("password hasher closed")?;
-        tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes()))
-            .await
-            .context("password hashing task failed")?
+        self.run(move || hash_blocking(password.as_bytes())).await?
     }
 
     /// Whether `password` matches `stored`. With `stored = None` (unknown user) it does the same work
     /// against a decoy and answers `false`.
     pub async fn verify(&self, stored: Option<String>, password: Zeroizing<String>) -> anyhow::Result<bool> {
-        let _permit = self.permits.acquire().await.context("password hasher closed")?;
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.decoy_hash.to_string());
-        let matched = tokio::task::spawn_blocking(move || verify_blocking(&hash, password.as_bytes()))
-            .await
-            .context("password verification task failed")??;
+        let matched = self
+            .run(move || verify_blocking(&hash, password.as_bytes()))
+            .await??;
         Ok(known && matched)
+    }
+}
+
+/// Lowers the calling thread's CPU priority (Linux: `nice` is per thread). Best effort: where the system refuses,
+/// hashing still runs, at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+        if let Err(err) = rustix::process::setpriority_process(Some(tid), current + HASHING_NICE) {
+            tracing::debug!(%err, "cannot lower the priority of a password hashing thread");
+        }
     }
 }
 

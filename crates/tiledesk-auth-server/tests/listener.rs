@@ -1,108 +1,22 @@
 //! The real binary on a real listener: a full session with `RUST_LOG=trace`, SIGTERM with a request in
-//! flight (it completes), and no secret, API key, password or token in any captured log line.
+//! flight (it completes), no secret, API key, password or token in any captured log line, and SIGHUP rotating
+//! the secret and the API key while a client mints without pause.
 
 #![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::mpsc::channel;
+use std::time::Duration;
 
-use common::{API_KEY, PROJECT, SECRET, binary, http, parse_response, run_cli};
+use common::{API_KEY, PROJECT, SECRET, Server, http, parse_response, run_cli};
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
 const WAIT: Duration = Duration::from_secs(30);
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    lines: Receiver<String>,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(env: &[(&str, String)]) -> Self {
-        let mut command = binary();
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for var in ["TILEDESK_SECRET", "TILEDESK_API_KEY"] {
-            command.env_remove(var);
-        }
-        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = channel();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line.clone());
-                let _ = sender.send(line);
-            }
-        });
-        let mut server = Self {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            lines,
-            logs,
-        };
-        let line = server.wait_for_log(|l| l.contains("listening on http://"));
-        let addr = line
-            .split("listening on http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        server.addr = addr.parse().unwrap();
-        server
-    }
-
-    /// Waits for the next log line matching `wanted`; panics with the logs so far after 30 s.
-    fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if wanted(&line) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "log line never came; logs:\n{}",
-            self.logs.lock().unwrap().join("\n")
-        );
-    }
-
-    /// Waits for the process to close its stderr (it exits), then reaps it.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .expect("the server did not exit");
-            match self.lines.recv_timeout(left) {
-                Ok(_) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return self.child.wait().unwrap(),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the server did not exit"),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
@@ -127,13 +41,16 @@ fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
     );
     assert_eq!(code, 0, "{stderr}");
 
-    let mut server = Server::start(&[
-        ("RUST_LOG", "trace".to_owned()),
-        ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
-        ("TILEDESK_SECRET_FILE", secret_file.display().to_string()),
-        ("TILEDESK_API_KEY_FILE", key_file.display().to_string()),
-        ("TILEDESK_AUTH_DATABASE", db),
-    ]);
+    let mut server = Server::start(
+        &[],
+        &[
+            ("RUST_LOG", "trace".to_owned()),
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET_FILE", secret_file.display().to_string()),
+            ("TILEDESK_API_KEY_FILE", key_file.display().to_string()),
+            ("TILEDESK_AUTH_DATABASE", db),
+        ],
+    );
     let json = [("Content-Type", "application/json")];
     let bearer = format!("Bearer {API_KEY}");
     let with_key = [
@@ -241,5 +158,149 @@ fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
             !logs.contains(needle.as_str()),
             "a log line contains a secret: {needle}"
         );
+    }
+}
+
+/// Whether `token` (`JWT <jwt>`) is a valid visitor token of the test project signed with `secret`.
+fn signed_with(token: &str, secret: &str) -> bool {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[format!("https://tiledesk.com/projects/{PROJECT}")]);
+    jsonwebtoken::decode::<Value>(
+        token.strip_prefix("JWT ").unwrap(),
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .is_ok()
+}
+
+fn mint(addr: SocketAddr, key: &str) -> (u16, String) {
+    let bearer = format!("Bearer {key}");
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/tokens",
+        &[("Content-Type", "application/json"), ("Authorization", &bearer)],
+        r#"{"user_id": "rotating"}"#,
+    );
+    let token = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(str::to_owned))
+        .unwrap_or(body);
+    (status, token)
+}
+
+/// Replaces `path` the way an operator or a secret manager does: write aside, then rename over.
+fn rotate(path: &std::path::Path, value: &str) {
+    let aside = path.with_extension("new");
+    std::fs::write(&aside, value).unwrap();
+    std::fs::rename(&aside, path).unwrap();
+}
+
+fn hang_up(server: &Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
+    const NEW_SECRET: &str = "rotated-secret-5b2c7d9e-0f1a-4c3b";
+    const NEW_KEY: &str = "rotated-site-backend-key-9876543210";
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let key_file = dir.path().join("api-key");
+    std::fs::write(&key_file, API_KEY).unwrap();
+    let server = Server::start(
+        &[],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET_FILE", secret_file.display().to_string()),
+            ("TILEDESK_API_KEY_FILE", key_file.display().to_string()),
+            (
+                "TILEDESK_AUTH_DATABASE",
+                format!("sqlite://{}", dir.path().join("users.db").display()),
+            ),
+        ],
+    );
+    let addr = server.addr;
+
+    // A site backend minting without pause, across the rotation.
+    let (progress, minted) = channel::<(u16, String)>();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for _ in 0..5000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if progress.send(mint(addr, API_KEY)).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut results = Vec::new();
+    let take = |n: usize, results: &mut Vec<(u16, String)>| {
+        for _ in 0..n {
+            results.push(minted.recv_timeout(WAIT).unwrap());
+        }
+    };
+    take(20, &mut results);
+    rotate(&secret_file, &format!("{NEW_SECRET}\n"));
+    hang_up(&server);
+    server.wait_for_log(|l| l.contains("project secret reloaded"));
+    let before_reload = results.len();
+    take(20, &mut results);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    client.join().unwrap();
+    results.extend(minted.try_iter());
+
+    for (status, token) in &results {
+        assert_eq!(*status, 200, "a request failed during the rotation: {token}");
+        assert!(
+            signed_with(token, SECRET) || signed_with(token, NEW_SECRET),
+            "{token}"
+        );
+    }
+    assert!(
+        results[..before_reload.min(20)]
+            .iter()
+            .all(|(_, t)| signed_with(t, SECRET))
+    );
+    let after = &results[results.len() - 10..];
+    assert!(
+        after
+            .iter()
+            .all(|(_, t)| signed_with(t, NEW_SECRET) && !signed_with(t, SECRET)),
+        "tokens minted after the reload use the new secret"
+    );
+
+    // A bad file is refused and the current secret kept.
+    rotate(&secret_file, "  \n");
+    hang_up(&server);
+    server.wait_for_log(|l| l.contains("NOT reloaded"));
+    let (status, token) = mint(addr, API_KEY);
+    assert_eq!(status, 200);
+    assert!(signed_with(&token, NEW_SECRET));
+
+    // The API key file rotates on the same signal: the old key stops working, the new one works.
+    rotate(&key_file, NEW_KEY);
+    hang_up(&server);
+    server.wait_for_log(|l| l.contains("API key reloaded"));
+    assert_eq!(mint(addr, API_KEY).0, 401);
+    let (status, token) = mint(addr, NEW_KEY);
+    assert_eq!(status, 200);
+    assert!(signed_with(&token, NEW_SECRET));
+
+    let logs = server.logs.lock().unwrap().join("\n");
+    for needle in [SECRET, NEW_SECRET, API_KEY, NEW_KEY] {
+        assert!(!logs.contains(needle), "a log line contains {needle}");
     }
 }

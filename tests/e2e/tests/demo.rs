@@ -6,85 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a failure should panic
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
+use tiledesk_e2e::{Browser, Process, WAIT, built, free_port, root, start, start_mock};
 
 const EMAIL: &str = "andrew@scientists.com";
 const PASSWORD: &str = "correct horse battery staple";
 const PROJECT: &str = "e2e0c0ffee0123456789abcd";
 const SECRET: &str = "e2e-secret-3f1c9a52-5d2e-4f7b";
-const WAIT: Duration = Duration::from_secs(20);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn built(path: &str) -> PathBuf {
-    let path = root().join(path);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask test`, which builds it first",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped, even when the test fails.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `command` and waits for a line of its output containing `ready`; returns the process and the line.
-fn start(mut command: Command, ready: &str, from_stderr: bool) -> (Process, String) {
-    if from_stderr {
-        command.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        command.stdout(Stdio::piped()).stderr(Stdio::null());
-    }
-    let mut child = command.spawn().unwrap();
-    let pipe: Box<dyn std::io::Read + Send> = if from_stderr {
-        Box::new(child.stderr.take().unwrap())
-    } else {
-        Box::new(child.stdout.take().unwrap())
-    };
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let process = Process(child);
-    loop {
-        match lines.recv_timeout(WAIT) {
-            Ok(line) if line.contains(ready) => return (process, line),
-            Ok(_) => {}
-            Err(_) => panic!("`{ready}` never came from {command:?}"),
-        }
-    }
-}
 
 /// The demo: mock Tiledesk, the site, the user database and the `tiledesk-auth` server.
 struct Demo {
@@ -98,17 +31,7 @@ struct Demo {
 impl Demo {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (mock, line) = start(
-            {
-                let mut c = Command::new(built("target/debug/tiledesk-mock"));
-                c.args(["--listen", "127.0.0.1:0", "--project-id", PROJECT])
-                    .env("TILEDESK_SECRET", SECRET);
-                c
-            },
-            "listening on",
-            false,
-        );
-        let mock_url = line.split("listening on ").nth(1).unwrap().trim().to_owned();
+        let (mock, mock_url) = start_mock(PROJECT, SECRET);
 
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("pkg")).unwrap();
@@ -189,44 +112,20 @@ impl Demo {
     }
 }
 
-/// chromedriver, and a browser with a fresh profile.
-struct Browser {
-    client: Client,
-    _driver: Process,
-    _profile: tempfile::TempDir,
+/// What the demo tests do with a browser.
+trait DemoBrowser {
+    async fn sign_in(&self, demo: &Demo, password: &str);
+    async fn click(&self, at: Locator<'_>);
+    async fn type_into(&self, at: Locator<'_>, text: &str);
+    async fn wait_for(&self, at: Locator<'_>);
+    async fn wait_status(&self, status: &str);
+    async fn js(&self, code: &str) -> Value;
+    async fn widget(&self) -> (bool, String);
+    async fn stored_tokens(&self) -> u64;
+    async fn text(&self, id: &str) -> String;
 }
 
-impl Browser {
-    async fn open() -> Self {
-        let port = free_port();
-        let mut command = Command::new("/usr/bin/chromedriver");
-        command.arg(format!("--port={port}"));
-        let (driver, _) = start(command, "started successfully", false);
-        let profile = tempfile::tempdir().unwrap();
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            &format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let capabilities = json!({"goog:chromeOptions": {"args": args}});
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities.as_object().unwrap().clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        Self {
-            client,
-            _driver: driver,
-            _profile: profile,
-        }
-    }
-
+impl DemoBrowser for Browser {
     async fn sign_in(&self, demo: &Demo, password: &str) {
         self.client.goto(&demo.url()).await.unwrap();
         // The button is enabled once the module is ready.
@@ -293,10 +192,6 @@ impl Browser {
             .text()
             .await
             .unwrap()
-    }
-
-    async fn close(self) {
-        let _ = self.client.close().await;
     }
 }
 

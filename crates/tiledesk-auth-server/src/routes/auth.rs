@@ -63,6 +63,7 @@ async fn sign_in(
         .map_err(claims_error)?;
     let token = state
         .issuer
+        .get()
         .mint(&claims)
         .map_err(|e| ApiError::Internal(e.into()))?;
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in");

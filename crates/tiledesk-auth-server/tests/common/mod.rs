@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tiledesk_auth_server::users::{NewUser, User};
-use tiledesk_auth_server::{ApiKey, AppState, LoginThrottle, Passwords, ThrottlePolicy, UserStore, app};
+use tiledesk_auth_server::{
+    ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy, UserStore, app,
+};
 use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
 use tower::ServiceExt;
 
@@ -46,11 +48,13 @@ pub async fn test_app(options: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("users.db").display());
     let state = AppState {
-        issuer: Arc::new(TokenIssuer::new(project(), secret())),
+        issuer: Reloadable::new(TokenIssuer::new(project(), secret())),
         users: UserStore::connect(&url).await.unwrap(),
         passwords: Passwords::new(2).unwrap(),
         throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
-        api_key: options.api_key.then(|| ApiKey::new(API_KEY).unwrap()),
+        api_key: options
+            .api_key
+            .then(|| Reloadable::new(ApiKey::new(API_KEY).unwrap())),
         allowed_origins: options
             .origins
             .iter()
@@ -207,4 +211,167 @@ pub fn parse_response(response: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+const LISTENER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The real binary on a real listener, its stderr captured line by line.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// `tiledesk-auth serve --listen 127.0.0.1:0 <args>` with `env`; returns once it listens.
+    pub fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = binary();
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for var in ["TILEDESK_SECRET", "TILEDESK_API_KEY"] {
+            command.env_remove(var);
+        }
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                sink.lock().unwrap().push(line.clone());
+                let _ = sender.send(line);
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            lines,
+            logs,
+        };
+        let line = server.wait_for_log(|l| l.contains("listening on http://"));
+        let addr = line
+            .split("listening on http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        server.addr = addr.parse().unwrap();
+        server
+    }
+
+    /// Waits for the next log line matching `wanted`; panics with the logs so far after 30 s.
+    pub fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + LISTENER_WAIT;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "log line never came; logs:\n{}",
+            self.logs.lock().unwrap().join("\n")
+        );
+    }
+
+    /// Waits for the process to close its stderr (it exits), then reaps it.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + LISTENER_WAIT;
+        loop {
+            let left = deadline
+                .checked_duration_since(std::time::Instant::now())
+                .expect("the server did not exit");
+            match self.lines.recv_timeout(left) {
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return self.child.wait().unwrap(),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the server did not exit"),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status code; 0 when the server closed without answering.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body, lossily decoded.
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The value of header `name`, if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` code of a JSON error body, or "" when there is none.
+    pub fn code(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// Sends `request` as raw bytes (from a second thread, so a server that answers before reading everything is
+/// still heard) and reads the response until the server closes; at most 30 s.
+pub fn raw_exchange(addr: SocketAddr, request: Vec<u8>) -> RawResponse {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LISTENER_WAIT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        // The server may close before taking everything (a 413): a write error is expected then.
+        let _ = writer.write_all(&request);
+    });
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            // A reset after the answer arrived: the answer is what counts.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !bytes.is_empty() => break,
+            Err(e) => panic!("reading the response: {e}"),
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    sending.join().unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }
