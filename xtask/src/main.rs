@@ -4,6 +4,7 @@
 //! - `test`: every gate and every test suite; ends with one line `N passed, M failed`.
 //! - `demo`: runs the service locally with a throwaway database and a demo user, and prints the URL.
 //! - `bench`: every benchmark, side by side with its baseline; writes `BENCHMARKS.md` (see `bench.rs`).
+//! - `fuzz [CASES]`: the property tests with many more cases than `test` runs (default 20 000 per property).
 //! - `dev`: the dev loop: the service and the mock, and `trunk serve` with live reload (installs Trunk).
 //! - `pkg`: the browser module as an ES module package in `target/pkg`, size-optimised.
 
@@ -28,13 +29,14 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("dev") => dev(),
         Some("dev-assets") => dev_assets(),
         Some("pkg") => setup()
             .and_then(|()| pkg())
             .map(|out| println!("package ready in {}", out.display())),
         _ => {
-            eprintln!("usage: cargo xtask <setup | test | demo | dev | bench | pkg>");
+            eprintln!("usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg>");
             return ExitCode::from(2);
         }
     };
@@ -796,6 +798,33 @@ fn dev_assets() -> anyhow::Result<()> {
     let config = root().join("target/dev/demo-config.json");
     if config.exists() {
         std::fs::copy(config, staging.join("demo-config.json"))?;
+    }
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------------------- fuzz
+
+/// The property tests (claims, minting, the checker, the request bodies) with `cases` cases each instead of the
+/// 256 `cargo xtask test` runs.
+fn fuzz(args: &[String]) -> anyhow::Result<()> {
+    let cases = args.first().map_or("20000", String::as_str);
+    let cases: u32 = cases.parse().context("usage: cargo xtask fuzz [CASES]")?;
+    for (package, what) in [
+        ("tiledesk-jwt", "claims builder, minting and the token checker"),
+        (
+            "tiledesk-auth-server",
+            "POST /auth and POST /tokens bodies through the router",
+        ),
+    ] {
+        step(&format!("{cases} cases per property: {what}"));
+        let started = std::time::Instant::now();
+        run(cargo()
+            .args(["test", "--package", package, "--test", "properties"])
+            .env("PROPTEST_CASES", cases.to_string()))?;
+        println!(
+            "  {package}: {cases} cases per property passed in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
