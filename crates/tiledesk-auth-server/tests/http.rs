@@ -110,6 +110,27 @@ async fn repeated_failures_are_throttled_but_the_real_user_gets_in_elsewhere() {
 }
 
 #[tokio::test]
+async fn a_burst_over_many_accounts_from_one_address_is_throttled_too() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let attacker = [203, 0, 113, 9];
+    // Credential stuffing: one guess per account, 50 accounts, one address.
+    for n in 0..50 {
+        let guess = format!(r#"{{"email": "user{n}@example.org", "password": "123456"}}"#);
+        let reply = app.send(from_address(post_json("/auth", guess), attacker)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    let blocked = app.send(from_address(post_json("/auth", right), attacker)).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(blocked.header("retry-after").is_some());
+    let real_user = app
+        .send(from_address(post_json("/auth", right), [198, 51, 100, 2]))
+        .await;
+    assert_eq!(real_user.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn tokens_route_needs_a_configured_key() {
     let app = test_app(Options::default()).await;
     let reply = app
