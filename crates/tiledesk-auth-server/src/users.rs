@@ -1,6 +1,8 @@
 //! The site's users: SQLite by default, schema migrated on first run, passwords stored as argon2id hashes.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -58,9 +60,41 @@ pub fn email_key(email: &str) -> String {
 }
 
 /// Handle on the user database. Cheap to clone.
+///
+/// The serving paths ([`UserStore::find_by_email`], [`UserStore::ping`]) first look at the database file: gone
+/// (deleted, unmounted) is an error the service answers with 503, where SQLite would go on reading the deleted
+/// file through its open handles; replaced (restored from a backup) reopens the pool on the new file.
 #[derive(Clone, Debug)]
 pub struct UserStore {
-    pool: SqlitePool,
+    pool: Arc<RwLock<SqlitePool>>,
+    options: SqliteConnectOptions,
+    /// The database file and the identity (device, inode) it had when the pool opened it; none in memory.
+    file: Option<Arc<(PathBuf, Mutex<FileId>)>>,
+    reopening: Arc<tokio::sync::Mutex<()>>,
+}
+
+type FileId = Option<(u64, u64)>;
+
+/// How long a query waits for a lock another process holds before failing (and the request answering 503).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> FileId {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
 }
 
 const COLUMNS: &str = "id, email, firstname, lastname, attributes";
@@ -69,31 +103,80 @@ impl UserStore {
     /// Opens (creating if missing) the database at `url`, e.g. `sqlite://tiledesk-auth.db`, and migrates it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
+        let pool = open_pool(options.clone().create_if_missing(true)).await?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
             .map_err(sqlx::Error::from)?;
-        Ok(Self { pool })
+        let path = options.get_filename();
+        let file = (path != Path::new(":memory:") && !path.as_os_str().is_empty())
+            .then(|| Arc::new((path.to_owned(), Mutex::new(file_id(path)))));
+        Ok(Self {
+            pool: Arc::new(RwLock::new(pool)),
+            // Once running, a missing file is an outage to report, not a new empty database to create.
+            options: options.create_if_missing(false),
+            file,
+            reopening: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
-    /// Whether the database answers.
+    /// The pool, without looking at the file (the command line's paths).
+    fn pool(&self) -> SqlitePool {
+        self.pool
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The pool for serving: an error when the database file is gone, a fresh pool when it was replaced.
+    async fn serving_pool(&self) -> Result<SqlitePool, StoreError> {
+        let Some(file) = &self.file else {
+            return Ok(self.pool());
+        };
+        let (path, opened) = &**file;
+        let now = file_id(path);
+        let known = *opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.is_none() {
+            return Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the user database file {} is gone", path.display()),
+            ))));
+        }
+        if now != known {
+            let _one_at_a_time = self.reopening.lock().await;
+            let known = *opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if file_id(path) != known {
+                let fresh = open_pool(self.options.clone()).await?;
+                sqlx::query("SELECT 1 FROM users LIMIT 1").execute(&fresh).await?;
+                let old = std::mem::replace(
+                    &mut *self
+                        .pool
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    fresh,
+                );
+                *opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = file_id(path);
+                tracing::warn!(file = %path.display(), "the user database file was replaced: reopened it");
+                tokio::spawn(async move { old.close().await });
+            }
+        }
+        Ok(self.pool())
+    }
+
+    /// Whether the database answers: its file is there and a read of the users table succeeds.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1 FROM users LIMIT 1")
+            .execute(&self.serving_pool().await?)
+            .await?;
         Ok(())
     }
 
     /// Creates a user with a fresh stable id.
     pub async fn add(&self, user: &NewUser) -> Result<User, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let created = insert(&mut tx, user).await?;
         tx.commit().await?;
         Ok(created)
@@ -101,7 +184,7 @@ impl UserStore {
 
     /// Creates all users or none: the first failure rolls everything back and names the user's index.
     pub async fn add_all(&self, users: &[NewUser]) -> Result<Vec<User>, (usize, StoreError)> {
-        let mut tx = self.pool.begin().await.map_err(|e| (0, e.into()))?;
+        let mut tx = self.pool().begin().await.map_err(|e| (0, e.into()))?;
         let mut created = Vec::with_capacity(users.len());
         for (index, user) in users.iter().enumerate() {
             created.push(insert(&mut tx, user).await.map_err(|e| (index, e))?);
@@ -116,7 +199,7 @@ impl UserStore {
             "SELECT {COLUMNS}, password_hash FROM users WHERE email_key = ?"
         ))
         .bind(email_key(email))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.serving_pool().await?)
         .await?;
         row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
             .transpose()
@@ -125,7 +208,7 @@ impl UserStore {
     /// Every user, oldest first.
     pub async fn list(&self) -> Result<Vec<User>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY created_at, rowid"))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
         rows.iter().map(user_from_row).collect()
     }
@@ -135,7 +218,7 @@ impl UserStore {
         let done = sqlx::query("DELETE FROM users WHERE email_key = ? OR id = ?")
             .bind(email_key(email_or_id))
             .bind(email_or_id)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(email_or_id.to_owned()));
@@ -151,7 +234,7 @@ impl UserStore {
                 .bind(unix_now())
                 .bind(email_key(email_or_id))
                 .bind(email_or_id)
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(email_or_id.to_owned()));
@@ -161,7 +244,7 @@ impl UserStore {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool().close().await;
     }
 }
 

@@ -59,7 +59,10 @@ async fn the_app_state_issuer_and_tokens_debug_redacted() {
         ("VisitorToken", format!("{token:?}")),
         ("ApiKey", format!("{:?}", state.api_key)),
         ("Passwords", format!("{:?}", state.passwords)),
-        ("Limits", format!("{:?}", tiledesk_auth_server::serve::Limits::default())),
+        (
+            "Limits",
+            format!("{:?}", tiledesk_auth_server::serve::Limits::default()),
+        ),
     ] {
         assert_clean(what, &text, &forbidden);
     }

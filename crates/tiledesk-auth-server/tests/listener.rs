@@ -256,6 +256,8 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     rotate(&secret_file, &format!("{NEW_SECRET}\n"));
     hang_up(&server);
     server.wait_for_log(|l| l.contains("project secret reloaded"));
+    // Each reload ends with the API key file: wait for that line too, so the next wait starts after this reload.
+    server.wait_for_log(|l| l.contains("API key reloaded"));
     let before_reload = results.len();
     take(20, &mut results);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -286,6 +288,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     rotate(&secret_file, "  \n");
     hang_up(&server);
     server.wait_for_log(|l| l.contains("NOT reloaded"));
+    server.wait_for_log(|l| l.contains("API key reloaded"));
     let (status, token) = mint(addr, API_KEY);
     assert_eq!(status, 200);
     assert!(signed_with(&token, NEW_SECRET));

@@ -29,7 +29,10 @@ async fn an_unknown_email_takes_as_long_as_a_wrong_password() {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS + 10 {
         let address = [10, 0, (round / 250) as u8, (round % 250) as u8 + 1];
-        let wrong = format!(r#"{{"email": "{}", "password": "guess {round}"}}"#, accounts[round % 4]);
+        let wrong = format!(
+            r#"{{"email": "{}", "password": "guess {round}"}}"#,
+            accounts[round % 4]
+        );
         let nobody = format!(r#"{{"email": "nobody{round}@scientists.com", "password": "guess {round}"}}"#);
         // Alternate which goes first, so neither always runs on a warmer cache.
         let mut pair = [(wrong, &mut known), (nobody, &mut unknown)];
@@ -56,5 +59,8 @@ async fn an_unknown_email_takes_as_long_as_a_wrong_password() {
         relative * 100.0
     );
     // Without the decoy an unknown email answers in well under a millisecond, against tens for a hash.
-    assert!(relative < 0.15, "the timing reveals whether the email exists: {known:?} vs {unknown:?}");
+    assert!(
+        relative < 0.15,
+        "the timing reveals whether the email exists: {known:?} vs {unknown:?}"
+    );
 }

@@ -1,0 +1,135 @@
+//! Database faults under the real binary: the database locked by another process (logins go on; a write from the
+//! command line fails clearly), then deleted (503 with a JSON error, no panic, no empty database created in its
+//! place), then restored (the service recovers on its own, without a restart).
+
+#![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
+
+mod common;
+
+use std::str::FromStr;
+
+use common::{PROJECT, SECRET, Server, http, run_cli};
+use serde_json::Value;
+use sqlx::ConnectOptions;
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnectOptions;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn login(server: &Server) -> (u16, String) {
+    http(
+        server.addr,
+        "POST",
+        "/auth",
+        &[("Content-Type", "application/json")],
+        &format!(r#"{{"email": "andrew@scientists.com", "password": "{PASSWORD}"}}"#),
+    )
+}
+
+fn health(server: &Server) -> (u16, String) {
+    http(server.addr, "GET", "/healthz", &[], "")
+}
+
+fn assert_unavailable((status, body): (u16, String)) {
+    assert_eq!(status, 503, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"], "service_unavailable", "{body}");
+    assert!(!body.contains("users.db"), "no file path in the answer: {body}");
+}
+
+fn assert_serving(server: &Server) {
+    assert_eq!(health(server).0, 200);
+    let (status, body) = login(server);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_deleted_then_restored_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.db");
+    let db = format!("sqlite://{}", path.display());
+    let (code, _, stderr) = run_cli(
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "andrew@scientists.com",
+            "--password-stdin",
+        ],
+        &[],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let server = Server::start(
+        &[],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET", SECRET.to_owned()),
+            ("TILEDESK_AUTH_DATABASE", db.clone()),
+        ],
+    );
+    assert_serving(&server);
+
+    // Locked: another process holds the write lock (an operator's open transaction, a long import). In WAL mode
+    // readers never wait for a writer: logins go on. A write from the command line fails, clearly, in bounded time.
+    let mut locker = SqliteConnectOptions::from_str(&db)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE users SET updated_at = updated_at;")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    assert_serving(&server);
+    let (code, _, stderr) = run_cli(
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "new@scientists.com",
+            "--password-stdin",
+        ],
+        &[],
+        "another long password\n",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("database is locked"), "{stderr}");
+    sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    assert_serving(&server);
+
+    // Deleted: a copy kept aside first, as a backup would be.
+    let backup = dir.path().join("backup.db");
+    let mut copier = SqliteConnectOptions::from_str(&db)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!("VACUUM INTO '{}'", backup.display()))
+        .execute(&mut copier)
+        .await
+        .unwrap();
+    copier.close().await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    assert_unavailable(health(&server));
+    assert_unavailable(login(&server));
+    assert!(
+        !path.exists(),
+        "the service must not create an empty database in its place"
+    );
+
+    // Restored: the service reopens the file and serves again, without a restart.
+    std::fs::copy(&backup, &path).unwrap();
+    assert_serving(&server);
+
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(logs.contains("the user database file was replaced"), "{logs}");
+}
