@@ -32,8 +32,31 @@ fn reset() {
     eval(
         "for (const id of ['tiledesk-jssdk', 'tiledeskdiv']) { const e = document.getElementById(id); if (e) e.remove(); }
          delete window.tiledesk; delete window.Tiledesk; delete window.tiledeskSettings; delete window.tileDeskAsyncInit;
-         localStorage.clear();",
+         localStorage.clear();
+         if (!window.__unhandled) {
+           window.__unhandled = [];
+           window.addEventListener('unhandledrejection', (e) => window.__unhandled.push(String(e.reason && e.reason.message || e.reason)));
+         }
+         window.__unhandled.length = 0;",
     );
+}
+
+/// No unhandled rejection was reported since [`reset`]. Absence can only be observed over a window: the browser
+/// reports a rejection in a task of its own, after the one that rejected, in no fixed order with timers; 100 ms of
+/// quiet is far more than that takes (a rejection planted just before this call is caught).
+async fn assert_no_unhandled_rejection() {
+    let turn: Promise = eval("new Promise((resolve) => setTimeout(resolve, 100))").unchecked_into();
+    settle(turn).await.unwrap();
+    let seen = eval("window.__unhandled.join(' | ')").as_string().unwrap();
+    assert!(seen.is_empty(), "unhandled promise rejections: {seen}");
+}
+
+/// Options whose widget talks to `api_url` instead of the mock API.
+fn options_with_api(user: &str, api_url: &str) -> JsValue {
+    let opts = options(user, "", "");
+    let settings = get(&opts, "settings");
+    Reflect::set(&settings, &"apiUrl".into(), &api_url.into()).unwrap();
+    opts
 }
 
 fn settings() -> String {
@@ -223,6 +246,7 @@ async fn endpoint_401_is_auth_rejected_and_the_widget_stays_hidden() {
     );
     assert!(!widget_visible());
     assert_eq!(stored_token(), None);
+    assert_no_unhandled_rejection().await;
 }
 
 #[wasm_bindgen_test]
@@ -233,6 +257,7 @@ async fn endpoint_500_or_without_a_token_is_auth_endpoint() {
     let auth = TiledeskAuth::new(&options("empty", "&empty=true", "")).unwrap();
     expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_endpoint");
     assert!(!widget_visible());
+    assert_no_unhandled_rejection().await;
 }
 
 #[wasm_bindgen_test]
@@ -242,6 +267,7 @@ async fn unreachable_endpoint_is_network() {
     Reflect::set(&opts, &"authUrl".into(), &"http://127.0.0.1:9/auth".into()).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
     expect_code(&settle(auth.sign_in()).await.unwrap_err(), "network");
+    assert_no_unhandled_rejection().await;
 }
 
 #[wasm_bindgen_test]
@@ -252,6 +278,7 @@ async fn slow_endpoint_is_timeout() {
     let auth = TiledeskAuth::new(&opts).unwrap();
     expect_code(&settle(auth.sign_in()).await.unwrap_err(), "timeout");
     assert!(!widget_visible());
+    assert_no_unhandled_rejection().await;
 }
 
 #[wasm_bindgen_test]
@@ -266,6 +293,7 @@ async fn loader_that_fails_to_load_is_widget_load() {
     .unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
     expect_code(&settle(auth.sign_in()).await.unwrap_err(), "widget_load");
+    assert_no_unhandled_rejection().await;
 }
 
 #[wasm_bindgen_test]
@@ -275,6 +303,69 @@ async fn widget_refusing_the_token_is_sign_in_rejected() {
     expect_code(&settle(auth.sign_in()).await.unwrap_err(), "sign_in_rejected");
     assert!(!widget_visible());
     assert_eq!(stored_token(), None);
+    assert_no_unhandled_rejection().await;
+}
+
+#[wasm_bindgen_test]
+async fn tiledesk_api_down_or_failing_is_sign_in_rejected_and_the_widget_stays_hidden() {
+    for (user, api) in [
+        ("apidown", "http://127.0.0.1:9/api/".to_owned()),
+        ("api500", format!("{}/faulty/500/0/", mock())),
+    ] {
+        reset();
+        let auth = TiledeskAuth::new(&options_with_api(user, &api)).unwrap();
+        let error = settle(auth.sign_in()).await.unwrap_err();
+        expect_code(&error, "sign_in_rejected");
+        assert_eq!(text(&auth.state(), "status").as_deref(), Some("error"), "{user}");
+        assert!(!widget_visible(), "{user}");
+        assert_eq!(stored_token(), None, "{user}");
+        assert_no_unhandled_rejection().await;
+        drop(auth);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_slow_tiledesk_api_is_timeout() {
+    reset();
+    let opts = options_with_api("apislow", &format!("{}/faulty/200/5000/", mock()));
+    Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(1000)).unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "timeout");
+    assert!(!widget_visible());
+    assert_no_unhandled_rejection().await;
+}
+
+#[wasm_bindgen_test]
+async fn the_site_endpoint_going_down_mid_session_ends_in_an_error_state() {
+    reset();
+    // Two-second tokens, refreshed at 80 %: the first request succeeds, the refresh gets 503.
+    let auth = TiledeskAuth::new(&options("middown", "&ttl=2&fail_after=1", "")).unwrap();
+    let seen = record_statuses(&auth);
+    settle(auth.sign_in()).await.unwrap();
+    assert!(widget_visible());
+    let errored: Promise = Promise::new(&mut |resolve, _| {
+        let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            if text(&s, "status").as_deref() == Some("error") {
+                let _ = resolve.call1(&JsValue::NULL, &s);
+            }
+        })
+        .into_js_value();
+        let _ = auth.on_state_change(listener.unchecked_into());
+    });
+    let state = settle(errored).await.unwrap();
+    assert_eq!(
+        text(&get(&state, "error"), "code").as_deref(),
+        Some("auth_endpoint")
+    );
+    assert_eq!(request_count("middown").await, 2.0);
+    assert!(
+        seen.borrow()
+            .ends_with(&["authenticated".to_owned(), "error".to_owned()]),
+        "{:?}",
+        seen.borrow()
+    );
+    assert_no_unhandled_rejection().await;
+    drop(auth);
 }
 
 #[wasm_bindgen_test]

@@ -57,6 +57,7 @@ pub fn app(state: MockState) -> Router {
         .route("/widget/launch.js", get(launch_js))
         .route("/test-site/auth", post(test_site_auth))
         .route("/test-site/count", get(test_site_count))
+        .route("/faulty/{status}/{delay_ms}/{*rest}", axum::routing::any(faulty))
         .layer(CorsLayer::permissive())
         .with_state(state)
 }
@@ -221,16 +222,24 @@ pub struct TestSiteQuery {
     pub expired: Option<bool>,
     /// Answer 200 with a body that holds no token.
     pub empty: Option<bool>,
+    /// Answer only this many requests for `user` normally, then 503 (the site's endpoint going down mid-session).
+    pub fail_after: Option<u64>,
 }
 
 async fn test_site_auth(State(state): State<MockState>, Query(query): Query<TestSiteQuery>) -> Response {
     let user = query.user.clone().unwrap_or_else(|| "visitor".to_owned());
-    *state
-        .site_requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .entry(user.clone())
-        .or_default() += 1;
+    let count = {
+        let mut counts = state
+            .site_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(user.clone()).or_default();
+        *count += 1;
+        *count
+    };
+    if query.fail_after.is_some_and(|n| count > n) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the site's endpoint is down");
+    }
     if let Some(ms) = query.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
     }
@@ -279,6 +288,18 @@ async fn test_site_auth(State(state): State<MockState>, Query(query): Query<Test
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// `/faulty/{status}/{delay_ms}/...`: an API that is broken or slow. Point the widget's `apiUrl` here and every
+/// call waits `delay_ms` (at most 30 s), then answers `status` with a JSON error.
+async fn faulty(
+    axum::extract::Path((status, delay_ms, _)): axum::extract::Path<(u16, u64, String)>,
+) -> Response {
+    tokio::time::sleep(Duration::from_millis(delay_ms.min(30_000))).await;
+    error(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "a faulty API, as asked",
+    )
 }
 
 #[derive(Deserialize)]
