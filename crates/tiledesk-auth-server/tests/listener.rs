@@ -307,3 +307,81 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
         assert!(!logs.contains(needle), "a log line contains {needle}");
     }
 }
+
+/// One `POST /tokens` on a fresh connection: `None` when the server was no longer there to answer (refused, or
+/// reset before a byte of answer), else the raw answer.
+fn try_mint(addr: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let body = r#"{"user_id": "under-load"}"#;
+    let request = format!(
+        "POST /tokens HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response) {
+        Ok(_) if !response.is_empty() => Some(String::from_utf8_lossy(&response).into_owned()),
+        Err(e) if !response.is_empty() => panic!("an answer cut short: {e}"),
+        _ => None,
+    }
+}
+
+#[test]
+fn sigterm_under_load_finishes_every_answer_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        &[],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET", SECRET.to_owned()),
+            ("TILEDESK_API_KEY", API_KEY.to_owned()),
+            (
+                "TILEDESK_AUTH_DATABASE",
+                format!("sqlite://{}", dir.path().join("users.db").display()),
+            ),
+        ],
+    );
+    let addr = server.addr;
+    let (answered, answers) = channel::<String>();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                // Bounded: at most 2000 requests per client; stops at the first request nobody answers.
+                for _ in 0..2000 {
+                    match try_mint(addr) {
+                        Some(answer) => {
+                            if answered.send(answer).is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(answered);
+    // Under load: 200 answers in, then SIGTERM.
+    let mut all: Vec<String> = (0..200).map(|_| answers.recv_timeout(WAIT).unwrap()).collect();
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.wait_exit().success(), "a clean exit");
+    for client in clients {
+        client.join().unwrap();
+    }
+    all.extend(answers.try_iter());
+    for answer in &all {
+        let (status, body) = parse_response(answer);
+        assert_eq!(status, 200, "every answer begun is complete and good: {answer}");
+        assert!(body.starts_with(r#"{"token":"JWT "#), "{body}");
+    }
+}
