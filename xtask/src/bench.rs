@@ -2,7 +2,7 @@
 //! by side (same load generator, concurrency, body and duration; interleaved rounds; medians).
 //!
 //! `cargo xtask bench --quick` runs shorter rounds and writes `target/bench/BENCHMARKS.md` (for checking the
-//! harness, not for publishing); `--only <mint|tokens|curve|flood|browser>` runs one section.
+//! harness, not for publishing); `--only <mint|tokens|curve|flood|soak|browser>` runs one section.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -98,6 +98,9 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("flood") {
         login_flood(&plan, &project, &dir, &mut report)?;
+    }
+    if wanted("soak") {
+        soak(&plan, &project, &dir, &mut report)?;
     }
     if wanted("browser") {
         browser(&plan, &package, &mut report)?;
@@ -340,10 +343,27 @@ end
 /// Runs wrk for `secs` seconds with `connections` open connections (closed loop: each sends its next request when
 /// the previous answer arrives).
 fn wrk(url: &str, script: &Path, connections: u32, secs: u32) -> anyhow::Result<Load> {
+    wrk_timeout(url, script, connections, secs, 10)
+}
+
+/// [`wrk`] with a client timeout of `timeout_secs` (a request unanswered by then counts as an error).
+fn wrk_timeout(
+    url: &str,
+    script: &Path,
+    connections: u32,
+    secs: u32,
+    timeout_secs: u32,
+) -> anyhow::Result<Load> {
     let threads = connections.clamp(1, 2);
     let output = Command::new("wrk")
         .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
-        .args(["-d", &format!("{secs}s"), "--timeout", "10s", "-s"])
+        .args([
+            "-d",
+            &format!("{secs}s"),
+            "--timeout",
+            &format!("{timeout_secs}s"),
+            "-s",
+        ])
         .arg(script)
         .arg(url)
         .output()
@@ -786,7 +806,7 @@ fn login_flood(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) 
         "## Logins under load\n\n\
          `POST /auth` with a correct password (argon2id, 19 MiB, 2 passes) from 32 connections, while two \
          connections each probe `GET /healthz` and `POST /tokens`, pausing 10 ms between requests (a probe, not a \
-         second flood), for {}s, {} rounds. Hashing runs on one dedicated thread per core at nice +10, so the \
+         second flood), for {}s, {} rounds. Hashing runs on one dedicated thread per core at nice +5, so the \
          async threads win the CPU whenever they have work.\n\n\
          | | req/s | p50 | p99 |\n|---|---|---|---|\n\
          | `POST /auth` (flood) | {:.0} | {:.1} ms | {:.1} ms |\n\
@@ -806,6 +826,82 @@ fn login_flood(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) 
         mint.p99_ms,
         verdict(met)
     ));
+    Ok(())
+}
+
+/// Soak (issue 6): `POST /tokens` and `POST /auth`, 256 connections each, at once, for a minute: zero errors.
+fn soak(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let secs = if plan.quick { 5 } else { 60 };
+    step(&format!(
+        "soak: POST /tokens and POST /auth at 256 connections each for {secs} s"
+    ));
+    let server = start_server(project, dir)?;
+    let tokens = tokens_script(dir, project)?;
+    let login = format!(r#"{{"email":"{BENCH_EMAIL}","password":"{}"}}"#, project.password);
+    let auth = wrk_script(
+        dir,
+        "auth",
+        "POST",
+        Some(&login),
+        &[("Content-Type", "application/json")],
+    )?;
+    let before = server.rss_kib()?;
+    let url = |path: &str| format!("{}{path}", server.url);
+    let (mint, logins) = std::thread::scope(|scope| {
+        // A 30 s client timeout, like a browser's: 256 logins queued behind argon2 on 2 cores take seconds each.
+        let mint = scope.spawn(|| wrk_timeout(&url("/tokens"), &tokens, 256, secs, 30));
+        let logins = scope.spawn(|| wrk_timeout(&url("/auth"), &auth, 256, secs, 30));
+        (mint.join(), logins.join())
+    });
+    let panicked = || anyhow::anyhow!("wrk thread panicked");
+    let (mint, logins) = (mint.map_err(|_| panicked())??, logins.map_err(|_| panicked())??);
+    let after = server.rss_kib()?;
+    let clean = mint.errors + mint.non_2xx + logins.errors + logins.non_2xx == 0;
+    report.line(format!(
+        "soak {secs} s: {} tokens ({:.0}/s, p99 {:.1} ms) and {} logins ({:.0}/s, p99 {:.0} ms) at 256 connections each: {} errors, {} non-2xx; memory {} before, {} after",
+        mint.requests,
+        mint.rps,
+        mint.p99_ms,
+        logins.requests,
+        logins.rps,
+        logins.p99_ms,
+        mint.errors + logins.errors,
+        mint.non_2xx + logins.non_2xx,
+        kib(before),
+        kib(after)
+    ));
+    report.commands.push(format!(
+        "wrk -c 256 -d {secs}s --timeout 30s -s target/bench/tokens.lua <url>/tokens & wrk -c 256 -d {secs}s --timeout 30s -s target/bench/auth.lua <url>/auth"
+    ));
+    report.sections.push(format!(
+        "## Soak
+
+         A fresh release server, `POST /tokens` and `POST /auth` (correct logins, argon2id) at 256 connections each,          at the same time, for {secs} s.
+
+         | | requests | req/s | p99 | socket errors | non-2xx |
+|---|---|---|---|---|---|
+         | `POST /tokens` | {} | {:.0} | {:.1} ms | {} | {} |
+         | `POST /auth` | {} | {:.0} | {:.0} ms | {} | {} |
+
+         Resident memory: {} before, {} after. {}
+",
+        mint.requests,
+        mint.rps,
+        mint.p99_ms,
+        mint.errors,
+        mint.non_2xx,
+        logins.requests,
+        logins.rps,
+        logins.p99_ms,
+        logins.errors,
+        logins.non_2xx,
+        kib(before),
+        kib(after),
+        if clean { "Zero errors, zero non-2xx." } else { "**There were errors.**" }
+    ));
+    if !clean {
+        bail!("the soak had errors: tokens {mint:?}, logins {logins:?}");
+    }
     Ok(())
 }
 
