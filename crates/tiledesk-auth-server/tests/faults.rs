@@ -8,7 +8,7 @@ mod common;
 
 use std::str::FromStr;
 
-use common::{PROJECT, SECRET, Server, http, run_cli};
+use common::{PROJECT, SECRET, Server, http, run_cli, run_cli_as};
 use serde_json::Value;
 use sqlx::ConnectOptions;
 use sqlx::Connection;
@@ -132,4 +132,106 @@ async fn a_locked_deleted_then_restored_database() {
     let logs = server.logs.lock().unwrap().join("\n");
     assert!(!logs.contains("panicked"), "{logs}");
     assert!(logs.contains("the user database file was replaced"), "{logs}");
+}
+
+/// The uid the test runs as.
+fn my_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+#[test]
+fn a_read_only_database_keeps_logins_working_and_refuses_writes_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    // Root ignores file modes: as root, the service and the commands run as `nobody` so the mode bites.
+    let uid = (my_uid() == 0).then_some(65534);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.db");
+    let db = format!("sqlite://{}", path.display());
+    let give = |p: &std::path::Path| {
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
+        }
+    };
+    give(dir.path());
+    let (code, _, stderr) = run_cli_as(
+        uid,
+        &[
+            "users",
+            "add",
+            "--database",
+            &db,
+            "--email",
+            "andrew@scientists.com",
+            "--password-stdin",
+        ],
+        &[],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let server = Server::start_as(
+        uid,
+        &[],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET", SECRET.to_owned()),
+            ("TILEDESK_AUTH_DATABASE", db.clone()),
+        ],
+    );
+    assert_serving(&server);
+
+    // The file turns read-only (a read-only snapshot, a mode change). The service only reads while it runs:
+    // logins go on, also on connections opened after the change (eight at once make the pool open more).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                http(
+                    addr,
+                    "POST",
+                    "/auth",
+                    &[("Content-Type", "application/json")],
+                    &format!(r#"{{"email": "andrew@scientists.com", "password": "{PASSWORD}"}}"#),
+                )
+            })
+        })
+        .collect();
+    for login in logins {
+        let (status, body) = login.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(health(&server).0, 200);
+    let add_new = |password: &str| {
+        run_cli_as(
+            uid,
+            &[
+                "users",
+                "add",
+                "--database",
+                &db,
+                "--email",
+                "new@scientists.com",
+                "--password-stdin",
+            ],
+            &[],
+            &format!("{password}\n"),
+        )
+    };
+    let (code, _, stderr) = add_new("a new user's password");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("readonly"), "{stderr}");
+
+    // Writable again: the write goes through, and the running service sees the new user.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, stderr) = add_new("a new user's password");
+    assert_eq!(code, 0, "{stderr}");
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/auth",
+        &[("Content-Type", "application/json")],
+        r#"{"email": "new@scientists.com", "password": "a new user's password"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
 }

@@ -147,9 +147,23 @@ pub fn binary() -> std::process::Command {
 
 /// Runs the binary with `stdin` as standard input and the given environment; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+    run_cli_as(None, args, env, stdin)
+}
+
+/// [`run_cli`] as the user `uid` (the tests that need an unprivileged process when they run as root).
+pub fn run_cli_as(
+    uid: Option<u32>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> (i32, String, String) {
     use std::io::Write;
     use std::process::Stdio;
     let mut command = binary();
+    if let Some(uid) = uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+        std::os::unix::process::CommandExt::gid(&mut command, uid);
+    }
     command
         .args(args)
         .stdin(Stdio::piped())
@@ -226,7 +240,16 @@ pub struct Server {
 impl Server {
     /// `tiledesk-auth serve --listen 127.0.0.1:0 <args>` with `env`; returns once it listens.
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::start_as(None, args, env)
+    }
+
+    /// [`Server::start`] as the user `uid`.
+    pub fn start_as(uid: Option<u32>, args: &[&str], env: &[(&str, String)]) -> Self {
         let mut command = binary();
+        if let Some(uid) = uid {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, uid);
+        }
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
