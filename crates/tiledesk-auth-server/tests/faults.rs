@@ -1,6 +1,7 @@
 //! Database faults under the real binary: the database locked by another process (logins go on; a write from the
 //! command line fails clearly), then deleted (503 with a JSON error, no panic, no empty database created in its
-//! place), then restored (the service recovers on its own, without a restart).
+//! place), then restored (the service recovers on its own, without a restart); and a read-only database file
+//! (logins go on, writes from the command line fail clearly until it is writable again).
 
 #![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
 
