@@ -150,26 +150,12 @@ impl Project {
             password: random_hex(12)?,
         };
         std::fs::write(&project.secret_file, &project.secret)?;
-        let mut add = Command::new(release_binary())
-            .args([
-                "users",
-                "add",
-                "--database",
-                &project.database,
-                "--email",
-                BENCH_EMAIL,
-            ])
-            .args(["--first-name", "Bench", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()?;
-        std::io::Write::write_all(
-            &mut add.stdin.take().context("piped")?,
-            format!("{}\n", project.password).as_bytes(),
+        crate::add_user(
+            &release_binary(),
+            &project.database,
+            &[BENCH_EMAIL, "Bench", "Mark"],
+            &project.password,
         )?;
-        if !add.wait()?.success() {
-            bail!("could not create the benchmark user");
-        }
         Ok(project)
     }
 }
@@ -423,6 +409,18 @@ fn summarise(runs: &[Load]) -> Load {
         errors: runs.iter().map(|r| r.errors).sum(),
         non_2xx: runs.iter().map(|r| r.non_2xx).sum(),
     }
+}
+
+/// `POST /auth` with the benchmark user's correct password.
+fn auth_script(dir: &Path, project: &Project) -> anyhow::Result<PathBuf> {
+    let login = format!(r#"{{"email":"{BENCH_EMAIL}","password":"{}"}}"#, project.password);
+    wrk_script(
+        dir,
+        "auth",
+        "POST",
+        Some(&login),
+        &[("Content-Type", "application/json")],
+    )
 }
 
 fn tokens_script(dir: &Path, project: &Project) -> anyhow::Result<PathBuf> {
@@ -766,14 +764,7 @@ fn kib(value: u64) -> String {
 fn login_flood(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
     step("login flood: POST /auth hammered while /healthz and /tokens are probed");
     let server = start_server(project, dir)?;
-    let login = format!(r#"{{"email":"{BENCH_EMAIL}","password":"{}"}}"#, project.password);
-    let auth = wrk_script(
-        dir,
-        "auth",
-        "POST",
-        Some(&login),
-        &[("Content-Type", "application/json")],
-    )?;
+    let auth = auth_script(dir, project)?;
     // Probes: 2 connections each, 10 ms between requests (about 200 requests/s per endpoint).
     let health = paced_wrk_script(dir, "healthz", "GET", None, &[], Some(10))?;
     let bearer = format!("Bearer {}", project.api_key);
@@ -856,14 +847,7 @@ fn soak(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) -> anyh
     ));
     let server = start_server(project, dir)?;
     let tokens = tokens_script(dir, project)?;
-    let login = format!(r#"{{"email":"{BENCH_EMAIL}","password":"{}"}}"#, project.password);
-    let auth = wrk_script(
-        dir,
-        "auth",
-        "POST",
-        Some(&login),
-        &[("Content-Type", "application/json")],
-    )?;
+    let auth = auth_script(dir, project)?;
     let before = server.rss_kib()?;
     let url = |path: &str| format!("{}{path}", server.url);
     let (mint, logins) = std::thread::scope(|scope| {

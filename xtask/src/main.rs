@@ -628,32 +628,36 @@ fn demo_project(dir: &Path) -> anyhow::Result<DemoProject> {
     };
     std::fs::write(&project.secret_file, &project.secret)?;
     step(&format!("creating the demo user {DEMO_EMAIL}"));
-    let mut add = Command::new(tiledesk_auth())
-        .args([
-            "users",
-            "add",
-            "--database",
-            &project.database,
-            "--email",
-            DEMO_EMAIL,
-        ])
-        .args([
-            "--first-name",
-            "Andrew",
-            "--last-name",
-            "Wiles",
-            "--password-stdin",
-        ])
+    add_user(
+        &tiledesk_auth(),
+        &project.database,
+        &[DEMO_EMAIL, "Andrew", "Wiles"],
+        &project.password,
+    )?;
+    Ok(project)
+}
+
+/// `<binary> users add` on `database` for `[email, first name, last name]`, the password on standard input.
+fn add_user(
+    binary: &Path,
+    database: &str,
+    [email, first, last]: &[&str; 3],
+    password: &str,
+) -> anyhow::Result<()> {
+    let mut add = Command::new(binary)
+        .args(["users", "add", "--database", database, "--email", email])
+        .args(["--first-name", first, "--last-name", last, "--password-stdin"])
         .stdin(Stdio::piped())
+        .stdout(Stdio::null())
         .spawn()?;
     std::io::Write::write_all(
-        &mut add.stdin.take().expect("piped"),
-        format!("{}\n", project.password).as_bytes(),
+        &mut add.stdin.take().context("piped")?,
+        format!("{password}\n").as_bytes(),
     )?;
     if !add.wait()?.success() {
-        bail!("could not create the demo user");
+        bail!("could not create the user {email}");
     }
-    Ok(project)
+    Ok(())
 }
 
 /// `tiledesk-auth serve` for the project, with extra arguments.

@@ -9,7 +9,7 @@ mod common;
 
 use std::str::FromStr;
 
-use common::{PROJECT, SECRET, Server, http, run_cli, run_cli_as};
+use common::{PROJECT, SECRET, Server, http, run_cli_as};
 use serde_json::Value;
 use sqlx::ConnectOptions;
 use sqlx::Connection;
@@ -44,26 +44,33 @@ fn assert_serving(server: &Server) {
     assert_eq!(status, 200, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_locked_deleted_then_restored_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.db");
-    let db = format!("sqlite://{}", path.display());
-    let (code, _, stderr) = run_cli(
+/// `users add <email>` on `db` (as `uid`), the password from standard input: (exit code, stderr).
+fn add_user(uid: Option<u32>, db: &str, email: &str, password: &str) -> (i32, String) {
+    let (code, _, stderr) = run_cli_as(
+        uid,
         &[
             "users",
             "add",
             "--database",
-            &db,
+            db,
             "--email",
-            "andrew@scientists.com",
+            email,
             "--password-stdin",
         ],
         &[],
-        &format!("{PASSWORD}\n"),
+        &format!("{password}\n"),
     );
+    (code, stderr)
+}
+
+/// A database under `dir` with andrew in it, and the service on it (as `uid`), already answering logins.
+fn serve_with_a_user(uid: Option<u32>, dir: &std::path::Path) -> (Server, std::path::PathBuf, String) {
+    let path = dir.join("users.db");
+    let db = format!("sqlite://{}", path.display());
+    let (code, stderr) = add_user(uid, &db, "andrew@scientists.com", PASSWORD);
     assert_eq!(code, 0, "{stderr}");
-    let server = Server::start(
+    let server = Server::start_as(
+        uid,
         &[],
         &[
             ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
@@ -72,6 +79,13 @@ async fn a_locked_deleted_then_restored_database() {
         ],
     );
     assert_serving(&server);
+    (server, path, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_deleted_then_restored_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, path, db) = serve_with_a_user(None, dir.path());
 
     // Locked: another process holds the write lock (an operator's open transaction, a long import). In WAL mode
     // readers never wait for a writer: logins go on. A write from the command line fails, clearly, in bounded time.
@@ -85,19 +99,7 @@ async fn a_locked_deleted_then_restored_database() {
         .await
         .unwrap();
     assert_serving(&server);
-    let (code, _, stderr) = run_cli(
-        &[
-            "users",
-            "add",
-            "--database",
-            &db,
-            "--email",
-            "new@scientists.com",
-            "--password-stdin",
-        ],
-        &[],
-        "another long password\n",
-    );
+    let (code, stderr) = add_user(None, &db, "new@scientists.com", "another long password");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("database is locked"), "{stderr}");
     sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
@@ -147,39 +149,10 @@ fn a_read_only_database_keeps_logins_working_and_refuses_writes_clearly() {
     // Root ignores file modes: as root, the service and the commands run as `nobody` so the mode bites.
     let uid = (my_uid() == 0).then_some(65534);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.db");
-    let db = format!("sqlite://{}", path.display());
-    let give = |p: &std::path::Path| {
-        if let Some(uid) = uid {
-            std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
-        }
-    };
-    give(dir.path());
-    let (code, _, stderr) = run_cli_as(
-        uid,
-        &[
-            "users",
-            "add",
-            "--database",
-            &db,
-            "--email",
-            "andrew@scientists.com",
-            "--password-stdin",
-        ],
-        &[],
-        &format!("{PASSWORD}\n"),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let server = Server::start_as(
-        uid,
-        &[],
-        &[
-            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
-            ("TILEDESK_SECRET", SECRET.to_owned()),
-            ("TILEDESK_AUTH_DATABASE", db.clone()),
-        ],
-    );
-    assert_serving(&server);
+    if let Some(uid) = uid {
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+    }
+    let (server, path, db) = serve_with_a_user(uid, dir.path());
 
     // The file turns read-only (a read-only snapshot, a mode change). The service only reads while it runs:
     // logins go on, also on connections opened after the change (eight at once make the pool open more).
@@ -203,29 +176,14 @@ fn a_read_only_database_keeps_logins_working_and_refuses_writes_clearly() {
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(health(&server).0, 200);
-    let add_new = |password: &str| {
-        run_cli_as(
-            uid,
-            &[
-                "users",
-                "add",
-                "--database",
-                &db,
-                "--email",
-                "new@scientists.com",
-                "--password-stdin",
-            ],
-            &[],
-            &format!("{password}\n"),
-        )
-    };
-    let (code, _, stderr) = add_new("a new user's password");
+    let add_new = |password: &str| add_user(uid, &db, "new@scientists.com", password);
+    let (code, stderr) = add_new("a new user's password");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("readonly"), "{stderr}");
 
     // Writable again: the write goes through, and the running service sees the new user.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (code, _, stderr) = add_new("a new user's password");
+    let (code, stderr) = add_new("a new user's password");
     assert_eq!(code, 0, "{stderr}");
     let (status, body) = http(
         server.addr,

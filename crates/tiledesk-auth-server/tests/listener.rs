@@ -113,14 +113,7 @@ fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
     )
     .unwrap();
     server.wait_for_log(|l| l.contains("probe=in-flight") && l.contains("started processing request"));
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&server, "TERM");
     server.wait_for_log(|l| l.contains("shutting down"));
     stream.write_all(rest.as_bytes()).unwrap();
     let mut response = String::new();
@@ -196,11 +189,12 @@ fn rotate(path: &std::path::Path, value: &str) {
     std::fs::rename(&aside, path).unwrap();
 }
 
-fn hang_up(server: &Server) {
+/// Sends `signal` (`HUP`, `TERM`) to the server.
+fn signal(server: &Server, signal: &str) {
     let pid = server.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
-            .args(["-HUP", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
             .unwrap()
             .success()
@@ -254,7 +248,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     };
     take(20, &mut results);
     rotate(&secret_file, &format!("{NEW_SECRET}\n"));
-    hang_up(&server);
+    signal(&server, "HUP");
     server.wait_for_log(|l| l.contains("project secret reloaded"));
     // Each reload ends with the API key file: wait for that line too, so the next wait starts after this reload.
     server.wait_for_log(|l| l.contains("API key reloaded"));
@@ -286,7 +280,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
 
     // A bad file is refused and the current secret kept.
     rotate(&secret_file, "  \n");
-    hang_up(&server);
+    signal(&server, "HUP");
     server.wait_for_log(|l| l.contains("NOT reloaded"));
     server.wait_for_log(|l| l.contains("API key reloaded"));
     let (status, token) = mint(addr, API_KEY);
@@ -295,7 +289,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
 
     // The API key file rotates on the same signal: the old key stops working, the new one works.
     rotate(&key_file, NEW_KEY);
-    hang_up(&server);
+    signal(&server, "HUP");
     server.wait_for_log(|l| l.contains("API key reloaded"));
     assert_eq!(mint(addr, API_KEY).0, 401);
     let (status, token) = mint(addr, NEW_KEY);
@@ -366,14 +360,7 @@ fn sigterm_under_load_finishes_every_answer_it_started() {
     drop(answered);
     // Under load: 200 answers in, then SIGTERM.
     let mut all: Vec<String> = (0..200).map(|_| answers.recv_timeout(WAIT).unwrap()).collect();
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&server, "TERM");
     assert!(server.wait_exit().success(), "a clean exit");
     for client in clients {
         client.join().unwrap();
