@@ -133,6 +133,14 @@ pub struct ServeArgs {
     /// keep-alive connection stays open.
     #[arg(long, env = "TILEDESK_AUTH_READ_TIMEOUT", default_value = "10s", value_parser = parse_read_timeout)]
     pub read_timeout: Duration,
+    /// A reverse proxy (address or CIDR block, such as 10.0.0.0/8) whose X-Forwarded-For is believed, so that
+    /// login throttling counts each visitor's own address. Repeat for several (comma-separated in the environment).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TILEDESK_AUTH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::proxy::TrustedProxy>,
     /// Connections open at once; more wait in the kernel's accept queue.
     #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
@@ -320,6 +328,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api_key: api_key.map(Reloadable::new),
         allowed_origins: args.allowed_origins.into(),
         static_dir: args.static_dir.map(Into::into),
+        trusted_proxies: args.trusted_proxies.into(),
     };
     let listener = TcpListener::bind(args.listen)
         .await
@@ -330,6 +339,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         token_ttl_secs = current.ttl().as_secs(),
         tokens_route = state.api_key.is_some(),
         allowed_origins = state.allowed_origins.len(),
+        trusted_proxies = state.trusted_proxies.len(),
         read_timeout_ms = args.read_timeout.as_millis(),
         max_connections = args.max_connections,
         "tiledesk-auth listening on http://{}",
@@ -757,6 +767,40 @@ mod tests {
         assert!(parse_ttl("25h").is_err());
         assert!(parse_ttl("0s").is_err());
         assert!(parse_ttl("soon").unwrap_err().contains("examples"));
+    }
+
+    #[test]
+    fn serve_limits_and_trusted_proxies_parse() {
+        let Command::Serve(args) = Cli::try_parse_from([
+            "tiledesk-auth",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.0/8,192.0.2.7",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--read-timeout",
+            "2s",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(args.trusted_proxies.len(), 3);
+        assert_eq!(args.read_timeout, Duration::from_secs(2));
+        assert_eq!(args.max_connections, 4096);
+        for bad in [
+            ["--trusted-proxy", "10.0.0.0/33"],
+            ["--trusted-proxy", "proxy.internal"],
+            ["--read-timeout", "50ms"],
+            ["--read-timeout", "1h"],
+            ["--max-connections", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["tiledesk-auth", "serve", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

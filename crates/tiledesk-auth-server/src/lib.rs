@@ -8,6 +8,7 @@ mod body;
 pub mod cli;
 pub mod error;
 pub mod passwords;
+pub mod proxy;
 mod routes;
 pub mod serve;
 pub mod throttle;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub allowed_origins: Arc<[HeaderValue]>,
     /// A directory of static files served at `/` (the site itself, same-origin with `/auth`); none by default.
     pub static_dir: Option<Arc<std::path::Path>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`proxy`]); none by default.
+    pub trusted_proxies: Arc<[proxy::TrustedProxy]>,
 }
 
 /// A value replaced whole while the service runs (the issuer when the secret file is rotated, the API key when

@@ -130,6 +130,77 @@ async fn a_burst_over_many_accounts_from_one_address_is_throttled_too() {
     assert_eq!(real_user.status, StatusCode::OK);
 }
 
+fn forwarded(mut request: Request<Body>, proxy: [u8; 4], chain: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", chain.parse().unwrap());
+    from_address(request, proxy)
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_visitor_is_throttled_on_their_own_address() {
+    let app = test_app(Options {
+        trusted_proxies: vec!["10.0.0.0/8"],
+        ..Options::default()
+    })
+    .await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let proxy = [10, 0, 0, 1];
+    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
+    // The attacker writes a different fake address first each time; the proxy appends the real one.
+    for attempt in 0..5 {
+        let chain = format!("198.51.100.{attempt}, 203.0.113.7");
+        let reply = app
+            .send(forwarded(post_json("/auth", wrong), proxy, &chain))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let blocked = app
+        .send(forwarded(
+            post_json("/auth", wrong),
+            proxy,
+            "192.0.2.99, 203.0.113.7",
+        ))
+        .await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "spoofed entries do not help"
+    );
+    let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    let real_user = app
+        .send(forwarded(post_json("/auth", right), proxy, "198.51.100.2"))
+        .await;
+    assert_eq!(
+        real_user.status,
+        StatusCode::OK,
+        "another visitor behind the same proxy gets in"
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_escape_the_throttle_with_x_forwarded_for() {
+    let app = test_app(Options {
+        trusted_proxies: vec!["10.0.0.0/8"],
+        ..Options::default()
+    })
+    .await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let attacker = [203, 0, 113, 7];
+    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
+    for attempt in 0..5 {
+        let chain = format!("198.51.100.{attempt}");
+        let reply = app
+            .send(forwarded(post_json("/auth", wrong), attacker, &chain))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let blocked = app
+        .send(forwarded(post_json("/auth", wrong), attacker, "198.51.100.200"))
+        .await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn tokens_route_needs_a_configured_key() {
     let app = test_app(Options::default()).await;

@@ -67,18 +67,33 @@ pub(crate) fn no_store(router: Router<AppState>) -> Router<AppState> {
     ))
 }
 
-/// The peer's address, when the server runs with connect info (tests through `oneshot` have none).
+/// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded (see [`crate::proxy`]).
+/// Tests through `oneshot` without connect info get `0.0.0.0`.
 pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        Ok(Self(addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+        if state.trusted_proxies.is_empty() {
+            return Ok(Self(peer));
+        }
+        // A value that is not text is an unreadable entry: the walk from the right stops there.
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("unreadable"))
+            .collect();
+        Ok(Self(crate::proxy::client_address(
+            peer,
+            forwarded.into_iter(),
+            &state.trusted_proxies,
+        )))
     }
 }
 

@@ -34,6 +34,7 @@ pub struct Options {
     pub api_key: bool,
     pub origins: Vec<&'static str>,
     pub static_dir: Option<std::path::PathBuf>,
+    pub trusted_proxies: Vec<&'static str>,
 }
 
 pub fn project() -> ProjectId {
@@ -62,6 +63,12 @@ pub async fn test_app(options: Options) -> TestApp {
             .collect::<Vec<_>>()
             .into(),
         static_dir: options.static_dir.map(Into::into),
+        trusted_proxies: options
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect::<Vec<_>>()
+            .into(),
     };
     TestApp {
         router: app(state.clone()),
