@@ -89,12 +89,26 @@ fn file_id(path: &Path) -> FileId {
     std::fs::metadata(path).ok().map(|_| (0, 0))
 }
 
+/// Connections to the database, all opened now and kept. A connection SQLite opens while the file is not writable
+/// comes out read-only, and such a connection kept in the pool made later writes by the `users` commands fail
+/// ("attempt to write a readonly database") even once the file was writable again; opened up front, every
+/// connection holds a read-write handle whatever happens to the file's mode afterwards.
 async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-    SqlitePoolOptions::new()
-        .max_connections(8)
+    const CONNECTIONS: u32 = 8;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(CONNECTIONS)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
-        .await
+        .await?;
+    // One after the other (not `min_connections`, whose background opens race the first connection's switch to WAL).
+    let mut opened = Vec::with_capacity(CONNECTIONS as usize);
+    for _ in 0..CONNECTIONS {
+        opened.push(pool.acquire().await?);
+    }
+    drop(opened);
+    Ok(pool)
 }
 
 const COLUMNS: &str = "id, email, firstname, lastname, attributes";

@@ -9,7 +9,7 @@ mod common;
 
 use std::str::FromStr;
 
-use common::{PROJECT, SECRET, Server, http, run_cli_as};
+use common::{PROJECT, SECRET, Server, http, users_add};
 use serde_json::Value;
 use sqlx::ConnectOptions;
 use sqlx::Connection;
@@ -44,30 +44,11 @@ fn assert_serving(server: &Server) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// `users add <email>` on `db` (as `uid`), the password from standard input: (exit code, stderr).
-fn add_user(uid: Option<u32>, db: &str, email: &str, password: &str) -> (i32, String) {
-    let (code, _, stderr) = run_cli_as(
-        uid,
-        &[
-            "users",
-            "add",
-            "--database",
-            db,
-            "--email",
-            email,
-            "--password-stdin",
-        ],
-        &[],
-        &format!("{password}\n"),
-    );
-    (code, stderr)
-}
-
 /// A database under `dir` with andrew in it, and the service on it (as `uid`), already answering logins.
 fn serve_with_a_user(uid: Option<u32>, dir: &std::path::Path) -> (Server, std::path::PathBuf, String) {
     let path = dir.join("users.db");
     let db = format!("sqlite://{}", path.display());
-    let (code, stderr) = add_user(uid, &db, "andrew@scientists.com", PASSWORD);
+    let (code, _, stderr) = users_add(uid, &db, "andrew@scientists.com", PASSWORD, &[]);
     assert_eq!(code, 0, "{stderr}");
     let server = Server::start_as(
         uid,
@@ -99,7 +80,7 @@ async fn a_locked_deleted_then_restored_database() {
         .await
         .unwrap();
     assert_serving(&server);
-    let (code, stderr) = add_user(None, &db, "new@scientists.com", "another long password");
+    let (code, _, stderr) = users_add(None, &db, "new@scientists.com", "another long password", &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("database is locked"), "{stderr}");
     sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
@@ -176,14 +157,14 @@ fn a_read_only_database_keeps_logins_working_and_refuses_writes_clearly() {
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(health(&server).0, 200);
-    let add_new = |password: &str| add_user(uid, &db, "new@scientists.com", password);
-    let (code, stderr) = add_new("a new user's password");
+    let add_new = |password: &str| users_add(uid, &db, "new@scientists.com", password, &[]);
+    let (code, _, stderr) = add_new("a new user's password");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("readonly"), "{stderr}");
 
     // Writable again: the write goes through, and the running service sees the new user.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (code, stderr) = add_new("a new user's password");
+    let (code, _, stderr) = add_new("a new user's password");
     assert_eq!(code, 0, "{stderr}");
     let (status, body) = http(
         server.addr,

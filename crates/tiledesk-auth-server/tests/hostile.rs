@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{API_KEY, PROJECT, RawResponse, SECRET, Server, raw_exchange, run_cli};
+use common::{API_KEY, PROJECT, RawResponse, SECRET, Server, raw_exchange, users_add};
 
 const PASSWORD: &str = "correct horse battery staple";
 const VICTIM_EMAIL: &str = "victim@example.org";
@@ -25,17 +25,7 @@ struct Fixture {
 }
 
 fn add_user(db: &str, email: &str, password: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "users",
-        "add",
-        "--database",
-        db,
-        "--email",
-        email,
-        "--password-stdin",
-    ];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run_cli(&args, &[], &format!("{password}\n"));
+    let (code, stdout, stderr) = users_add(None, db, email, password, extra);
     assert_eq!(code, 0, "{stderr}");
     // "added <email> (<id>)"
     stdout

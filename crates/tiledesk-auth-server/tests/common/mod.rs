@@ -157,6 +157,28 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String
     run_cli_as(None, args, env, stdin)
 }
 
+/// `users add --email <email> <extra>` on `db` (as `uid`), the password on standard input: (exit code, stdout,
+/// stderr).
+pub fn users_add(
+    uid: Option<u32>,
+    db: &str,
+    email: &str,
+    password: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec![
+        "users",
+        "add",
+        "--database",
+        db,
+        "--email",
+        email,
+        "--password-stdin",
+    ];
+    args.extend_from_slice(extra);
+    run_cli_as(uid, &args, &[], &format!("{password}\n"))
+}
+
 /// [`run_cli`] as the user `uid` (the tests that need an unprivileged process when they run as root).
 pub fn run_cli_as(
     uid: Option<u32>,
