@@ -45,6 +45,14 @@ pub fn secret() -> ProjectSecret {
     ProjectSecret::new(SECRET).unwrap()
 }
 
+/// Each of `texts` parsed (a test's own constants: a bad one panics).
+fn parsed<T: std::str::FromStr>(texts: &[&str]) -> Arc<[T]>
+where
+    T::Err: std::fmt::Debug,
+{
+    texts.iter().map(|t| t.parse().unwrap()).collect()
+}
+
 pub async fn test_app(options: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("users.db").display());
@@ -56,19 +64,9 @@ pub async fn test_app(options: Options) -> TestApp {
         api_key: options
             .api_key
             .then(|| Reloadable::new(ApiKey::new(API_KEY).unwrap())),
-        allowed_origins: options
-            .origins
-            .iter()
-            .map(|o| o.parse().unwrap())
-            .collect::<Vec<_>>()
-            .into(),
+        allowed_origins: parsed(&options.origins),
         static_dir: options.static_dir.map(Into::into),
-        trusted_proxies: options
-            .trusted_proxies
-            .iter()
-            .map(|p| p.parse().unwrap())
-            .collect::<Vec<_>>()
-            .into(),
+        trusted_proxies: parsed(&options.trusted_proxies),
     };
     TestApp {
         router: app(state.clone()),
