@@ -9,7 +9,7 @@ mod common;
 
 use std::str::FromStr;
 
-use common::{PROJECT, SECRET, Server, http, users_add};
+use common::{PROJECT, RunAs, SECRET, Server, http, users_add};
 use serde_json::Value;
 use sqlx::ConnectOptions;
 use sqlx::Connection;
@@ -44,14 +44,14 @@ fn assert_serving(server: &Server) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// A database under `dir` with andrew in it, and the service on it (as `uid`), already answering logins.
-fn serve_with_a_user(uid: Option<u32>, dir: &std::path::Path) -> (Server, std::path::PathBuf, String) {
+/// A database under `dir` with andrew in it, and the service on it (as `user`), already answering logins.
+fn serve_with_a_user(user: Option<&RunAs>, dir: &std::path::Path) -> (Server, std::path::PathBuf, String) {
     let path = dir.join("users.db");
     let db = format!("sqlite://{}", path.display());
-    let (code, _, stderr) = users_add(uid, &db, "andrew@scientists.com", PASSWORD, &[]);
+    let (code, _, stderr) = users_add(user, &db, "andrew@scientists.com", PASSWORD, &[]);
     assert_eq!(code, 0, "{stderr}");
     let server = Server::start_as(
-        uid,
+        user,
         &[],
         &[
             ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
@@ -128,12 +128,10 @@ fn my_uid() -> u32 {
 fn a_read_only_database_keeps_logins_working_and_refuses_writes_clearly() {
     use std::os::unix::fs::PermissionsExt;
     // Root ignores file modes: as root, the service and the commands run as `nobody` so the mode bites.
-    let uid = (my_uid() == 0).then_some(65534);
     let dir = tempfile::tempdir().unwrap();
-    if let Some(uid) = uid {
-        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
-    }
-    let (server, path, db) = serve_with_a_user(uid, dir.path());
+    let user = (my_uid() == 0).then(|| RunAs::nobody_in(dir.path()));
+    let user = user.as_ref();
+    let (server, path, db) = serve_with_a_user(user, dir.path());
 
     // The file turns read-only (a read-only snapshot, a mode change). The service only reads while it runs:
     // logins go on, also on connections opened after the change (eight at once make the pool open more).
@@ -157,7 +155,7 @@ fn a_read_only_database_keeps_logins_working_and_refuses_writes_clearly() {
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(health(&server).0, 200);
-    let add_new = |password: &str| users_add(uid, &db, "new@scientists.com", password, &[]);
+    let add_new = |password: &str| users_add(user, &db, "new@scientists.com", password, &[]);
     let (code, _, stderr) = add_new("a new user's password");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("readonly"), "{stderr}");

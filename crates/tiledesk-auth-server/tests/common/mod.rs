@@ -155,10 +155,42 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String
     run_cli_as(None, args, env, stdin)
 }
 
-/// `users add --email <email> <extra>` on `db` (as `uid`), the password on standard input: (exit code, stdout,
+/// Another user to run the binary as: the tests that need file modes to bite when they run as root. It gets a copy
+/// of the binary in a directory it owns, since the checkout may sit under a directory only root can enter.
+pub struct RunAs {
+    uid: u32,
+    binary: std::path::PathBuf,
+}
+
+impl RunAs {
+    /// `nobody`, given `dir` and a copy of the binary in it.
+    pub fn nobody_in(dir: &std::path::Path) -> Self {
+        let uid = 65534;
+        let binary = dir.join("tiledesk-auth");
+        std::fs::copy(env!("CARGO_BIN_EXE_tiledesk-auth"), &binary).unwrap();
+        for path in [dir, binary.as_path()] {
+            std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+        }
+        Self { uid, binary }
+    }
+}
+
+/// The binary, run as `user` when there is one.
+fn binary_as(user: Option<&RunAs>) -> std::process::Command {
+    let Some(user) = user else {
+        return binary();
+    };
+    let mut command = std::process::Command::new(&user.binary);
+    std::os::unix::process::CommandExt::uid(&mut command, user.uid);
+    std::os::unix::process::CommandExt::gid(&mut command, user.uid);
+    command.current_dir(user.binary.parent().unwrap());
+    command
+}
+
+/// `users add --email <email> <extra>` on `db` (as `user`), the password on standard input: (exit code, stdout,
 /// stderr).
 pub fn users_add(
-    uid: Option<u32>,
+    user: Option<&RunAs>,
     db: &str,
     email: &str,
     password: &str,
@@ -174,23 +206,19 @@ pub fn users_add(
         "--password-stdin",
     ];
     args.extend_from_slice(extra);
-    run_cli_as(uid, &args, &[], &format!("{password}\n"))
+    run_cli_as(user, &args, &[], &format!("{password}\n"))
 }
 
-/// [`run_cli`] as the user `uid` (the tests that need an unprivileged process when they run as root).
+/// [`run_cli`] as `user`.
 pub fn run_cli_as(
-    uid: Option<u32>,
+    user: Option<&RunAs>,
     args: &[&str],
     env: &[(&str, &str)],
     stdin: &str,
 ) -> (i32, String, String) {
     use std::io::Write;
     use std::process::Stdio;
-    let mut command = binary();
-    if let Some(uid) = uid {
-        std::os::unix::process::CommandExt::uid(&mut command, uid);
-        std::os::unix::process::CommandExt::gid(&mut command, uid);
-    }
+    let mut command = binary_as(user);
     command
         .args(args)
         .stdin(Stdio::piped())
@@ -270,13 +298,9 @@ impl Server {
         Self::start_as(None, args, env)
     }
 
-    /// [`Server::start`] as the user `uid`.
-    pub fn start_as(uid: Option<u32>, args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut command = binary();
-        if let Some(uid) = uid {
-            std::os::unix::process::CommandExt::uid(&mut command, uid);
-            std::os::unix::process::CommandExt::gid(&mut command, uid);
-        }
+    /// [`Server::start`] as `user`.
+    pub fn start_as(user: Option<&RunAs>, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = binary_as(user);
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
