@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::channel;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{API_KEY, PROJECT, SECRET, Server, http, parse_response, run_cli};
 use serde_json::Value;
@@ -224,58 +224,72 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     );
     let addr = server.addr;
 
-    // A site backend minting without pause, across the rotation.
-    let (progress, minted) = channel::<(u16, String)>();
+    // A site backend minting without pause, across the rotation. Each answer carries the instant its request
+    // started: a request started after the reload was seen in the log must be signed with the new secret, one
+    // started before the signal with the old one, and one in between with either. (Counting answers instead
+    // raced: the client can run far ahead of the reader, so "the last answers" may all predate the reload.)
+    let (progress, minted) = channel::<(Instant, u16, String)>();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            for _ in 0..5000 {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                if progress.send(mint(addr, API_KEY)).is_err() {
+            let deadline = Instant::now() + WAIT;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let started = Instant::now();
+                let (status, token) = mint(addr, API_KEY);
+                if progress.send((started, status, token)).is_err() {
                     break;
                 }
             }
         })
     };
     let mut results = Vec::new();
-    let take = |n: usize, results: &mut Vec<(u16, String)>| {
-        for _ in 0..n {
-            results.push(minted.recv_timeout(WAIT).unwrap());
+    // Takes answers until `n` of them started at or after `since`.
+    let take_since = |since: Instant, n: usize, results: &mut Vec<(Instant, u16, String)>| {
+        let mut counted = 0;
+        while counted < n {
+            let answer = minted
+                .recv_timeout(WAIT)
+                .expect("the minting client stopped answering");
+            counted += usize::from(answer.0 >= since);
+            results.push(answer);
         }
     };
-    take(20, &mut results);
+    take_since(Instant::now(), 20, &mut results);
     rotate(&secret_file, &format!("{NEW_SECRET}\n"));
+    let signalled = Instant::now();
     signal(&server, "HUP");
     server.wait_for_log(|l| l.contains("project secret reloaded"));
     // Each reload ends with the API key file: wait for that line too, so the next wait starts after this reload.
     server.wait_for_log(|l| l.contains("API key reloaded"));
-    let before_reload = results.len();
-    take(20, &mut results);
+    let reloaded = Instant::now();
+    take_since(reloaded, 20, &mut results);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     client.join().unwrap();
     results.extend(minted.try_iter());
 
-    for (status, token) in &results {
+    let (mut old, mut new) = (0, 0);
+    for (started, status, token) in &results {
         assert_eq!(*status, 200, "a request failed during the rotation: {token}");
-        assert!(
-            signed_with(token, SECRET) || signed_with(token, NEW_SECRET),
-            "{token}"
-        );
+        if *started < signalled {
+            assert!(signed_with(token, SECRET), "minted before the signal: {token}");
+            old += 1;
+        } else if *started >= reloaded {
+            assert!(
+                signed_with(token, NEW_SECRET) && !signed_with(token, SECRET),
+                "tokens minted after the reload use the new secret: {token}"
+            );
+            new += 1;
+        } else {
+            assert!(
+                signed_with(token, SECRET) || signed_with(token, NEW_SECRET),
+                "{token}"
+            );
+        }
     }
     assert!(
-        results[..before_reload.min(20)]
-            .iter()
-            .all(|(_, t)| signed_with(t, SECRET))
-    );
-    let after = &results[results.len() - 10..];
-    assert!(
-        after
-            .iter()
-            .all(|(_, t)| signed_with(t, NEW_SECRET) && !signed_with(t, SECRET)),
-        "tokens minted after the reload use the new secret"
+        old >= 20 && new >= 20,
+        "{old} answers before the signal, {new} after the reload"
     );
 
     // A bad file is refused and the current secret kept.
