@@ -224,11 +224,12 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     );
     let addr = server.addr;
 
-    // A site backend minting without pause, across the rotation. Each answer carries the instant its request
-    // started: a request started after the reload was seen in the log must be signed with the new secret, one
-    // started before the signal with the old one, and one in between with either. (Counting answers instead
-    // raced: the client can run far ahead of the reader, so "the last answers" may all predate the reload.)
-    let (progress, minted) = channel::<(Instant, u16, String)>();
+    // A site backend minting without pause, across the rotation. Each answer carries the instants its request
+    // started and ended: a request started after the reload was seen in the log must be signed with the new
+    // secret, one answered before the signal with the old one, and one in between with either (a request sent
+    // before the signal may be served after the reload). Counting answers instead raced: the client can run far
+    // ahead of the reader, so "the last answers" may all predate the reload.
+    let (progress, minted) = channel::<(Instant, Instant, u16, String)>();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = {
         let stop = Arc::clone(&stop);
@@ -237,7 +238,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
                 let started = Instant::now();
                 let (status, token) = mint(addr, API_KEY);
-                if progress.send((started, status, token)).is_err() {
+                if progress.send((started, Instant::now(), status, token)).is_err() {
                     break;
                 }
             }
@@ -245,7 +246,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     };
     let mut results = Vec::new();
     // Takes answers until `n` of them started at or after `since`.
-    let take_since = |since: Instant, n: usize, results: &mut Vec<(Instant, u16, String)>| {
+    let take_since = |since: Instant, n: usize, results: &mut Vec<(Instant, Instant, u16, String)>| {
         let mut counted = 0;
         while counted < n {
             let answer = minted
@@ -269,10 +270,10 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     results.extend(minted.try_iter());
 
     let (mut old, mut new) = (0, 0);
-    for (started, status, token) in &results {
+    for (started, ended, status, token) in &results {
         assert_eq!(*status, 200, "a request failed during the rotation: {token}");
-        if *started < signalled {
-            assert!(signed_with(token, SECRET), "minted before the signal: {token}");
+        if *ended < signalled {
+            assert!(signed_with(token, SECRET), "answered before the signal: {token}");
             old += 1;
         } else if *started >= reloaded {
             assert!(
@@ -289,7 +290,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     }
     assert!(
         old >= 20 && new >= 20,
-        "{old} answers before the signal, {new} after the reload"
+        "{old} answered before the signal, {new} started after the reload"
     );
 
     // A bad file is refused and the current secret kept.
