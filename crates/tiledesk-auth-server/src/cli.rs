@@ -123,7 +123,8 @@ pub struct ServeArgs {
         conflicts_with = "api_key_file"
     )]
     pub api_key: Option<ApiKey>,
-    /// A file holding the API key for POST /tokens.
+    /// A file holding the API key for POST /tokens: one key per line (blank lines and `#` comments
+    /// skipped); several keys are all accepted, which lets a key rotate with an overlap.
     #[arg(long, env = "TILEDESK_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
     /// A directory of static files to serve at / (your site, same-origin with /auth: no CORS needed).
@@ -428,8 +429,9 @@ impl Reload {
         if let (Some(path), Some(current)) = (&self.api_key_file, &self.api_key) {
             match ApiKey::from_file(path) {
                 Ok(key) => {
+                    let keys = key.count();
                     current.replace(key);
-                    tracing::info!(file = %path.display(), "API key reloaded");
+                    tracing::info!(file = %path.display(), keys, "API key reloaded");
                 }
                 Err(err) => tracing::error!(%err, "API key NOT reloaded: keeping the previous one"),
             }

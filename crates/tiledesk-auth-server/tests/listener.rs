@@ -302,10 +302,16 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     assert_eq!(status, 200);
     assert!(signed_with(&token, NEW_SECRET));
 
-    // The API key file rotates on the same signal: the old key stops working, the new one works.
+    // The API key file rotates on the same signal, with an overlap: while the file lists both keys both work,
+    // then the old one stops working.
+    rotate(&key_file, &format!("# rotating\n{API_KEY}\n{NEW_KEY}\n"));
+    signal(&server, "HUP");
+    server.wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=2"));
+    assert_eq!(mint(addr, API_KEY).0, 200);
+    assert_eq!(mint(addr, NEW_KEY).0, 200);
     rotate(&key_file, NEW_KEY);
     signal(&server, "HUP");
-    server.wait_for_log(|l| l.contains("API key reloaded"));
+    server.wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=1"));
     assert_eq!(mint(addr, API_KEY).0, 401);
     let (status, token) = mint(addr, NEW_KEY);
     assert_eq!(status, 200);
