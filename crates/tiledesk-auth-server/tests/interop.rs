@@ -50,12 +50,19 @@ fn tiledesk_verifies(tokens: &[(&str, String)]) -> Vec<Value> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("node is needed for the Tiledesk interop test");
-    child
+    // If node stops early (a missing package), its stderr below says why; the broken pipe would not.
+    let written = child
         .stdin
         .take()
         .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
+        .write_all(input.to_string().as_bytes());
+    if let Err(error) = written {
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing to verify.js: {error}"
+        );
+    }
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
