@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{API_KEY, Options, PROJECT, SECRET, post_json, run_cli, test_app, with_api_key};
+use common::{API_KEY, Options, PROJECT, SECRET, post_json, run_cli, test_app, with_api_key, write_input};
 use serde_json::{Value, json};
 use tiledesk_jwt::{ProjectSecret, TokenIssuer, VisitorClaims};
 
@@ -50,19 +49,8 @@ fn tiledesk_verifies(tokens: &[(&str, String)]) -> Vec<Value> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("node is needed for the Tiledesk interop test");
-    // If node stops early (a missing package), its stderr below says why; the broken pipe would not.
-    let written = child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes());
-    if let Err(error) = written {
-        assert_eq!(
-            error.kind(),
-            std::io::ErrorKind::BrokenPipe,
-            "writing to verify.js: {error}"
-        );
-    }
+    // If node stops early (a missing package), its stderr below says why.
+    write_input(&mut child, input.to_string().as_bytes());
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),

@@ -216,7 +216,6 @@ pub fn run_cli_as(
     env: &[(&str, &str)],
     stdin: &str,
 ) -> (i32, String, String) {
-    use std::io::Write;
     use std::process::Stdio;
     let mut command = binary_as(user);
     command
@@ -235,20 +234,26 @@ pub fn run_cli_as(
     }
     command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
-    // A command may refuse its arguments and exit before it reads its input (`users add --attribute role=…`):
-    // the pipe is then closed, and what the test checks is the exit code and the message, not the write.
-    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-            panic!("writing the CLI's stdin: {error}")
-        }
-        _ => {}
-    }
+    write_input(&mut child, stdin.as_bytes());
     let output = child.wait_with_output().unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Writes `input` to the child's standard input and closes it. The child may exit before it reads (a command
+/// refusing its arguments, `users add --attribute role=…`; node failing to start): the pipe is then closed, and
+/// what the test checks is the exit code and the child's own message, so a broken pipe is not a failure.
+pub fn write_input(child: &mut std::process::Child, input: &[u8]) {
+    use std::io::Write;
+    match child.stdin.take().expect("stdin is piped").write_all(input) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            panic!("writing the child's standard input: {error}")
+        }
+        _ => {}
+    }
 }
 
 /// One HTTP/1.1 exchange over a fresh connection (`Connection: close`), read to the end.
