@@ -1,36 +1,48 @@
 /*
  * TEST DOUBLE of Tiledesk's real widget loader (https://widget.tiledesk.com/v6/launch.js, chat21-web-widget 5.2.3).
- * It is NOT Tiledesk's code and NOT a chat widget: it reproduces, for offline tests and the demo, exactly the
- * behaviour described in shared/docs/tiledesk-contract.md (sections 2 to 4), traps included:
+ * It is NOT Tiledesk's code and NOT a chat widget: it reproduces, for fast offline tests, the behaviour described in
+ * docs/tiledesk.md, traps included. Each trap below was found in the real widget (the end-to-end tests run that one):
  *
  * - the page's snippet queues calls in window.Tiledesk.q; this loader replays them at `onBeforeInit`, with at most
  *   ONE argument per call; names starting with "on" are registered as event listeners; an unknown name throws
  *   during the replay, which stops it and leaves window.Tiledesk a queue forever;
  * - the replay is installed as window.tileDeskAsyncInit only when the page has not defined it itself;
- * - the boot waits for the first scroll / mousedown / mousemove / touchstart / keydown, or a timeout, then for
- *   window load; window.tiledesk (with `on`) exists before its methods, which are attached just before
+ * - the boot waits for the first scroll / mousedown / mousemove / touchstart / keydown ON `document`, or a timeout,
+ *   then for window load; window.tiledesk (with `on`) exists before its methods, which are attached just before
  *   `onLoadParams` fires;
+ * - window.tiledesk.on(name, cb) adds the listener to window.tiledesk.tiledeskroot, a <chat-root> element, and
+ *   events are dispatched there: not on #tiledeskdiv, the visible container;
  * - after boot, window.Tiledesk(name, arg) calls window.tiledesk[name](arg) and returns its result, and
  *   window.Tiledesk('onX', cb) registers nothing;
+ * - the widget lives in an iframe: the Promises its methods return and the errors they reject with come from the
+ *   iframe's realm (`instanceof Promise` is false in the page), and the errors are Angular HttpErrorResponses
+ *   ({name, status, message}), not Errors;
  * - signInWithCustomToken POSTs {apiUrl}auth/signinWithCustomToken with the token verbatim as Authorization,
- *   stores the reply under widget_sv5_<projectid>_tiledeskToken / _currentUser, POSTs
- *   {apiUrl}chat21/native/auth/createCustomToken, then reports `online`; on 401 it removes the stored session and
- *   rejects its Promise, and NO event fires;
- * - a stored token is used again at boot; when the API answers 401 (an expired token) the widget hides and
- *   disposes itself;
+ *   stores the reply under widget_sv5_<projectid>_tiledeskToken / _currentUser and resolves; only then does the
+ *   chat connection start ({apiUrl}chat21/native/auth/createCustomToken, then the broker): `online` comes later,
+ *   and then POST {apiUrl}<projectid>/events, whose 401 makes the loader hide and dispose the widget;
+ * - a failed sign-in (401 or any error) logs the widget out if someone was logged in (stored session cleared,
+ *   `offline` twice, hidden), a 401 also clears the stored session, the Promise rejects, and NO event fires;
+ * - the widget shows itself on every login when autoStart is false;
+ * - logout() returns undefined when nobody is logged in, and a Promise that never settles while the chat
+ *   connection has not subscribed yet (the stored session is cleared all the same);
+ * - signInAnonymous() POSTs {apiUrl}auth/signinAnonymously and comes online like any visitor (isLogged true);
+ * - a stored token is used again at boot when autoStart is true; when the API answers 401 (an expired token) the
+ *   widget hides and disposes itself;
  * - `startHidden: true` swallows the first show().
  *
  * Settings read from window.tiledeskSettings: projectid (required), autoStart, startHidden, and, for this double
- * only, apiUrl (default: "<this script's origin>/api/") and fakeBootDelayMs (default 5000, the real timeout).
+ * only, apiUrl (default: "<this script's origin>/api/"), fakeBootDelayMs (default 5000, the real timeout),
+ * fakeConnectMs (default 20: sign-in to `online`) and fakeSubscribeMs (default 20: `online` to subscribed).
  */
 (function () {
   "use strict";
-  var script = document.getElementById("tiledesk-jssdk");
+  // Its own element: a loader removed before it ran (a test tearing down) must not take the next one's for its own.
+  var script = document.currentScript || document.getElementById("tiledesk-jssdk");
   if (!script) {
     console.error("tiledesk stand-in: no element with id tiledesk-jssdk; cannot find my base URL");
     return;
   }
-  var baseUrl = new URL(".", script.src).href;
   var settings = window.tiledeskSettings || {};
   var projectid = settings.projectid;
   if (!projectid) {
@@ -38,14 +50,24 @@
     return;
   }
   var apiUrl = settings.apiUrl || new URL("/api/", script.src).href;
-  var bootDelay = typeof settings.fakeBootDelayMs === "number" ? settings.fakeBootDelayMs : 5000;
+  function number(value, fallback) {
+    return typeof value === "number" ? value : fallback;
+  }
+  var bootDelay = number(settings.fakeBootDelayMs, 5000);
+  // Read when used: a test may change them on a booted widget.
+  function connectMs() {
+    return number(settings.fakeConnectMs, 20);
+  }
+  function subscribeMs() {
+    return number(settings.fakeSubscribeMs, 20);
+  }
   var storagePrefix = "widget_sv5_" + projectid + "_";
   var TOKEN_KEY = storagePrefix + "tiledeskToken";
   var USER_KEY = storagePrefix + "currentUser";
 
   // A loader whose script element was removed (a test tearing down) must not boot later into another page state.
   function stillMine() {
-    return document.getElementById("tiledesk-jssdk") === script;
+    return script.id === "tiledesk-jssdk" && document.getElementById("tiledesk-jssdk") === script;
   }
 
   if (!window.tileDeskAsyncInit) {
@@ -83,7 +105,7 @@
     startBoot();
   }
   interactions.forEach(function (name) {
-    window.addEventListener(name, onInteraction, { passive: true });
+    document.addEventListener(name, onInteraction, { passive: true });
   });
   var bootTimer = setTimeout(startBoot, bootDelay);
 
@@ -92,7 +114,7 @@
     bootStarted = true;
     clearTimeout(bootTimer);
     interactions.forEach(function (name) {
-      window.removeEventListener(name, onInteraction);
+      document.removeEventListener(name, onInteraction);
     });
     if (document.readyState === "complete") setTimeout(boot, 0);
     else window.addEventListener("load", function () { setTimeout(boot, 0); }, { once: true });
@@ -100,6 +122,25 @@
 
   function boot() {
     if (!stillMine()) return;
+    // The widget's realm: its Promises and errors are not the page's.
+    var frame = document.createElement("iframe");
+    frame.id = "tiledesk-stand-in-realm";
+    frame.style.display = "none";
+    document.body.appendChild(frame);
+    var realm = frame.contentWindow;
+    function realmPromise(executor) {
+      return new realm.Promise(executor);
+    }
+    function httpError(status, text) {
+      var err = new realm.Object();
+      err.name = "HttpErrorResponse";
+      err.status = status;
+      err.message = "Http failure response for " + text + ": " + status;
+      return err;
+    }
+
+    var tiledeskroot = document.createElement("chat-root");
+    document.body.appendChild(tiledeskroot);
     var root = document.createElement("div");
     root.id = "tiledeskdiv";
     root.setAttribute("data-stand-in", "tiledesk");
@@ -107,85 +148,46 @@
     var panel = document.createElement("div");
     panel.className = "tiledesk-stand-in-panel";
     root.appendChild(panel);
-    // A minimal conversation, kept per chat user by the mock API, so two browsers show the same history.
-    var messages = document.createElement("ul");
-    messages.className = "tiledesk-stand-in-messages";
-    root.appendChild(messages);
-    var composer = document.createElement("form");
-    composer.className = "tiledesk-stand-in-composer";
-    var input = document.createElement("input");
-    input.name = "message";
-    input.placeholder = "Write a message";
-    var send = document.createElement("button");
-    send.type = "submit";
-    send.textContent = "Send";
-    composer.appendChild(input);
-    composer.appendChild(send);
-    root.appendChild(composer);
     document.body.appendChild(root);
-
-    function showMessages(list) {
-      messages.textContent = "";
-      (list || []).forEach(function (m) {
-        var item = document.createElement("li");
-        item.textContent = m.text;
-        messages.appendChild(item);
-      });
-    }
-
-    function loadConversation() {
-      var token = localStorage.getItem(TOKEN_KEY);
-      if (!token) return Promise.resolve();
-      return fetch(apiUrl + "conversations", { headers: { Authorization: token } })
-        .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
-        .then(function (body) { showMessages(body.messages); root.setAttribute("data-messages", String(body.messages.length)); });
-    }
-
-    composer.addEventListener("submit", function (event) {
-      event.preventDefault();
-      var token = localStorage.getItem(TOKEN_KEY);
-      var text = input.value.trim();
-      if (!token || !loggedIn || !text) return;
-      input.value = "";
-      fetch(apiUrl + "conversations", {
-        method: "POST",
-        headers: { Authorization: token, "Content-Type": "application/json" },
-        body: JSON.stringify({ text: text }),
-      }).then(loadConversation);
-    });
 
     var visible = false;
     var firstShowSwallowed = !settings.startHidden;
     var loggedIn = false;
+    var subscribed = false;
     var currentUser = null;
     var disposed = false;
+    var connection = 0; // bumped when the connection closes: a connect under way then does nothing
 
     function render() {
       root.style.display = visible && !disposed ? "block" : "none";
       panel.textContent = loggedIn && currentUser
         ? "Tiledesk (stand-in): signed in as " + (currentUser.fullName || currentUser._id) + " [" + currentUser._id + "]"
-        : "Tiledesk (stand-in): anonymous";
+        : "Tiledesk (stand-in): not signed in";
       root.setAttribute("data-user-id", loggedIn && currentUser ? currentUser._id : "");
-      composer.hidden = !loggedIn;
     }
 
     function fire(name, detail) {
-      root.dispatchEvent(new CustomEvent(name, { detail: detail }));
+      tiledeskroot.dispatchEvent(new CustomEvent(name, { detail: detail }));
     }
 
-    function authState(event, isLogged, userId) {
+    function authState(event) {
       fire("onAuthStateChanged", {
         event: event,
-        isLogged: isLogged,
-        user_id: userId,
+        isLogged: loggedIn,
+        user_id: currentUser ? currentUser._id : undefined,
         global: { projectid: projectid },
         default_settings: settings,
-        appConfigs: {},
+        appConfigs: { apiUrl: apiUrl },
       });
     }
 
-    function post(path, token) {
-      return fetch(apiUrl + path, { method: "POST", headers: { Authorization: token } });
+    function post(path, token, body) {
+      var init = { method: "POST", headers: { Authorization: token } };
+      if (body) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      return fetch(apiUrl + path, init);
     }
 
     function clearSession() {
@@ -200,38 +202,91 @@
       if (root.parentNode) root.parentNode.removeChild(root);
     }
 
-    // The sign-in, used both by the method and by the re-authentication at boot.
-    function signIn(token) {
-      return post("auth/signinWithCustomToken", token).then(function (res) {
-        if (res.status === 401 || res.status === 403 || res.status === 400) {
-          clearSession();
-          loggedIn = false;
-          currentUser = null;
+    function close() {
+      connection++;
+      loggedIn = false;
+      subscribed = false;
+      render();
+    }
+
+    // The chat connection, after a sign-in: `online` once connected, then the loader's events call.
+    // Two sign-ins close together both come online, each as its own user, in the order they connect.
+    function connect(token, user) {
+      var mine = connection;
+      if (!stillMine()) return;
+      post("chat21/native/auth/createCustomToken", token).then(function (chat) {
+        if (!chat.ok || mine !== connection) return;
+        setTimeout(function () {
+          if (mine !== connection || !stillMine()) return;
+          currentUser = user;
+          loggedIn = true;
           render();
-          var err = new Error("signInWithCustomToken: " + res.status);
-          err.status = res.status;
-          throw err; // no event for a failed sign-in
-        }
-        if (!res.ok) throw new Error("signInWithCustomToken: " + res.status);
-        return res.json().then(function (body) {
-          localStorage.setItem(TOKEN_KEY, body.token);
-          localStorage.setItem(USER_KEY, JSON.stringify(body.user));
-          return post("chat21/native/auth/createCustomToken", token).then(function (chat) {
-            if (!chat.ok) throw new Error("createCustomToken: " + chat.status);
-            currentUser = body.user;
-            loggedIn = true;
-            render();
-            authState("online", true, body.user._id);
-            loadConversation();
-            return body.user;
+          if (!settings.autoStart) show(); // the real widget shows itself on login
+          authState("online");
+          var session = localStorage.getItem(TOKEN_KEY);
+          if (session) {
+            post(projectid + "/events", session, { name: "auth_state_changed" }).then(function (res) {
+              if (res.status === 401 && stillMine()) {
+                window.tiledesk.hide();
+                window.tiledesk.dispose();
+              }
+            });
+          }
+          setTimeout(function () {
+            if (mine === connection) subscribed = true;
+          }, subscribeMs());
+        }, connectMs());
+      });
+    }
+
+    // The widget's own sign-out: nothing unless someone is logged in.
+    function signOut() {
+      if (!loggedIn) return undefined;
+      clearSession();
+      if (!subscribed) return realmPromise(function () {}); // never settles
+      close();
+      visible = false;
+      render();
+      authState("offline");
+      authState("offline");
+      return realmPromise(function (resolve) { resolve(true); });
+    }
+
+    function signIn(token) {
+      return realmPromise(function (resolve, reject) {
+        post("auth/signinWithCustomToken", token).then(function (res) {
+          if (!res.ok) {
+            if (res.status === 401) clearSession();
+            signOut();
+            reject(httpError(res.status, apiUrl + "auth/signinWithCustomToken"));
+            return;
+          }
+          return res.json().then(function (body) {
+            localStorage.setItem(TOKEN_KEY, body.token);
+            localStorage.setItem(USER_KEY, JSON.stringify(body.user));
+            connect(token, body.user);
+            resolve(body.user);
           });
+        }, function () {
+          signOut();
+          reject(httpError(0, apiUrl + "auth/signinWithCustomToken"));
         });
       });
     }
 
+    function show() {
+      if (!firstShowSwallowed) {
+        firstShowSwallowed = true;
+        return;
+      }
+      visible = true;
+      render();
+    }
+
     window.tiledesk = {
+      tiledeskroot: tiledeskroot,
       on: function (name, handler) {
-        root.addEventListener(name, handler);
+        tiledeskroot.addEventListener(name, handler);
       },
     };
 
@@ -243,31 +298,25 @@
         return signIn(token);
       };
       t.signInAnonymous = function () {
-        clearSession();
-        currentUser = { _id: "anonymous-" + Math.random().toString(16).slice(2), fullName: "" };
-        loggedIn = false;
-        render();
-        authState("online", false, currentUser._id);
-        return Promise.resolve(currentUser);
+        return realmPromise(function (resolve, reject) {
+          fetch(apiUrl + "auth/signinAnonymously", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ id_project: projectid }),
+          }).then(function (res) {
+            if (!res.ok) return reject(httpError(res.status, apiUrl + "auth/signinAnonymously"));
+            return res.json().then(function (body) {
+              localStorage.setItem(TOKEN_KEY, body.token);
+              connect(body.token, body.user);
+              resolve(body.user);
+            });
+          }, function () {
+            reject(httpError(0, apiUrl + "auth/signinAnonymously"));
+          });
+        });
       };
-      t.logout = function () {
-        clearSession();
-        loggedIn = false;
-        currentUser = null;
-        showMessages([]);
-        render();
-        authState("offline", false, undefined);
-        authState("offline", false, undefined);
-        return Promise.resolve();
-      };
-      t.show = function () {
-        if (!firstShowSwallowed) {
-          firstShowSwallowed = true;
-          return;
-        }
-        visible = true;
-        render();
-      };
+      t.logout = signOut;
+      t.show = show;
       t.hide = function () {
         visible = false;
         render();
@@ -281,20 +330,31 @@
       t.sendMessage = function () {};
       t.startConversation = function () {};
       t.clearStorage = clearSession;
+      // For tests: the broker connection drops (and the widget reconnects with the token it has).
+      t.__standInDropConnection = function () {
+        close();
+        var stored = localStorage.getItem(TOKEN_KEY);
+        var user = currentUser;
+        return function reconnect() {
+          if (stored && user) connect(stored, user);
+        };
+      };
 
       if (typeof window.tileDeskAsyncInit === "function") window.tileDeskAsyncInit();
       fire("onLoadParams", { default_settings: settings });
       fire("onBeforeInit", { default_settings: settings });
       render();
 
-      authState("offline", false, undefined);
-      var stored = localStorage.getItem(TOKEN_KEY);
-      if (stored) {
-        signIn(stored).catch(function (err) {
-          if (err && err.status === 401) hideAndDispose(); // the trap: a stale stored token kills the widget
-        });
-      } else if (settings.autoStart) {
-        t.signInAnonymous();
+      authState("offline");
+      if (settings.autoStart) {
+        var stored = localStorage.getItem(TOKEN_KEY);
+        if (stored) {
+          signIn(stored).catch(function (err) {
+            if (err && err.status === 401) hideAndDispose(); // the trap: a stale stored token kills the widget
+          });
+        } else {
+          t.signInAnonymous();
+        }
       }
     }, 0);
   }

@@ -7,6 +7,7 @@
 //! - `fuzz [CASES]`: the property tests with many more cases than `test` runs (default 20 000 per property).
 //! - `dev`: the dev loop: the service and the mock, and `trunk serve` with live reload (installs Trunk).
 //! - `pkg`: the browser module as an ES module package in `target/pkg`, size-optimised.
+//! - `widget`: Tiledesk's real widget, built from source into `target/tiledesk-widget/dist` (see `widget.rs`).
 
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -19,6 +20,7 @@ use std::sync::mpsc;
 use anyhow::{Context, bail};
 
 mod bench;
+mod widget;
 use bench::bench;
 
 fn main() -> ExitCode {
@@ -32,11 +34,12 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("dev") => dev(),
         Some("dev-assets") => dev_assets(),
+        Some("widget") => widget::widget(),
         Some("pkg") => setup()
             .and_then(|()| pkg())
             .map(|out| println!("package ready in {}", out.display())),
         _ => {
-            eprintln!("usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg>");
+            eprintln!("usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg | widget>");
             return ExitCode::from(2);
         }
     };

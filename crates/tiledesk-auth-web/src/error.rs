@@ -19,6 +19,8 @@ pub(crate) enum AuthError {
     SignInRejected(String),
     /// The options passed to `new TiledeskAuth(...)` are not usable.
     BadOptions(String),
+    /// The object was freed (`free()`) before the sign-in finished.
+    Aborted,
 }
 
 impl AuthError {
@@ -32,6 +34,7 @@ impl AuthError {
             Self::WidgetLoad(_) => "widget_load",
             Self::SignInRejected(_) => "sign_in_rejected",
             Self::BadOptions(_) => "bad_options",
+            Self::Aborted => "aborted",
         }
     }
 
@@ -45,6 +48,7 @@ impl AuthError {
             Self::WidgetLoad(url) => format!("the Tiledesk widget could not be loaded from {url}"),
             Self::SignInRejected(detail) => format!("the Tiledesk widget refused the token: {detail}"),
             Self::BadOptions(detail) => format!("bad options: {detail}"),
+            Self::Aborted => "the TiledeskAuth object was freed before the sign-in finished".to_owned(),
         }
     }
 

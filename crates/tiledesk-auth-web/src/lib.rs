@@ -10,10 +10,11 @@
 //! await auth.signOut();  // logout, clear the widget's stored session, hide
 //! ```
 //!
-//! The sequence follows `shared/docs/tiledesk-contract.md`: settings with `autoStart: false`, `hide` queued, the
-//! token fetched in parallel with the loader, `signInWithCustomToken` called directly after `onBeforeInit` so
-//! its Promise is awaited, the widget shown on the first `online` with `isLogged`, a stale stored session
-//! removed before boot, and a fresh token signed in before the current one expires.
+//! The sequence follows `docs/tiledesk.md`: settings with `autoStart: false`, `hide` queued, the token fetched
+//! in parallel with the loader, the loader made to boot at once, `signInWithCustomToken` called directly after
+//! `onBeforeInit` so its Promise is awaited, the widget shown once it reports *this* visitor online, the stored
+//! session removed before boot, and a fresh token signed in before the current one expires or whenever the widget
+//! loses the session.
 
 #![deny(missing_docs)]
 
@@ -35,10 +36,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 
 use crate::error::AuthError;
-use crate::options::{OnFailure, Options};
-use crate::race::with_timeout;
+use crate::options::{Boot, OnFailure, Options};
+use crate::race::{first, sleep, with_timeout};
 use crate::state::{AuthState, ErrorInfo, Status};
 use crate::token::SiteToken;
+use crate::widget::{Called, Listener};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -60,19 +62,24 @@ export interface TiledeskAuthOptions {
   timeoutMs?: number;
   /** "hidden" (default): keep the widget hidden on failure; "anonymous": sign in anonymously and show it. */
   onFailure?: "hidden" | "anonymous";
-  /** Sign in again with a fresh token at 80% of the current token's life (default true). */
+  /** Sign in again with a fresh token at 80% of the current token's life, and whenever the widget loses the
+   *  session, retrying until it succeeds (default true). */
   refresh?: boolean;
+  /** "now" (default): the loader boots as soon as it has loaded; "interaction": Tiledesk's own behaviour, at
+   *  the visitor's first scroll, click, touch or key, or after 5 seconds. */
+  boot?: "now" | "interaction";
 }
 
 export type TiledeskAuthStatus = "idle" | "loading" | "authenticated" | "anonymous" | "signed_out" | "error";
 
 export type TiledeskAuthErrorCode =
-  | "auth_rejected" | "auth_endpoint" | "network" | "timeout" | "widget_load" | "sign_in_rejected" | "bad_options";
+  | "auth_rejected" | "auth_endpoint" | "network" | "timeout" | "widget_load" | "sign_in_rejected" | "bad_options"
+  | "aborted";
 
 /** The visitor's state, given to onStateChange listeners and by signIn(). */
 export interface TiledeskAuthState {
   status: TiledeskAuthStatus;
-  /** The chat user id ("<projectId>_<site user id>") once the widget reports the visitor online. */
+  /** The chat user id the widget reported online: "<projectId>_<site user id>", or a guest's id when anonymous. */
   userId: string | null;
   /** When the current token expires, in Unix seconds. */
   expiresAt: number | null;
@@ -91,26 +98,66 @@ pub struct TiledeskAuth {
     inner: Rc<Inner>,
 }
 
+/// What the module is doing with the widget; each mode says how widget events are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Not signed in, nothing under way.
+    Idle,
+    /// `signIn()` under way.
+    SigningIn,
+    /// The visitor is online in the widget; an `offline` means a lost session.
+    SignedIn,
+    /// The widget lost the session, or a refresh failed: signing in again until it works.
+    Recovering,
+    /// Signed in anonymously (`onFailure: "anonymous"`).
+    Anonymous,
+    /// Signed out: if the widget still comes online as our visitor (a sign-in that was under way), log it out.
+    SignedOut,
+    /// `signIn()` failed; nothing under way.
+    Failed,
+}
+
+/// Who the next `online` must be for, and where to say it came.
+struct OnlineWaiter {
+    /// The chat id the token names; `None` accepts any signed-in visitor (an opaque token, or a guest).
+    user: Option<String>,
+    sender: oneshot::Sender<Option<String>>,
+}
+
+/// How a `signIn()` under way ends early: `signOut()` resolves it with the signed-out state, `free()` rejects it.
+type Interrupt = oneshot::Sender<Result<AuthState, AuthError>>;
+
 struct Inner {
     options: Options,
     state: RefCell<AuthState>,
     listeners: RefCell<Vec<(u32, Function)>>,
     next_listener: Cell<u32>,
+    mode: Cell<Mode>,
+    /// The chat id of the visitor signed in, or being signed in.
+    user: RefCell<Option<String>>,
     /// The Promise of the sign-in under way: a second `signIn()` gets the same one.
     in_flight: RefCell<Option<Promise>>,
-    /// Bumped by `signOut` and by drop: work started under an older generation stops.
+    interrupt: RefCell<Option<Interrupt>>,
+    /// Bumped by `signOut` and by drop: timers and refreshes started under an older generation stop.
     generation: Cell<u32>,
     refresh_timer: RefCell<Option<Timeout>>,
     refreshing: Cell<bool>,
-    /// Our `onAuthStateChanged` listener, as registered on the widget.
-    auth_listener: RefCell<Option<Function>>,
-    /// Resolved by the next `online` with `isLogged`, with the chat user id.
-    online: RefCell<Option<oneshot::Sender<Option<String>>>>,
-    shown: Cell<bool>,
-    /// Signed in and not signing out: an `offline` from the widget then means a lost session to restore.
-    /// Cleared before anything else by sign-out and drop, because the widget's own `logout` fires `offline`.
-    expect_online: Cell<bool>,
+    /// Failed refreshes in a row, for the back-off.
+    failures: Cell<u32>,
+    /// Our `onAuthStateChanged` listener on the widget; dropping it removes it.
+    auth_listener: RefCell<Option<Listener>>,
+    online: RefCell<Option<OnlineWaiter>>,
+    /// Told when the widget reports `offline`: its `logout()` Promise may never settle, the event does.
+    offline: RefCell<Option<oneshot::Sender<()>>>,
+    /// The widget's `signInWithCustomToken` Promise while it is under way.
+    widget_sign_in: RefCell<Option<Promise>>,
+    leaving: Cell<bool>,
+    /// Whether the widget's last report was our visitor online (`online` for them; `offline` clears it).
+    widget_online: Cell<bool>,
 }
+
+/// How long one `logout()` call is given before it is made again (see `leave_widget`).
+const LOGOUT_WAIT_MS: u32 = 500;
 
 fn now_secs() -> f64 {
     js_sys::Date::now() / 1000.0
@@ -126,12 +173,15 @@ fn refresh_delay_ms(now: f64, expires_at: f64) -> u32 {
     }
 }
 
-fn js_message(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| "rejected".to_owned())
+/// Milliseconds before the next try after `failures` failed refreshes, with `left` seconds of token life:
+/// half the time left (at most 30 s) while the widget still holds a valid session, else 1, 2, 4... 30 s.
+fn retry_delay_ms(failures: u32, left: f64, session_alive: bool) -> u32 {
+    let seconds = if session_alive && left > 2.0 {
+        (left / 2.0).min(30.0)
+    } else {
+        f64::from(1u32 << failures.saturating_sub(1).min(5)).min(30.0)
+    };
+    (seconds * 1000.0) as u32
 }
 
 #[wasm_bindgen]
@@ -148,14 +198,20 @@ impl TiledeskAuth {
                 state: RefCell::new(AuthState::idle()),
                 listeners: RefCell::new(Vec::new()),
                 next_listener: Cell::new(0),
+                mode: Cell::new(Mode::Idle),
+                user: RefCell::new(None),
                 in_flight: RefCell::new(None),
+                interrupt: RefCell::new(None),
                 generation: Cell::new(0),
                 refresh_timer: RefCell::new(None),
                 refreshing: Cell::new(false),
+                failures: Cell::new(0),
                 auth_listener: RefCell::new(None),
                 online: RefCell::new(None),
-                shown: Cell::new(false),
-                expect_online: Cell::new(false),
+                offline: RefCell::new(None),
+                widget_sign_in: RefCell::new(None),
+                leaving: Cell::new(false),
+                widget_online: Cell::new(false),
             }),
         })
     }
@@ -169,10 +225,22 @@ impl TiledeskAuth {
         }
         let inner = Rc::clone(&self.inner);
         let generation = inner.generation.get();
+        let (interrupt, interrupted) = oneshot::channel();
+        *inner.interrupt.borrow_mut() = Some(interrupt);
         let promise = future_to_promise(async move {
-            let result = Rc::clone(&inner).sign_in(generation).await;
-            if inner.generation.get() == generation {
+            let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
+            let signing_in = async {
+                let result = Rc::clone(&inner).sign_in(generation).await;
+                if inner.aborted(generation) {
+                    // Stopped by signOut() or free(): the outcome is theirs, sent through the interrupt.
+                    std::future::pending::<()>().await;
+                }
+                result
+            };
+            let result = first(signing_in, interrupted).await;
+            if !inner.aborted(generation) {
                 inner.in_flight.borrow_mut().take();
+                inner.interrupt.borrow_mut().take();
             }
             result.map(|state| state.to_js()).map_err(|e| e.to_js())
         });
@@ -180,13 +248,23 @@ impl TiledeskAuth {
         promise
     }
 
-    /// Signs the visitor out: widget logout, the widget's stored session cleared, widget hidden.
-    /// A sign-in under way stops and resolves with this signed-out state.
+    /// Signs the visitor out: widget logout, the widget's stored session cleared, widget hidden. Settles within
+    /// `timeoutMs` whatever the widget does. A sign-in under way stops and resolves with this signed-out state.
     #[wasm_bindgen(js_name = signOut, unchecked_return_type = "Promise<TiledeskAuthState>")]
     pub fn sign_out(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
-        inner.stop_work();
+        let interrupt = inner.stop_work();
+        inner.mode.set(Mode::SignedOut);
         future_to_promise(async move {
+            // A widget sign-in under way would store its session after we cleared it: let it finish first.
+            let pending = inner.widget_sign_in.borrow_mut().take();
+            if let Some(pending) = pending {
+                let _ = with_timeout(inner.options.timeout_ms, "the widget to sign in", async {
+                    let _ = JsFuture::from(pending).await;
+                    Ok(())
+                })
+                .await;
+            }
             inner.leave_widget().await;
             let state = AuthState {
                 status: Status::SignedOut,
@@ -195,6 +273,9 @@ impl TiledeskAuth {
                 error: None,
             };
             inner.set_state(state.clone());
+            if let Some(interrupt) = interrupt {
+                interrupt.send(Ok(state.clone()));
+            }
             Ok(state.to_js())
         })
     }
@@ -225,12 +306,16 @@ impl TiledeskAuth {
 }
 
 impl Drop for TiledeskAuth {
-    /// `free()` from JS: every timer and listener of this object goes; work under way stops.
+    /// `free()` from JS: every timer and listener of this object goes; a sign-in under way rejects with
+    /// `aborted`. The widget is left as it is.
     fn drop(&mut self) {
-        self.inner.stop_work();
+        let interrupt = self.inner.stop_work();
+        self.inner.mode.set(Mode::Idle);
         self.inner.listeners.borrow_mut().clear();
-        if let Some(listener) = self.inner.auth_listener.borrow_mut().take() {
-            widget::unlisten("onAuthStateChanged", &listener);
+        self.inner.auth_listener.borrow_mut().take();
+        self.inner.offline.borrow_mut().take();
+        if let Some(interrupt) = interrupt {
+            interrupt.send(Err(AuthError::Aborted));
         }
     }
 }
@@ -253,34 +338,58 @@ impl Inner {
         self.generation.get() != generation
     }
 
-    /// Stops everything under way: sign-in, refresh timer, the wait for `online`.
-    fn stop_work(&self) {
-        self.expect_online.set(false);
+    /// Stops everything under way (sign-in, refresh timer, the wait for `online`); returns the interrupt of the
+    /// sign-in under way, for the caller to settle it.
+    fn stop_work(&self) -> Option<Interrupt> {
         self.generation.set(self.generation.get().wrapping_add(1));
         self.in_flight.borrow_mut().take();
         self.refresh_timer.borrow_mut().take();
         self.online.borrow_mut().take();
+        self.failures.set(0);
+        self.interrupt.borrow_mut().take()
     }
 
-    /// Logs the widget out, clears its stored session and hides it.
+    /// Logs the widget out, clears its stored session and hides it; settles within `timeoutMs`.
+    ///
+    /// The widget's `logout()` returns nothing when nobody is logged in, and a Promise that never settles (and
+    /// logs nobody out) while its chat connection has not subscribed yet. So each call waits for the first of its
+    /// Promise, its `offline` report, or half a second, and is made again while the widget still reports our
+    /// visitor online.
     async fn leave_widget(&self) {
-        if let Some(Ok(result)) = widget::call("logout", &JsValue::UNDEFINED)
-            && let Ok(promise) = result.dyn_into::<Promise>()
-        {
-            let _ = with_timeout(self.options.timeout_ms, "the widget to log out", async {
-                JsFuture::from(promise)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| AuthError::SignInRejected(js_message(&e)))
-            })
-            .await;
+        self.leaving.set(true);
+        let started = js_sys::Date::now();
+        loop {
+            if let Called::Promise(logout) = widget::call("logout", &JsValue::UNDEFINED) {
+                let (sender, offline) = oneshot::channel();
+                *self.offline.borrow_mut() = Some(sender);
+                let logged_out = async {
+                    let _ = JsFuture::from(logout).await;
+                };
+                let reported = async {
+                    let _ = offline.await;
+                };
+                first(first(logged_out, reported), sleep(LOGOUT_WAIT_MS)).await;
+                self.offline.borrow_mut().take();
+            }
+            if self.mode.get() != Mode::SignedOut {
+                // Freed, or signing in again: the widget is no longer ours to log out.
+                self.leaving.set(false);
+                return;
+            }
+            let elapsed = js_sys::Date::now() - started;
+            if !self.widget_online.get()
+                || elapsed + f64::from(LOGOUT_WAIT_MS) > f64::from(self.options.timeout_ms)
+            {
+                break;
+            }
         }
         widget::hide();
         session::clear(&self.options.project_id);
-        self.shown.set(false);
+        self.leaving.set(false);
     }
 
     async fn sign_in(self: Rc<Self>, generation: u32) -> Result<AuthState, AuthError> {
+        self.mode.set(Mode::SigningIn);
         let current = self.state.borrow().clone();
         self.set_state(AuthState {
             status: Status::Loading,
@@ -296,8 +405,9 @@ impl Inner {
 
     async fn try_sign_in(self: Rc<Self>, generation: u32) -> Result<AuthState, AuthError> {
         if !widget::is_booted() {
-            // Before the loader boots: a stale stored token would make the widget vanish.
-            session::clear_if_stale(&self.options.project_id, now_secs());
+            // Before the loader boots: a stored token would be re-used (expired: the widget vanishes on the 401;
+            // another visitor's: the widget signs in as them).
+            session::clear(&self.options.project_id);
         }
         // The token is fetched while the loader loads.
         let (sender, token) = oneshot::channel();
@@ -317,26 +427,24 @@ impl Inner {
         if self.aborted(generation) {
             return Ok(self.state.borrow().clone());
         }
-        let user_id = self.sign_in_widget(&token).await;
-        if self.aborted(generation) {
-            // Signed out while the widget was signing in: signing out wins.
-            self.leave_widget().await;
-            return Ok(self.state.borrow().clone());
-        }
-        let user_id = user_id?;
-        if !self.shown.replace(true) {
-            let _ = widget::call("show", &JsValue::UNDEFINED);
-        }
-        let state = AuthState {
+        let user_id = self.sign_in_widget(&token).await?;
+        self.signed_in(&token, user_id);
+        Ok(self.state.borrow().clone())
+    }
+
+    /// The widget reported the visitor online with `token`: shown, `authenticated`, refresh scheduled.
+    fn signed_in(self: &Rc<Self>, token: &SiteToken, user_id: Option<String>) {
+        self.mode.set(Mode::SignedIn);
+        self.failures.set(0);
+        // Always: a widget that lost its session hid itself.
+        widget::show();
+        self.set_state(AuthState {
             status: Status::Authenticated,
             user_id,
             expires_at: token.expires_at,
             error: None,
-        };
-        self.set_state(state.clone());
-        self.expect_online.set(true);
+        });
         self.schedule_refresh(token.expires_at);
-        Ok(state)
     }
 
     /// Waits until the widget's methods can be called, installing settings, stub and loader if needed.
@@ -348,8 +456,9 @@ impl Inner {
         let (sender, ready) = oneshot::channel::<Result<(), AuthError>>();
         let sender = Rc::new(RefCell::new(Some(sender)));
         let url = self.options.widget_url.clone();
-        if let Some(script) = widget::prepare(&self.options.project_id, self.options.settings.as_ref(), &url)?
-        {
+        let (script, inserted) =
+            widget::prepare(&self.options.project_id, self.options.settings.as_ref(), &url)?;
+        if inserted {
             let sender = Rc::clone(&sender);
             let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
                 if let Some(sender) = sender.borrow_mut().take() {
@@ -359,13 +468,20 @@ impl Inner {
             .into_js_value();
             let _ = script.add_event_listener_with_callback("error", on_error.unchecked_ref());
         }
-        let booted = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+        if self.options.boot == Boot::Now {
+            // The loader waits for an interaction before it boots: once it has run, give it one.
+            let nudge = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| widget::nudge_boot()).into_js_value();
+            let _ = script.add_event_listener_with_callback("load", nudge.unchecked_ref());
+            if !inserted {
+                // The page's own loader may have run already.
+                widget::nudge_boot();
+            }
+        }
+        widget::on_boot(Box::new(move || {
             if let Some(sender) = sender.borrow_mut().take() {
                 sender.send(Ok(()));
             }
-        })
-        .into_js_value();
-        widget::on_boot(booted.unchecked_into());
+        }));
         with_timeout(self.options.timeout_ms, "the Tiledesk widget to load", async {
             ready
                 .await
@@ -380,16 +496,12 @@ impl Inner {
             return;
         }
         let weak = Rc::downgrade(self);
-        let listener: Function = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let listener = Listener::new("onAuthStateChanged", move |event: JsValue| {
             if let Some(inner) = weak.upgrade() {
                 inner.on_auth_state(&event);
             }
-        })
-        .into_js_value()
-        .unchecked_into();
-        if widget::listen("onAuthStateChanged", &listener) {
-            *self.auth_listener.borrow_mut() = Some(listener);
-        }
+        });
+        *self.auth_listener.borrow_mut() = listener;
     }
 
     fn on_auth_state(self: &Rc<Self>, event: &JsValue) {
@@ -397,42 +509,90 @@ impl Inner {
         let field = |name: &str| Reflect::get(&detail, &name.into()).unwrap_or(JsValue::UNDEFINED);
         let kind = field("event").as_string().unwrap_or_default();
         let logged = field("isLogged").as_bool().unwrap_or(false);
+        let user_id = field("user_id").as_string();
         if kind == "online" && logged {
-            if let Some(sender) = self.online.borrow_mut().take() {
-                sender.send(field("user_id").as_string());
+            let ours = user_id.is_some() && *self.user.borrow() == user_id;
+            self.widget_online.set(ours);
+            let waiting_for_it = self
+                .online
+                .borrow()
+                .as_ref()
+                .is_some_and(|w| w.user.is_none() || w.user == user_id);
+            if waiting_for_it {
+                if let Some(waiter) = self.online.borrow_mut().take() {
+                    waiter.sender.send(user_id);
+                }
+                return;
             }
-        } else if kind == "offline"
-            && !logged
-            && self.options.refresh
-            && self.expect_online.get()
-            && self.in_flight.borrow().is_none()
-        {
-            // We expected the visitor online: sign in again now.
-            spawn_local(Rc::clone(self).refresh(self.generation.get()));
+            match self.mode.get() {
+                // A sign-in that was under way when the visitor signed out has completed: undo it.
+                Mode::SignedOut if ours && !self.leaving.get() => {
+                    let inner = Rc::clone(self);
+                    spawn_local(async move { inner.leave_widget().await });
+                }
+                // The widget reconnected by itself (its chat connection came back).
+                Mode::Recovering if ours && !self.refreshing.get() => self.recovered(),
+                _ => {}
+            }
+        } else if kind == "offline" && !logged {
+            self.widget_online.set(false);
+            if let Some(sender) = self.offline.borrow_mut().take() {
+                sender.send(());
+            }
+            if self.mode.get() == Mode::SignedIn && self.options.refresh {
+                // We expected the visitor online: the session is lost; sign in again now.
+                self.mode.set(Mode::Recovering);
+                if !self.refreshing.get() {
+                    self.refresh_timer.borrow_mut().take();
+                    spawn_local(Rc::clone(self).refresh(self.generation.get()));
+                }
+            }
         }
     }
 
-    /// `signInWithCustomToken` called directly, its Promise awaited, then the `online` report awaited.
+    /// The widget is online again as our visitor with the token it has: shown and `authenticated`, and that
+    /// token refreshed on schedule.
+    fn recovered(self: &Rc<Self>) {
+        let current = self.state.borrow().clone();
+        self.mode.set(Mode::SignedIn);
+        self.failures.set(0);
+        widget::show();
+        self.set_state(AuthState {
+            status: Status::Authenticated,
+            error: None,
+            user_id: self.user.borrow().clone(),
+            ..current
+        });
+        self.schedule_refresh(current.expires_at);
+    }
+
+    /// `signInWithCustomToken` called directly, its Promise awaited, then the `online` report for the token's
+    /// visitor awaited.
     async fn sign_in_widget(&self, token: &SiteToken) -> Result<Option<String>, AuthError> {
+        *self.user.borrow_mut() = token.user_id.clone();
         let (sender, online) = oneshot::channel();
-        *self.online.borrow_mut() = Some(sender);
+        *self.online.borrow_mut() = Some(OnlineWaiter {
+            user: token.user_id.clone(),
+            sender,
+        });
         let result = match widget::call("signInWithCustomToken", &JsValue::from(token.value.as_str())) {
-            None => Err(AuthError::SignInRejected(
+            Called::Missing => Err(AuthError::SignInRejected(
                 "the widget has no signInWithCustomToken method".to_owned(),
             )),
-            Some(Err(e)) => Err(AuthError::SignInRejected(js_message(&e))),
-            Some(Ok(value)) => match value.dyn_into::<Promise>() {
-                Ok(promise) => {
-                    with_timeout(self.options.timeout_ms, "the widget to sign in", async {
-                        JsFuture::from(promise)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| AuthError::SignInRejected(js_message(&e)))
-                    })
-                    .await
-                }
-                Err(_) => Ok(()),
-            },
+            Called::Threw(e) => Err(AuthError::SignInRejected(widget::message_of(&e))),
+            Called::NotAPromise => Ok(()),
+            Called::Promise(promise) => {
+                *self.widget_sign_in.borrow_mut() = Some(promise.clone());
+                let result = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                    JsFuture::from(promise)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| AuthError::SignInRejected(widget::message_of(&e)))
+                })
+                .await;
+                self.widget_sign_in.borrow_mut().take();
+                result
+            }
         };
         if let Err(err) = result {
             self.online.borrow_mut().take();
@@ -454,32 +614,53 @@ impl Inner {
         let anonymous_possible =
             !matches!(err, AuthError::WidgetLoad(_) | AuthError::BadOptions(_)) && widget::is_booted();
         if self.options.on_failure == OnFailure::Anonymous && anonymous_possible {
-            session::clear(&self.options.project_id);
-            if let Some(Ok(promise)) = widget::call("signInAnonymous", &JsValue::UNDEFINED)
-                && let Ok(promise) = promise.dyn_into::<Promise>()
-            {
-                let _ = JsFuture::from(promise).await;
+            // When the anonymous sign-in fails too, the original failure is what the page hears.
+            if let Ok(guest) = self.sign_in_anonymously().await {
+                self.mode.set(Mode::Anonymous);
+                widget::show();
+                let state = AuthState {
+                    status: Status::Anonymous,
+                    user_id: guest,
+                    expires_at: None,
+                    error: Some(ErrorInfo::from(&err)),
+                };
+                self.set_state(state.clone());
+                return Ok(state);
             }
-            let _ = widget::call("show", &JsValue::UNDEFINED);
-            self.shown.set(true);
-            let state = AuthState {
-                status: Status::Anonymous,
-                user_id: None,
-                expires_at: None,
-                error: Some(ErrorInfo::from(&err)),
-            };
-            self.set_state(state.clone());
-            return Ok(state);
         }
         widget::hide();
-        self.shown.set(false);
+        self.mode.set(Mode::Failed);
         self.enter_error(&err);
         Err(err)
     }
 
-    /// The `error` state, keeping what the state knew of the visitor; no lost session to restore any more.
+    /// `signInAnonymous`, then the widget's `online` for the guest; returns the guest's chat id.
+    async fn sign_in_anonymously(&self) -> Result<Option<String>, AuthError> {
+        session::clear(&self.options.project_id);
+        self.user.borrow_mut().take();
+        let (sender, online) = oneshot::channel();
+        *self.online.borrow_mut() = Some(OnlineWaiter { user: None, sender });
+        if let Called::Promise(promise) = widget::call("signInAnonymous", &JsValue::UNDEFINED) {
+            let signed = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                JsFuture::from(promise)
+                    .await
+                    .map_err(|e| AuthError::SignInRejected(widget::message_of(&e)))
+            })
+            .await;
+            if let Err(err) = signed {
+                self.online.borrow_mut().take();
+                return Err(err);
+            }
+        }
+        let what = "the widget to report the guest online";
+        with_timeout(self.options.timeout_ms, what, async {
+            online.await.ok_or(AuthError::Timeout(what))
+        })
+        .await
+    }
+
+    /// The `error` state, keeping what the state knew of the visitor.
     fn enter_error(&self, err: &AuthError) {
-        self.expect_online.set(false);
         let state = AuthState {
             status: Status::Error,
             error: Some(ErrorInfo::from(err)),
@@ -506,7 +687,8 @@ impl Inner {
         *self.refresh_timer.borrow_mut() = Some(timer);
     }
 
-    /// Signs in again with a fresh token; on failure retries while the current token is still valid.
+    /// Signs in again with a fresh token. On failure it tries again, sooner while the widget still holds a valid
+    /// session, and with a growing pause (up to 30 s) once it does not, until it works or the visitor signs out.
     async fn refresh(self: Rc<Self>, generation: u32) {
         if self.aborted(generation) || self.refreshing.replace(true) {
             return;
@@ -516,6 +698,9 @@ impl Inner {
                 token::fetch(&self.options.source).await
             })
             .await?;
+            if self.aborted(generation) {
+                return Err(AuthError::Aborted);
+            }
             let user_id = self.sign_in_widget(&token).await?;
             Ok::<_, AuthError>((token, user_id))
         }
@@ -525,23 +710,17 @@ impl Inner {
             return;
         }
         match result {
-            Ok((token, user_id)) => {
-                self.set_state(AuthState {
-                    status: Status::Authenticated,
-                    user_id,
-                    expires_at: token.expires_at,
-                    error: None,
-                });
-                self.expect_online.set(true);
-                self.schedule_refresh(token.expires_at);
-            }
+            Ok((token, user_id)) => self.signed_in(&token, user_id),
             Err(err) => {
+                let failures = self.failures.get() + 1;
+                self.failures.set(failures);
                 let left = self.state.borrow().expires_at.map_or(0.0, |exp| exp - now_secs());
-                if left > 2.0 {
-                    self.schedule_refresh_in(((left / 2.0).min(30.0) * 1000.0) as u32);
-                } else {
+                let alive = self.mode.get() == Mode::SignedIn && left > 2.0;
+                if !alive {
+                    self.mode.set(Mode::Recovering);
                     self.enter_error(&err);
                 }
+                self.schedule_refresh_in(retry_delay_ms(failures, left, alive));
             }
         }
     }
@@ -549,7 +728,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use super::refresh_delay_ms;
+    use super::{refresh_delay_ms, retry_delay_ms};
 
     #[test]
     fn refresh_at_eighty_percent_of_the_remaining_life() {
@@ -557,5 +736,14 @@ mod tests {
         assert_eq!(refresh_delay_ms(1000.0, 4600.0), 2_880_000);
         assert_eq!(refresh_delay_ms(1000.0, 990.0), 0, "already expired: now");
         assert_eq!(refresh_delay_ms(0.0, 1e12), u32::MAX);
+    }
+
+    #[test]
+    fn retries_sooner_while_the_session_lives_and_back_off_once_it_is_lost() {
+        assert_eq!(retry_delay_ms(1, 600.0, true), 30_000, "at most 30 s");
+        assert_eq!(retry_delay_ms(1, 10.0, true), 5_000, "half the time left");
+        let lost: Vec<u32> = (1..=8).map(|n| retry_delay_ms(n, 600.0, false)).collect();
+        assert_eq!(lost, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(retry_delay_ms(1, 1.0, true), 1000, "no time left: as lost");
     }
 }

@@ -11,7 +11,7 @@ pub(crate) const DEFAULT_WIDGET_URL: &str = "https://widget.tiledesk.com/v6/laun
 const DEFAULT_TIMEOUT_MS: u32 = 15_000;
 const MAX_TIMEOUT_MS: f64 = 300_000.0;
 const KNOWN_LIST: &str =
-    "projectId, authUrl, credentials, getToken, widgetUrl, settings, timeoutMs, onFailure, refresh";
+    "projectId, authUrl, credentials, getToken, widgetUrl, settings, timeoutMs, onFailure, refresh, boot";
 const KNOWN: &[&str] = &[
     "projectId",
     "authUrl",
@@ -22,6 +22,7 @@ const KNOWN: &[&str] = &[
     "timeoutMs",
     "onFailure",
     "refresh",
+    "boot",
 ];
 
 /// Where tokens come from.
@@ -44,6 +45,15 @@ pub(crate) enum OnFailure {
     Anonymous,
 }
 
+/// When Tiledesk's loader boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Boot {
+    /// As soon as the loader has run: the module gives it the interaction it waits for.
+    Now,
+    /// Tiledesk's own behaviour: at the visitor's first scroll, click, touch or key, or after 5 seconds.
+    Interaction,
+}
+
 pub(crate) struct Options {
     pub(crate) project_id: String,
     pub(crate) source: TokenSource,
@@ -52,6 +62,7 @@ pub(crate) struct Options {
     pub(crate) timeout_ms: u32,
     pub(crate) on_failure: OnFailure,
     pub(crate) refresh: bool,
+    pub(crate) boot: Boot,
 }
 
 fn bad(message: impl Into<String>) -> AuthError {
@@ -148,7 +159,13 @@ impl Options {
                 .as_bool()
                 .ok_or_else(|| bad("`refresh` must be true or false"))?,
         };
+        let boot = match string(options, "boot")?.as_deref() {
+            None | Some("now") => Boot::Now,
+            Some("interaction") => Boot::Interaction,
+            Some(_) => return Err(bad("`boot` is \"now\" or \"interaction\"")),
+        };
         Ok(Self {
+            boot,
             project_id,
             source,
             widget_url,

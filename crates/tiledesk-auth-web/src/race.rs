@@ -9,13 +9,6 @@ use gloo_timers::callback::Timeout;
 use crate::error::AuthError;
 use crate::oneshot;
 
-/// Resolves after `ms` milliseconds. Dropping it clears the browser timer.
-async fn sleep(ms: u32) {
-    let (sender, fired) = oneshot::channel();
-    let _timer = Timeout::new(ms, move || sender.send(()));
-    fired.await;
-}
-
 struct Race<A, B> {
     first: Pin<Box<A>>,
     second: Pin<Box<B>>,
@@ -33,6 +26,22 @@ impl<T, A: Future<Output = T>, B: Future<Output = T>> Future for Race<A, B> {
     }
 }
 
+/// The output of whichever of `first` and `second` finishes first; the other is dropped.
+pub(crate) async fn first<T>(first: impl Future<Output = T>, second: impl Future<Output = T>) -> T {
+    Race {
+        first: Box::pin(first),
+        second: Box::pin(second),
+    }
+    .await
+}
+
+/// Resolves after `ms` milliseconds. Dropping it clears the browser timer.
+pub(crate) async fn sleep(ms: u32) {
+    let (sender, fired) = oneshot::channel();
+    let _timer = Timeout::new(ms, move || sender.send(()));
+    fired.await;
+}
+
 /// Runs `step`, failing with `AuthError::Timeout(what)` after `ms` milliseconds.
 pub(crate) async fn with_timeout<T>(
     ms: u32,
@@ -43,9 +52,5 @@ pub(crate) async fn with_timeout<T>(
         sleep(ms).await;
         Err(AuthError::Timeout(what))
     };
-    Race {
-        first: Box::pin(step),
-        second: Box::pin(timer),
-    }
-    .await
+    first(step, timer).await
 }

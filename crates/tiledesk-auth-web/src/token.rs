@@ -1,13 +1,13 @@
 //! Getting a token from the site (its endpoint or the page's callback) and reading it.
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{RequestCredentials, RequestInit, Response};
 
 use crate::error::AuthError;
-use crate::js_message;
 use crate::options::TokenSource;
+use crate::widget::{message_of, thenable};
 
 /// A token ready for the widget, and when it expires.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +16,8 @@ pub(crate) struct SiteToken {
     pub(crate) value: String,
     /// `exp` in Unix seconds, from the endpoint's `expires_at` or the token itself.
     pub(crate) expires_at: Option<f64>,
+    /// The chat user id the widget will report online (the token's `_id`), when the token says.
+    pub(crate) user_id: Option<String>,
 }
 
 /// Asks the site for a token.
@@ -25,12 +27,19 @@ pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> 
         TokenSource::Callback(callback) => from_callback(callback).await?,
     };
     let value = normalize(&raw)?;
-    let expires_at = expires_at.or_else(|| expiry_of(&value));
-    Ok(SiteToken { value, expires_at })
+    let claims = claims_of(&value);
+    let claim = |name: &str| claims.as_ref().and_then(|c| Reflect::get(c, &name.into()).ok());
+    let expires_at = expires_at.or_else(|| claim("exp").and_then(|v| v.as_f64()));
+    let user_id = claim("_id").and_then(|v| v.as_string());
+    Ok(SiteToken {
+        value,
+        expires_at,
+        user_id,
+    })
 }
 
 async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(String, Option<f64>), AuthError> {
-    let network = |e: JsValue| AuthError::Network(js_message(&e));
+    let network = |e: JsValue| AuthError::Network(message_of(&e));
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_credentials(RequestCredentials::SameOrigin);
@@ -68,10 +77,10 @@ async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(Stri
 }
 
 async fn from_callback(callback: &Function) -> Result<(String, Option<f64>), AuthError> {
-    let failed = |e: JsValue| AuthError::AuthEndpoint(format!("getToken(): {}", js_message(&e)));
+    let failed = |e: JsValue| AuthError::AuthEndpoint(format!("getToken(): {}", message_of(&e)));
     let mut value = callback.call0(&JsValue::NULL).map_err(failed)?;
-    if let Some(promise) = value.dyn_ref::<Promise>() {
-        value = JsFuture::from(promise.clone()).await.map_err(failed)?;
+    if let Some(promise) = thenable(&value) {
+        value = JsFuture::from(promise).await.map_err(failed)?;
     }
     match value.as_string() {
         Some(token) => Ok((token, None)),
@@ -118,8 +127,8 @@ pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
     Ok(format!("JWT {jwt}"))
 }
 
-/// The `exp` claim of `JWT <jwt>`, read without verifying (the widget and Tiledesk verify).
-pub(crate) fn expiry_of(token: &str) -> Option<f64> {
+/// The claims of `JWT <jwt>`, read without verifying (the widget and Tiledesk verify).
+fn claims_of(token: &str) -> Option<JsValue> {
     let payload = token.strip_prefix("JWT ").unwrap_or(token).split('.').nth(1)?;
     let mut base64: String = payload
         .chars()
@@ -133,8 +142,7 @@ pub(crate) fn expiry_of(token: &str) -> Option<f64> {
         base64.push('=');
     }
     let text = web_sys::window()?.atob(&base64).ok()?;
-    let claims = js_sys::JSON::parse(&text).ok()?;
-    Reflect::get(&claims, &"exp".into()).ok()?.as_f64()
+    js_sys::JSON::parse(&text).ok().filter(JsValue::is_object)
 }
 
 #[cfg(test)]

@@ -2,19 +2,24 @@
 //!
 //! Everything goes through `Reflect` on `window` at the moment of use, because `window.Tiledesk` is a queue
 //! stub before boot and a different function after, and `window.tiledesk` gains its methods late
-//! (`shared/docs/tiledesk-contract.md`, sections 3 and 4).
+//! (`docs/tiledesk.md`, "The page snippet" and "Methods and events").
+//!
+//! The widget lives in an iframe: the Promises its methods return and the errors they reject with belong to the
+//! iframe's realm, so `instanceof Promise` and `instanceof Error` are false here. [`call`] treats any thenable as
+//! a Promise and [`message_of`] reads an error by its properties.
 
-use js_sys::{Array, Function, Object, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{HtmlScriptElement, Window};
+use web_sys::{Event, EventTarget, HtmlScriptElement, Window};
 
 use crate::error::AuthError;
 
 /// The id the loader uses to find its own base URL.
 pub(crate) const SCRIPT_ID: &str = "tiledesk-jssdk";
-/// The widget's root element, on which `window.tiledesk.on` registers listeners.
-const ROOT_ID: &str = "tiledeskdiv";
 
 fn window() -> Option<Window> {
     web_sys::window()
@@ -56,10 +61,56 @@ fn is_queuing() -> bool {
     stub.is_function() && Reflect::get(&stub, &"q".into()).is_ok_and(|q| Array::is_array(&q))
 }
 
-/// Calls `window.tiledesk[name](arg)` if the widget has that method; `None` when it does not.
-pub(crate) fn call(name: &str, arg: &JsValue) -> Option<Result<JsValue, JsValue>> {
-    let (object, method) = method(name)?;
-    Some(method.call1(&object, arg))
+/// A Promise of `value` if it is a thenable, whatever realm it comes from.
+pub(crate) fn thenable(value: &JsValue) -> Option<Promise> {
+    if !(value.is_object() || value.is_function()) {
+        return None;
+    }
+    let then = Reflect::get(value, &"then".into()).ok()?;
+    then.is_function().then(|| Promise::resolve(value))
+}
+
+/// What a rejection or a thrown value says, read by property: the widget's errors are Angular
+/// `HttpErrorResponse`s from its iframe (`status`, `message`), not this realm's `Error`s.
+pub(crate) fn message_of(value: &JsValue) -> String {
+    if let Some(text) = value.as_string() {
+        return text;
+    }
+    let field = |name: &str| {
+        Reflect::get(value, &name.into())
+            .ok()
+            .filter(|v| !v.is_undefined())
+    };
+    let message = field("message").and_then(|m| m.as_string());
+    match (field("status").and_then(|s| s.as_f64()), message) {
+        (Some(status), Some(message)) => format!("{message} (status {status})"),
+        (Some(status), None) => format!("status {status}"),
+        (None, Some(message)) => message,
+        (None, None) => "rejected".to_owned(),
+    }
+}
+
+/// What calling a widget method gave.
+pub(crate) enum Called {
+    /// The widget has no such method (not booted, or another loader).
+    Missing,
+    /// It threw.
+    Threw(JsValue),
+    /// It returned something that is not a thenable (`undefined`, for `logout()` with nobody logged in).
+    NotAPromise,
+    /// It returned a thenable.
+    Promise(Promise),
+}
+
+/// Calls `window.tiledesk[name](arg)`.
+pub(crate) fn call(name: &str, arg: &JsValue) -> Called {
+    let Some((object, method)) = method(name) else {
+        return Called::Missing;
+    };
+    match method.call1(&object, arg) {
+        Err(thrown) => Called::Threw(thrown),
+        Ok(value) => thenable(&value).map_or(Called::NotAPromise, Called::Promise),
+    }
 }
 
 /// `window.Tiledesk(name, arg)` while it is a queue: the call is replayed at `onBeforeInit`.
@@ -78,13 +129,18 @@ pub(crate) fn hide() {
     }
 }
 
+/// Shows the widget, if it booted.
+pub(crate) fn show() {
+    let _ = call("show", &JsValue::UNDEFINED);
+}
+
 /// Writes the settings, installs the queue stub and the loader script if the page has none.
-/// Returns the script element when this call inserted it.
+/// Returns the loader's script element, inserted by this call or already in the page.
 pub(crate) fn prepare(
     project_id: &str,
     extra: Option<&Object>,
     widget_url: &str,
-) -> Result<Option<HtmlScriptElement>, AuthError> {
+) -> Result<(HtmlScriptElement, bool), AuthError> {
     let window = window().ok_or_else(|| AuthError::WidgetLoad("no window".to_owned()))?;
     let mut settings = global("tiledeskSettings");
     if !settings.is_object() {
@@ -116,8 +172,11 @@ pub(crate) fn prepare(
     let document = window
         .document()
         .ok_or_else(|| AuthError::WidgetLoad("no document".to_owned()))?;
-    if document.get_element_by_id(SCRIPT_ID).is_some() {
-        return Ok(None);
+    if let Some(existing) = document.get_element_by_id(SCRIPT_ID) {
+        return existing
+            .dyn_into::<HtmlScriptElement>()
+            .map(|script| (script, false))
+            .map_err(|_| AuthError::WidgetLoad(format!("#{SCRIPT_ID} is not a script")));
     }
     let script: HtmlScriptElement = document
         .create_element("script")
@@ -134,7 +193,21 @@ pub(crate) fn prepare(
         .ok_or_else(|| AuthError::WidgetLoad(widget_url.to_owned()))?
         .append_child(&script)
         .map_err(|_| AuthError::WidgetLoad(widget_url.to_owned()))?;
-    Ok(Some(script))
+    Ok((script, true))
+}
+
+/// Makes the loader boot without waiting for the visitor.
+///
+/// Tiledesk's loader does not boot when it runs: it waits for the first `scroll`, `mousedown`, `mousemove`,
+/// `touchstart` or `keydown` on `document`, or 5 seconds. A `scroll` event dispatched on `document` once the
+/// loader has run is that first interaction. Before the loader runs nothing listens, and after it started
+/// nothing does either, so the nudge is harmless at any other time.
+pub(crate) fn nudge_boot() {
+    if let Some(document) = window().and_then(|w| w.document())
+        && let Ok(event) = Event::new("scroll")
+    {
+        let _ = document.dispatch_event(&event);
+    }
 }
 
 /// The standard snippet's stub: each call is pushed onto `window.Tiledesk.q` for the loader to replay.
@@ -151,40 +224,92 @@ fn install_stub(window: &Window) {
     let _ = Reflect::set(window, &"Tiledesk".into(), &stub);
 }
 
-/// Runs `callback` at the widget's `onBeforeInit`, after the queue has been replayed.
+/// Runs `callback` once, at the widget's `onBeforeInit`, after the queue has been replayed.
 ///
 /// A queued `onBeforeInit` would be registered during its own dispatch and never run, so the hook goes in
 /// through a queued `onLoadParams` callback (run at `onLoadParams`), or straight to `window.tiledesk.on`
-/// when the loader already created `window.tiledesk`.
-pub(crate) fn on_boot(callback: Function) {
+/// when the loader already created `window.tiledesk`. The listener removes itself when it has run.
+pub(crate) fn on_boot(callback: Box<dyn FnOnce()>) {
+    let slot: Rc<RefCell<Option<Listener>>> = Rc::default();
+    let callback = RefCell::new(Some(callback));
+    let register = {
+        let slot = Rc::clone(&slot);
+        move || {
+            let fired = Rc::clone(&slot);
+            let listener = Listener::new("onBeforeInit", move |_| {
+                // Removed once it has run; dropped after this call returns, not while it runs.
+                let handle = fired.borrow_mut().take();
+                wasm_bindgen_futures::spawn_local(async move { drop(handle) });
+                if let Some(callback) = callback.borrow_mut().take() {
+                    callback();
+                }
+            });
+            *slot.borrow_mut() = listener;
+        }
+    };
     if widget_object().is_some() {
-        listen("onBeforeInit", &callback);
+        register();
         return;
     }
+    let register = RefCell::new(Some(register));
     let hook = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
-        listen("onBeforeInit", &callback);
+        if let Some(register) = register.borrow_mut().take() {
+            register();
+        }
     })
     .into_js_value();
     enqueue("onLoadParams", &hook);
 }
 
-/// `window.tiledesk.on(name, callback)`; false when the widget object does not exist.
-pub(crate) fn listen(name: &str, callback: &Function) -> bool {
-    let Some((object, on)) = widget_object().and_then(|o| {
-        let on = Reflect::get(&o, &"on".into()).ok()?.dyn_into::<Function>().ok()?;
-        Some((o, on))
-    }) else {
-        return false;
-    };
-    on.call2(&object, &name.into(), callback).is_ok()
+/// A listener added with `window.tiledesk.on(name, ...)`; dropping it removes it.
+///
+/// `on` adds the listener to `window.tiledesk.tiledeskroot` (a `<chat-root>` element), so that is where it is
+/// removed from; nowhere else would remove anything.
+#[must_use = "dropping the handle removes the listener"]
+pub(crate) struct Listener {
+    root: Option<EventTarget>,
+    name: &'static str,
+    callback: Function,
+    /// The Rust side of `callback`.
+    closure: Option<Closure<dyn FnMut(JsValue)>>,
 }
 
-/// Removes a listener registered with [`listen`] from the widget's root element, if it is still there.
-pub(crate) fn unlisten(name: &str, callback: &Function) {
-    if let Some(root) = window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(ROOT_ID))
-    {
-        let _ = root.remove_event_listener_with_callback(name, callback);
+impl Listener {
+    /// `window.tiledesk.on(name, handler)`; `None` when the widget object does not exist yet.
+    pub(crate) fn new(name: &'static str, handler: impl FnMut(JsValue) + 'static) -> Option<Self> {
+        let object = widget_object()?;
+        let on = Reflect::get(&object, &"on".into())
+            .ok()?
+            .dyn_into::<Function>()
+            .ok()?;
+        let closure = Closure::<dyn FnMut(JsValue)>::new(handler);
+        let callback: Function = closure.as_ref().unchecked_ref::<Function>().clone();
+        on.call2(&object, &name.into(), &callback).ok()?;
+        let root = Reflect::get(&object, &"tiledeskroot".into())
+            .ok()
+            .and_then(|r| r.dyn_into::<EventTarget>().ok());
+        Some(Self {
+            root,
+            name,
+            callback,
+            closure: Some(closure),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        match &self.root {
+            Some(root) => {
+                let _ = root.remove_event_listener_with_callback(self.name, &self.callback);
+            }
+            // A loader without `tiledeskroot`: the function stays registered, so its Rust side must stay too
+            // (it holds only a weak reference to the module's state, and does nothing once that is gone).
+            None => {
+                if let Some(closure) = self.closure.take() {
+                    closure.forget();
+                }
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ fn eval(code: &str) -> JsValue {
 /// Removes every trace of a previous test's widget from the page.
 fn reset() {
     eval(
-        "for (const id of ['tiledesk-jssdk', 'tiledeskdiv']) { const e = document.getElementById(id); if (e) e.remove(); }
+        "for (const e of document.querySelectorAll('#tiledesk-jssdk, #tiledeskdiv, #tiledesk-stand-in-realm, chat-root')) e.remove();
          delete window.tiledesk; delete window.Tiledesk; delete window.tiledeskSettings; delete window.tileDeskAsyncInit;
          localStorage.clear();
          if (!window.__unhandled) {
@@ -61,6 +61,40 @@ fn options_with_api(user: &str, api_url: &str) -> JsValue {
 
 fn settings() -> String {
     format!(r#"{{"apiUrl": "{}/api/", "fakeBootDelayMs": 10}}"#, mock())
+}
+
+/// Sets `window.tiledeskSettings[key]` through the options' `settings` (a stand-in knob such as `fakeConnectMs`).
+fn with_setting(opts: &JsValue, key: &str, value: &JsValue) -> JsValue {
+    Reflect::set(&get(opts, "settings"), &key.into(), value).unwrap();
+    opts.clone()
+}
+
+/// Dispatches `onAuthStateChanged` on the widget's root, as the widget does.
+fn widget_reports(event: &str) {
+    eval(&format!(
+        "window.tiledesk.tiledeskroot.dispatchEvent(new CustomEvent('onAuthStateChanged',
+             {{ detail: {{ event: '{event}', isLogged: false }} }}))"
+    ));
+}
+
+/// Resolves once `condition` (JS) is true, checked on every animation-free turn of the event loop; fails the test
+/// with `what` if it is still false after `ms` milliseconds.
+async fn until(condition: &str, ms: u32, what: &str) {
+    let promise: Promise = eval(&format!(
+        "new Promise((resolve) => {{
+           const deadline = Date.now() + {ms};
+           (function check() {{
+             if ({condition}) return resolve(true);
+             if (Date.now() > deadline) return resolve(false);
+             setTimeout(check, 10);
+           }})();
+         }})"
+    ))
+    .unchecked_into();
+    assert!(
+        settle(promise).await.unwrap().as_bool().unwrap(),
+        "never true: {what}"
+    );
 }
 
 /// Options for `user` with the test-site endpoint; `query` adds to its query string, `extra` to the object.
@@ -369,40 +403,65 @@ async fn the_site_endpoint_going_down_mid_session_ends_in_an_error_state() {
 }
 
 #[wasm_bindgen_test]
-async fn on_failure_anonymous_shows_the_widget_anonymously() {
+async fn on_failure_anonymous_shows_the_widget_once_the_guest_is_online() {
     reset();
-    let auth = TiledeskAuth::new(&options("anon", "&expired=true", r#", "onFailure": "anonymous""#)).unwrap();
+    let opts = options("anon", "&expired=true", r#", "onFailure": "anonymous""#);
+    // The guest comes online well after signInAnonymous() resolves, as the real widget's chat connection does.
+    let auth = TiledeskAuth::new(&with_setting(&opts, "fakeConnectMs", &300.into())).unwrap();
+    let online_when_reported = std::rc::Rc::new(std::cell::Cell::new(None));
+    let sink = online_when_reported.clone();
+    let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+        if text(&s, "status").as_deref() == Some("anonymous") {
+            sink.set(Some(widget_user().is_some_and(|u| !u.is_empty())));
+        }
+    })
+    .into_js_value();
+    let _ = auth.on_state_change(listener.unchecked_into());
     let state = settle(auth.sign_in()).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("anonymous"));
     assert_eq!(
         text(&get(&state, "error"), "code").as_deref(),
         Some("sign_in_rejected")
     );
+    assert_eq!(
+        online_when_reported.get(),
+        Some(true),
+        "shown only once the guest is online"
+    );
+    let guest = text(&state, "userId").unwrap();
+    assert!(
+        guest.starts_with(PROJECT) && guest != format!("{PROJECT}_anon"),
+        "{guest}"
+    );
+    assert_eq!(widget_user(), Some(guest));
     assert!(widget_visible());
 }
 
 #[wasm_bindgen_test]
-async fn an_expired_stored_session_is_cleared_before_the_widget_boots() {
+async fn another_visitors_stored_session_is_removed_even_when_the_sign_in_fails() {
     reset();
-    let expired: Promise = eval(&format!(
-        "fetch('{}/test-site/auth?user=stale&expired=true', {{method: 'POST'}}).then(r => r.json()).then(b => b.token)",
+    let theirs: Promise = eval(&format!(
+        "fetch('{}/test-site/auth?user=someone-else', {{method: 'POST'}}).then(r => r.json()).then(b => b.token)",
         mock()
     ))
     .unchecked_into();
-    let expired = settle(expired).await.unwrap().as_string().unwrap();
+    let theirs = settle(theirs).await.unwrap().as_string().unwrap();
     eval(&format!(
-        "localStorage.setItem('widget_sv5_{PROJECT}_tiledeskToken', '{expired}');
-         localStorage.setItem('widget_sv5_{PROJECT}_currentUser', '{{\"_id\":\"{PROJECT}_stale\"}}');"
+        "localStorage.setItem('widget_sv5_{PROJECT}_tiledeskToken', '{theirs}');
+         localStorage.setItem('widget_sv5_{PROJECT}_currentUser', '{{\"_id\":\"{PROJECT}_someone-else\"}}');"
     ));
-    let auth = TiledeskAuth::new(&options("fresh", "", "")).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
-    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
-    assert!(
-        widget_visible(),
-        "the widget did not dispose itself over the stale token"
+    // The site refuses this visitor: nothing signs the widget in, and the other visitor's session must be gone,
+    // or the next page whose widget starts by itself would sign in as them.
+    let auth = TiledeskAuth::new(&options("me", "&status=401", "")).unwrap();
+    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_rejected");
+    assert_eq!(stored_token(), None);
+    assert_eq!(
+        eval(&format!(
+            "localStorage.getItem('widget_sv5_{PROJECT}_currentUser')"
+        ))
+        .as_string(),
+        None
     );
-    assert_eq!(widget_user(), Some(format!("{PROJECT}_fresh")));
-    assert_ne!(stored_token(), Some(expired));
 }
 
 #[wasm_bindgen_test]
@@ -550,10 +609,7 @@ async fn an_unexpected_offline_signs_in_again_with_a_fresh_token() {
     )
     .unchecked_into();
     // The widget reports the visitor offline though nobody signed out (a dropped chat connection).
-    eval(
-        "document.getElementById('tiledeskdiv').dispatchEvent(new CustomEvent('onAuthStateChanged',
-             { detail: { event: 'offline', isLogged: false } }))",
-    );
+    widget_reports("offline");
     let user = settle(online_again).await.unwrap();
     assert_eq!(user.as_string(), Some(format!("{PROJECT}_dropped")));
     assert_eq!(request_count("dropped").await, 2.0, "a fresh token was fetched");
@@ -569,10 +625,7 @@ async fn a_freed_object_leaves_no_listener_or_timer_behind() {
     settle(auth.sign_in()).await.unwrap();
     count_fetches();
     drop(auth);
-    eval(
-        "document.getElementById('tiledeskdiv').dispatchEvent(new CustomEvent('onAuthStateChanged',
-             { detail: { event: 'offline', isLogged: false } }))",
-    );
+    widget_reports("offline");
     // Timers fire in deadline order: this one runs after the refresh timer would have.
     let later: Promise = eval("new Promise((resolve) => setTimeout(resolve, 2500))").unchecked_into();
     settle(later).await.unwrap();
@@ -596,4 +649,225 @@ async fn signing_out_does_not_sign_the_visitor_back_in() {
     assert_eq!(fetches, Some(0.0), "no token request after sign-out");
     assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
     assert_eq!(stored_token(), None);
+}
+
+/// Tracks the listeners added to and removed from `<chat-root>` elements, by event name.
+fn track_root_listeners() {
+    eval(
+        "window.__live = {};
+         if (!window.__realAdd) {
+           window.__realAdd = EventTarget.prototype.addEventListener;
+           window.__realRemove = EventTarget.prototype.removeEventListener;
+         }
+         EventTarget.prototype.addEventListener = function (name, f, o) {
+           if (this.localName === 'chat-root') (window.__live[name] = window.__live[name] || new Set()).add(f);
+           return window.__realAdd.call(this, name, f, o);
+         };
+         EventTarget.prototype.removeEventListener = function (name, f, o) {
+           if (this.localName === 'chat-root' && window.__live[name]) window.__live[name].delete(f);
+           return window.__realRemove.call(this, name, f, o);
+         };",
+    );
+}
+
+/// How many listeners for `name` are on `<chat-root>`, counted since [`track_root_listeners`].
+fn root_listeners(name: &str) -> f64 {
+    eval(&format!(
+        "window.__live['{name}'] ? window.__live['{name}'].size : 0"
+    ))
+    .as_f64()
+    .unwrap()
+}
+
+fn stop_tracking_root_listeners() {
+    eval(
+        "EventTarget.prototype.addEventListener = window.__realAdd;
+         EventTarget.prototype.removeEventListener = window.__realRemove;",
+    );
+}
+
+#[wasm_bindgen_test]
+async fn listeners_are_removed_from_the_element_the_widget_added_them_to() {
+    reset();
+    track_root_listeners();
+    let auth = TiledeskAuth::new(&options("listener", "", "")).unwrap();
+    settle(auth.sign_in()).await.unwrap();
+    assert_eq!(
+        root_listeners("onAuthStateChanged"),
+        1.0,
+        "the module listens on <chat-root>"
+    );
+    // The loader's own replay hook stays; the module's boot hook removed itself once it ran.
+    assert_eq!(root_listeners("onBeforeInit"), 1.0);
+    drop(auth);
+    assert_eq!(
+        root_listeners("onAuthStateChanged"),
+        0.0,
+        "free() removed it from <chat-root>"
+    );
+    stop_tracking_root_listeners();
+}
+
+#[wasm_bindgen_test]
+async fn the_loader_boots_at_once_without_a_visitor_interaction() {
+    reset();
+    // A loader that would wait a minute for the visitor, as the real one waits 5 s.
+    let opts = with_setting(&options("eager", "", ""), "fakeBootDelayMs", &60_000.into());
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert!(widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn boot_interaction_waits_for_the_visitor_as_tiledesk_does() {
+    reset();
+    let opts = with_setting(
+        &options("patient", "", r#", "boot": "interaction""#),
+        "fakeBootDelayMs",
+        &60_000.into(),
+    );
+    Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(3000)).unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    let signing_in = auth.sign_in();
+    // Nothing boots until the visitor moves: the loader is there and has not created window.tiledesk.
+    until(
+        "!!document.getElementById('tiledesk-jssdk')",
+        2000,
+        "the loader inserted",
+    )
+    .await;
+    let early: Promise =
+        eval("new Promise((r) => setTimeout(() => r(typeof window.tiledesk), 300))").unchecked_into();
+    assert_eq!(
+        settle(early).await.unwrap().as_string().as_deref(),
+        Some("undefined")
+    );
+    eval("document.dispatchEvent(new MouseEvent('mousemove'))");
+    let state = settle(signing_in).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+}
+
+#[wasm_bindgen_test]
+async fn sign_out_settles_within_its_limit_when_the_widgets_logout_never_does() {
+    reset();
+    // The widget's chat connection never subscribes: its logout() Promise never settles.
+    let opts = with_setting(&options("stuck", "", ""), "fakeSubscribeMs", &600_000.into());
+    Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(1500)).unwrap();
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_out()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("signed_out"));
+    assert_eq!(stored_token(), None);
+    assert!(!widget_visible());
+}
+
+#[wasm_bindgen_test]
+async fn sign_out_during_the_widgets_sign_in_leaves_it_logged_out() {
+    reset();
+    // The widget's chat connection comes up 300 ms after its HTTP sign-in: sign out in between.
+    let opts = with_setting(&options("half-way", "", ""), "fakeConnectMs", &300.into());
+    let auth = TiledeskAuth::new(&opts).unwrap();
+    let signing_in = auth.sign_in();
+    until(
+        &format!("!!localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken')"),
+        5000,
+        "the widget's HTTP sign-in",
+    )
+    .await;
+    eval(
+        "window.__onlines = 0;
+         window.tiledesk.on('onAuthStateChanged', (e) => { if (e.detail.event === 'online') window.__onlines++; });",
+    );
+    let out = settle(auth.sign_out()).await.unwrap();
+    assert_eq!(text(&out, "status").as_deref(), Some("signed_out"));
+    assert_eq!(
+        text(&settle(signing_in).await.unwrap(), "status").as_deref(),
+        Some("signed_out")
+    );
+    // The widget completes its sign-in after all; the module logs it out again.
+    until("window.__onlines >= 1", 5000, "the widget came online").await;
+    until(
+        &format!(
+            "!document.getElementById('tiledeskdiv').getAttribute('data-user-id')
+             && !localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken')"
+        ),
+        5000,
+        "the widget logged out again",
+    )
+    .await;
+    assert!(!widget_visible());
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
+}
+
+#[wasm_bindgen_test]
+async fn an_online_report_for_another_visitor_is_not_taken_for_ours() {
+    reset();
+    install_page_snippet();
+    let booted: Promise = eval(
+        "new Promise((resolve) => window.Tiledesk('onLoadParams', () => window.tiledesk.on('onBeforeInit', resolve)))",
+    )
+    .unchecked_into();
+    settle(booted).await.unwrap();
+    eval("window.tiledeskSettings.fakeConnectMs = 200;");
+    // The page signs a guest in itself; the guest comes online while the module waits for its visitor.
+    eval("window.tiledesk.signInAnonymous();");
+    let auth = TiledeskAuth::new(&options("not-a-guest", "&delay_ms=100", "")).unwrap();
+    let state = settle(auth.sign_in()).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_not-a-guest")));
+    assert_eq!(widget_user(), Some(format!("{PROJECT}_not-a-guest")));
+}
+
+#[wasm_bindgen_test]
+async fn a_refresh_whose_sign_in_fails_once_recovers() {
+    reset();
+    let auth = TiledeskAuth::new(&options("bumpy", "&ttl=2", "")).unwrap();
+    let seen = record_statuses(&auth);
+    settle(auth.sign_in()).await.unwrap();
+    // Tiledesk fails the next sign-in (the refresh at 80% of 2 s): the widget logs itself out and hides.
+    let failing: Promise = eval(&format!(
+        "fetch('{}/test/sign-in-fails', {{method: 'POST', headers: {{'Content-Type': 'application/json'}},
+           body: JSON.stringify({{status: 500, times: 1}})}})",
+        mock()
+    ))
+    .unchecked_into();
+    settle(failing).await.unwrap();
+    let recovered: Promise = Promise::new(&mut |resolve: Function, _reject: Function| {
+        let mut failed = false;
+        let listener =
+            Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| match text(&s, "status").as_deref() {
+                Some("error") => failed = true,
+                Some("authenticated") if failed => {
+                    let _ = resolve.call1(&JsValue::NULL, &s);
+                }
+                _ => {}
+            })
+            .into_js_value();
+        let _ = auth.on_state_change(listener.unchecked_into());
+    });
+    let state = settle(recovered).await.unwrap();
+    assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_bumpy")));
+    assert!(widget_visible(), "shown again");
+    assert_eq!(widget_user(), Some(format!("{PROJECT}_bumpy")));
+    assert_eq!(
+        request_count("bumpy").await,
+        3.0,
+        "the first token, the failed refresh, the retry"
+    );
+    assert!(
+        seen.borrow()
+            .starts_with(&["loading".to_owned(), "authenticated".to_owned()])
+    );
+    drop(auth);
+}
+
+#[wasm_bindgen_test]
+async fn free_during_a_sign_in_rejects_it_with_aborted() {
+    reset();
+    let auth = TiledeskAuth::new(&options("freed-early", "&delay_ms=300", "")).unwrap();
+    let signing_in = auth.sign_in();
+    drop(auth);
+    expect_code(&settle(signing_in).await.unwrap_err(), "aborted");
+    assert_no_unhandled_rejection().await;
 }

@@ -1,21 +1,42 @@
-//! TEST DOUBLE of Tiledesk's server and widget loader. It is not Tiledesk: it answers the few calls the widget
-//! makes during sign-in, with the verification rules of `shared/docs/tiledesk-contract.md` section 1, so that
-//! tests and the demo run offline.
+//! TEST DOUBLE of Tiledesk's server, its chat server, and its widget loader. It is not Tiledesk: it answers every
+//! call Tiledesk's widget (chat21-web-widget 5.2.3) makes, with the verification rules of Tiledesk's server, so
+//! that tests and the demo run offline (`docs/tiledesk.md` says what each call is and where it was read).
 //!
-//! - `POST /api/auth/signinWithCustomToken`: `Authorization: JWT <token>` verified as Tiledesk does (HS256/384/512
+//! Tiledesk API, under `/api/`:
+//! - `POST auth/signinWithCustomToken`: `Authorization: JWT <token>` verified as Tiledesk does (HS256/384/512
 //!   with the project secret, `aud` selecting the project, `_id` required, `exp`/`nbf` enforced, no leeway); the
 //!   reply is `{success, token, user}` with `id` and `fullName` derived as Tiledesk does.
-//! - `POST /api/chat21/native/auth/createCustomToken`: the same check, then a chat token.
-//! - `GET|POST /api/conversations`: the signed-in visitor's messages, kept per chat user id.
-//! - `GET /widget/launch.js`: the stand-in loader (`web/fake-widget/launch.js`); `?delay_ms=N` delays it.
-//! - `POST /test-site/auth`: a *site* token endpoint for browser tests (see [`TestSiteQuery`]).
+//! - `POST auth/signinAnonymously` (`{id_project}`): a guest and its token.
+//! - `POST chat21/native/auth/createCustomToken`: the same check (and `sub: userexternal` for a visitor), then
+//!   `{userid, token}`, the chat token the widget connects to the broker and the chat API with.
+//! - `POST {projectid}/events`: 401 unless the session token is valid; the widget's loader disposes the widget
+//!   on that 401.
+//! - `GET {projectid}/widgets`: the project's widget settings; `GET {projectid}/labels/{lang}`: 404 (none);
+//!   `GET {projectid}/publicanalytics/waiting/current`: `[]`.
+//! - `GET|POST conversations`: the stand-in widget's minimal conversation, kept per chat user id.
+//!
+//! Chat server ([`chat`]): the chat HTTP API under `/chatapi/api/tilechat/...` and, with a broker
+//! (`--mqtt`), the relay ([`relay`]) that delivers what a visitor publishes, as chat21-server does.
+//!
+//! The loader, under `/widget/`: the stand-in (`web/fake-widget/launch.js`, `?delay_ms=N` delays it), or with
+//! `--widget-dir` the real widget built by `cargo xtask widget`, with a `widget-config.json` that points it here.
+//!
+//! For tests: `/test-site/*` ([`site`]) plays a site's token endpoint, `/faulty/*` a broken API,
+//! `POST /test/agent-reply` an agent answering, `POST /test/sign-in-fails` makes the next sign-ins fail,
+//! `GET /test/requests` lists the API calls received.
+
+pub mod chat;
+pub mod relay;
+mod site;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,52 +44,128 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tiledesk_jwt::{FindingCode, ProjectId, ProjectSecret, Severity, TokenIssuer, VisitorClaims};
 use tower_http::cors::CorsLayer;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
-/// The stand-in widget loader, served at `/widget/launch.js`.
+pub use site::TestSiteQuery;
+
+/// The stand-in widget loader, served at `/widget/launch.js` when no real widget is given.
 pub const LAUNCH_JS: &str = include_str!("../../../web/fake-widget/launch.js");
 
-/// The mock's state: one project, conversations per chat user, request counts for tests.
+/// Which widget `/widget/` serves.
+#[derive(Clone, Debug)]
+pub enum WidgetSource {
+    /// The stand-in loader (`web/fake-widget/launch.js`).
+    StandIn,
+    /// A directory holding the real widget's build (`launch.js`, `index.html`, `main.js`, `assets/`...).
+    Built(PathBuf),
+}
+
+/// The mock's state: one project, the chat store, and what tests look at.
 #[derive(Clone, Debug)]
 pub struct MockState {
     project: ProjectId,
     issuer: Arc<TokenIssuer>,
+    /// Signs guests' tokens: Tiledesk signs them with a key of its own, not the project's.
+    guests: Arc<TokenIssuer>,
     conversations: Arc<Mutex<HashMap<String, Vec<Value>>>>,
     site_requests: Arc<Mutex<HashMap<String, u64>>>,
+    chat: chat::SharedStore,
+    relay: Option<relay::Relay>,
+    widget: WidgetSource,
+    /// The broker's websocket URL, for the real widget's `widget-config.json`.
+    mqtt_ws_url: Option<String>,
+    /// `(status, remaining)`: the next sign-ins answer `status`.
+    failing_sign_ins: Arc<Mutex<Option<(u16, u32)>>>,
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl MockState {
-    /// A mock Tiledesk holding one project and its secret.
+    /// A mock Tiledesk holding one project and its secret, serving the stand-in loader, without a broker.
     pub fn new(project: ProjectId, secret: ProjectSecret) -> Self {
+        let guest_secret =
+            ProjectSecret::new(&uuid::Uuid::new_v4().to_string()).unwrap_or_else(|_| unreachable!());
         Self {
             issuer: Arc::new(TokenIssuer::new(project.clone(), secret)),
+            guests: Arc::new(TokenIssuer::new(project.clone(), guest_secret)),
             project,
             conversations: Arc::default(),
             site_requests: Arc::default(),
+            chat: Arc::default(),
+            relay: None,
+            widget: WidgetSource::StandIn,
+            mqtt_ws_url: None,
+            failing_sign_ins: Arc::default(),
+            requests: Arc::default(),
         }
+    }
+
+    /// Serves this widget at `/widget/`.
+    #[must_use]
+    pub fn with_widget(mut self, widget: WidgetSource) -> Self {
+        self.widget = widget;
+        self
+    }
+
+    /// Relays chat messages through the broker at `host:port` (plain MQTT); the widget connects to it at
+    /// `ws_url` (its websockets listener).
+    #[must_use]
+    pub fn with_broker(mut self, host: &str, port: u16, ws_url: String) -> Self {
+        self.relay = Some(relay::Relay::start(host, port, Arc::clone(&self.chat)));
+        self.mqtt_ws_url = Some(ws_url);
+        self
     }
 }
 
 /// The mock's router. CORS is open: it is a local test double, reached from test pages on other ports.
 pub fn app(state: MockState) -> Router {
-    Router::new()
+    let widget = match &state.widget {
+        WidgetSource::StandIn => Router::new().route("/widget/launch.js", get(launch_js)),
+        WidgetSource::Built(dir) => Router::new()
+            .route("/widget/widget-config.json", get(widget_config))
+            .nest_service("/widget", ServeDir::new(dir)),
+    }
+    // Loadable from cross-origin-isolated pages (the wasm test runner's page is one).
+    .layer(SetResponseHeaderLayer::overriding(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
+    let api = Router::new()
         .route("/api/auth/signinWithCustomToken", post(sign_in))
+        .route("/api/auth/signinAnonymously", post(sign_in_anonymously))
         .route("/api/chat21/native/auth/createCustomToken", post(chat_token))
         .route("/api/conversations", get(list_messages).post(add_message))
-        .route("/widget/launch.js", get(launch_js))
-        .route("/test-site/auth", post(test_site_auth))
-        .route("/test-site/count", get(test_site_count))
-        .route("/faulty/{status}/{delay_ms}/{*rest}", axum::routing::any(faulty))
+        .route("/api/{project}/widgets", get(widgets))
+        .route("/api/{project}/events", post(events))
+        .route("/api/{project}/labels/{lang}", get(no_labels))
+        .route("/api/{project}/publicanalytics/waiting/current", get(waiting))
+        .merge(chat::router())
+        .layer(middleware::from_fn_with_state(state.clone(), record_request));
+    Router::new()
+        .merge(api)
+        .merge(widget)
+        .merge(site::router())
+        .route("/test/sign-in-fails", post(sign_in_fails))
+        .route("/test/requests", get(requests))
         .layer(CorsLayer::permissive())
         .with_state(state)
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "success": false, "msg": message }))).into_response()
 }
 
@@ -81,53 +178,139 @@ impl IntoResponse for Refusal {
     }
 }
 
+fn authorization(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 /// Verifies the Authorization header as Tiledesk's passport middleware does; returns the payload.
+/// A guest's token (from `signinAnonymously`) is accepted too, as Tiledesk accepts its own.
 fn verify(state: &MockState, headers: &HeaderMap) -> Result<Map<String, Value>, Refusal> {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let value = authorization(headers);
+    if value.is_empty() {
         return Err(Refusal(StatusCode::UNAUTHORIZED, "Unauthorized"));
-    };
+    }
     // A bare token finds no `<scheme> <token>` pair: 401. More than one space: the 403 of the contract.
     if value.split(' ').count() > 2 {
         return Err(Refusal(StatusCode::FORBIDDEN, "Forbidden"));
     }
-    let report = tiledesk_jwt::check_at(value, &state.project, state.issuer.secret(), now());
-    if report.has(FindingCode::MissingAudience) {
-        return Err(Refusal(StatusCode::BAD_REQUEST, "aud is required"));
+    let mut refusal = Refusal(StatusCode::UNAUTHORIZED, "Unauthorized");
+    for issuer in [&state.issuer, &state.guests] {
+        let report = tiledesk_jwt::check_at(value, &state.project, issuer.secret(), now());
+        if report.has(FindingCode::MissingAudience) {
+            refusal = Refusal(StatusCode::BAD_REQUEST, "aud is required");
+            continue;
+        }
+        let rejected = report.findings().iter().any(|f| {
+            f.severity == Severity::Rejected && f.code != FindingCode::NotVisitorSubject // sign-in ignores `sub`
+        });
+        if let Some(claims) = report.claims().filter(|_| !rejected) {
+            return Ok(claims.clone());
+        }
     }
-    let rejected = report.findings().iter().any(|f| {
-        f.severity == Severity::Rejected && f.code != FindingCode::NotVisitorSubject // sign-in ignores `sub`
-    });
-    match report.claims() {
-        Some(claims) if !rejected => Ok(claims.clone()),
-        _ => Err(Refusal(StatusCode::UNAUTHORIZED, "Unauthorized")),
-    }
+    Err(refusal)
 }
 
-async fn sign_in(State(state): State<MockState>, headers: HeaderMap) -> Response {
-    let claims = match verify(&state, &headers) {
-        Ok(claims) => claims,
-        Err(refusal) => return refusal.into_response(),
-    };
+/// Logs each API call as `METHOD /path`, for `GET /test/requests`.
+async fn record_request(State(state): State<MockState>, request: Request, next: Next) -> Response {
+    lock(&state.requests).push(format!("{} {}", request.method(), request.uri().path()));
+    next.run(request).await
+}
+
+async fn requests(State(state): State<MockState>) -> Json<Value> {
+    Json(json!({ "requests": *lock(&state.requests) }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailSignIns {
+    status: u16,
+    times: u32,
+}
+
+/// `POST /test/sign-in-fails {status, times}`: the next `times` custom-token sign-ins answer `status`.
+async fn sign_in_fails(State(state): State<MockState>, Json(fail): Json<FailSignIns>) -> StatusCode {
+    *lock(&state.failing_sign_ins) = Some((fail.status, fail.times));
+    StatusCode::NO_CONTENT
+}
+
+/// The user object Tiledesk returns: the payload, with `id` and `fullName` derived.
+fn user_of(mut claims: Map<String, Value>) -> Map<String, Value> {
     let id = claims.get("_id").cloned().unwrap_or(Value::Null);
     let full_name = ["firstname", "lastname"]
         .iter()
         .filter_map(|k| claims.get(*k).and_then(Value::as_str))
         .collect::<Vec<_>>()
         .join(" ");
-    let mut user = claims;
-    user.insert("id".to_owned(), id);
-    user.insert("fullName".to_owned(), Value::String(full_name));
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    Json(json!({ "success": true, "token": token, "user": user })).into_response()
+    claims.insert("id".to_owned(), id);
+    claims.insert("fullName".to_owned(), Value::String(full_name));
+    claims
+}
+
+async fn sign_in(State(state): State<MockState>, headers: HeaderMap) -> Response {
+    let forced = {
+        let mut failing = lock(&state.failing_sign_ins);
+        match failing.as_mut() {
+            Some((status, times)) if *times > 0 => {
+                *times -= 1;
+                Some(*status)
+            }
+            _ => None,
+        }
+    };
+    if let Some(status) = forced {
+        return error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "failing, as a test asked",
+        );
+    }
+    match verify(&state, &headers) {
+        Ok(claims) => {
+            let token = authorization(&headers);
+            Json(json!({ "success": true, "token": token, "user": user_of(claims) })).into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AnonymousRequest {
+    id_project: Option<String>,
+}
+
+/// A guest: Tiledesk makes a user with a random id and signs its token with a key of its own.
+async fn sign_in_anonymously(
+    State(state): State<MockState>,
+    body: Option<Json<AnonymousRequest>>,
+) -> Response {
+    if body.and_then(|b| b.0.id_project).as_deref() != Some(state.project.as_str()) {
+        return error(StatusCode::BAD_REQUEST, "id_project is required");
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("guest#{}", &id[..4]);
+    let token = VisitorClaims::builder(id.as_str())
+        .firstname(name.as_str())
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|claims| state.guests.mint(&claims).map_err(|e| e.to_string()));
+    match token {
+        Ok(token) => {
+            let user = json!({ "_id": format!("{}_{id}", state.project.as_str()), "firstname": name, "lastname": "" });
+            Json(json!({ "success": true, "token": token.as_str(), "user": user })).into_response()
+        }
+        Err(message) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+    }
 }
 
 async fn chat_token(State(state): State<MockState>, headers: HeaderMap) -> Response {
     match verify(&state, &headers) {
         Ok(claims) if claims.get("sub").and_then(Value::as_str) == Some(tiledesk_jwt::VISITOR_SUBJECT) => {
-            Json(json!({ "token": format!("chat21-{}", now()), "userid": claims["_id"] })).into_response()
+            let user = chat_user(&claims);
+            let token = format!("JWT chat21-{}", uuid::Uuid::new_v4().simple());
+            chat::lock(&state.chat).issue_token(token.clone(), user.clone());
+            Json(json!({ "token": token, "userid": user })).into_response()
         }
         Ok(_) => error(StatusCode::UNAUTHORIZED, "not an external visitor"),
         Err(refusal) => refusal.into_response(),
@@ -142,15 +325,78 @@ fn chat_user(claims: &Map<String, Value>) -> String {
         .to_owned()
 }
 
+/// `POST {projectid}/events`: the widget reports its auth state with the session token; a 401 here makes the
+/// loader hide and dispose the widget.
+async fn events(State(state): State<MockState>, Path(project): Path<String>, headers: HeaderMap) -> Response {
+    if project != state.project.as_str() {
+        return error(StatusCode::NOT_FOUND, "no such project");
+    }
+    match verify(&state, &headers) {
+        Ok(_) => (StatusCode::CREATED, Json(json!({ "success": true }))).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET {projectid}/widgets`: what Tiledesk answers for a project with default widget settings and one department.
+async fn widgets(State(state): State<MockState>, Path(project): Path<String>) -> Response {
+    if project != state.project.as_str() {
+        return error(StatusCode::NOT_FOUND, "no such project");
+    }
+    Json(json!({
+        "project": { "id": project, "_id": project, "name": "Example Shop", "widget": {}, "settings": {} },
+        "departments": [{ "_id": "dep1", "id": "dep1", "name": "Default", "default": true, "status": 1 }],
+        "user_available": [],
+        "ip": "127.0.0.1"
+    }))
+    .into_response()
+}
+
+/// `GET {projectid}/labels/{lang}`: the project has no custom labels (the widget uses its own).
+async fn no_labels() -> Response {
+    error(StatusCode::NOT_FOUND, "no labels")
+}
+
+/// `GET {projectid}/publicanalytics/waiting/current`: no waiting-time statistics yet.
+async fn waiting() -> Json<Value> {
+    Json(json!([]))
+}
+
+/// The real widget's `widget-config.json`: it replaces the built-in environment, pointing every endpoint here.
+async fn widget_config(State(state): State<MockState>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let base = format!("http://{host}");
+    let mqtt = state
+        .mqtt_ws_url
+        .unwrap_or_else(|| "ws://127.0.0.1:9/".to_owned());
+    Json(json!({
+        "chatEngine": "mqtt",
+        "uploadEngine": "native",
+        "pushEngine": "none",
+        "logLevel": "error",
+        "remoteTranslationsUrl": format!("{base}/api/"),
+        "firebaseConfig": { "tenant": "tilechat" },
+        "chat21Config": { "appId": chat::APP_ID, "MQTTendpoint": mqtt, "APIendpoint": format!("{base}/chatapi/api") },
+        "apiUrl": format!("{base}/api/"),
+        "baseImageUrl": format!("{base}/api/"),
+        "dashboardUrl": "/dashboard/",
+        "authPersistence": "LOCAL",
+        "enbedJs": "true",
+        "brandSrc": ""
+    }))
+    .into_response()
+}
+
 async fn list_messages(State(state): State<MockState>, headers: HeaderMap) -> Response {
     match verify(&state, &headers) {
         Ok(claims) => {
-            let conversations = state
-                .conversations
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Json(json!({ "messages": conversations.get(&chat_user(&claims)).cloned().unwrap_or_default() }))
-                .into_response()
+            let messages = lock(&state.conversations)
+                .get(&chat_user(&claims))
+                .cloned()
+                .unwrap_or_default();
+            Json(json!({ "messages": messages })).into_response()
         }
         Err(refusal) => refusal.into_response(),
     }
@@ -168,10 +414,7 @@ async fn add_message(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            let mut conversations = state
-                .conversations
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut conversations = lock(&state.conversations);
             let messages = conversations.entry(chat_user(&claims)).or_default();
             messages.push(json!({ "text": text, "at": now() }));
             (StatusCode::CREATED, Json(json!({ "messages": messages.len() }))).into_response()
@@ -195,122 +438,4 @@ async fn launch_js(Query(query): Query<LaunchQuery>) -> Response {
         HeaderValue::from_static("application/javascript"),
     );
     response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // Loadable as a classic script from cross-origin-isolated pages (the wasm test runner's page is one).
-    response.headers_mut().insert(
-        axum::http::HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("cross-origin"),
-    );
-    response
-}
-
-/// How `/test-site/auth` should behave, from its query string. It plays a *site's* token endpoint.
-#[derive(Debug, Deserialize)]
-pub struct TestSiteQuery {
-    /// The site's user id (default `visitor`); also the key of the request count.
-    pub user: Option<String>,
-    /// Token lifetime in seconds (default 3600).
-    pub ttl: Option<u64>,
-    /// Answer this status with an error body instead of a token.
-    pub status: Option<u16>,
-    /// Wait this long before answering.
-    pub delay_ms: Option<u64>,
-    /// Answer the bare JWT, without the `JWT ` scheme.
-    pub bare: Option<bool>,
-    /// Mint a token that expired an hour ago (the widget's sign-in then fails).
-    pub expired: Option<bool>,
-    /// Answer 200 with a body that holds no token.
-    pub empty: Option<bool>,
-    /// Answer only this many requests for `user` normally, then 503 (the site's endpoint going down mid-session).
-    pub fail_after: Option<u64>,
-}
-
-async fn test_site_auth(State(state): State<MockState>, Query(query): Query<TestSiteQuery>) -> Response {
-    let user = query.user.clone().unwrap_or_else(|| "visitor".to_owned());
-    let count = {
-        let mut counts = state
-            .site_requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = counts.entry(user.clone()).or_default();
-        *count += 1;
-        *count
-    };
-    if query.fail_after.is_some_and(|n| count > n) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the site's endpoint is down");
-    }
-    if let Some(ms) = query.delay_ms {
-        tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
-    }
-    if let Some(status) = query.status {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (
-            status,
-            Json(json!({ "error": "test_site", "message": "as asked" })),
-        )
-            .into_response();
-    }
-    if query.empty == Some(true) {
-        return Json(json!({ "ok": true })).into_response();
-    }
-    let ttl = Duration::from_secs(query.ttl.unwrap_or(3600).clamp(1, 86_400));
-    let issuer = match (*state.issuer).clone().with_ttl(ttl) {
-        Ok(issuer) => issuer,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    let claims = match VisitorClaims::builder(user.as_str())
-        .firstname("Test")
-        .lastname(user.as_str())
-        .build()
-    {
-        Ok(claims) => claims,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    let issued_at = if query.expired == Some(true) {
-        now() - 7200
-    } else {
-        now()
-    };
-    let token = match issuer.mint_at(&claims, issued_at) {
-        Ok(token) => token,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let value = if query.bare == Some(true) {
-        token.jwt()
-    } else {
-        token.as_str()
-    };
-    let mut response =
-        Json(json!({ "token": value, "expires_at": token.expires_at(), "user": { "id": user } }))
-            .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// `/faulty/{status}/{delay_ms}/...`: an API that is broken or slow. Point the widget's `apiUrl` here and every
-/// call waits `delay_ms` (at most 30 s), then answers `status` with a JSON error.
-async fn faulty(
-    axum::extract::Path((status, delay_ms, _)): axum::extract::Path<(u16, u64, String)>,
-) -> Response {
-    tokio::time::sleep(Duration::from_millis(delay_ms.min(30_000))).await;
-    error(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        "a faulty API, as asked",
-    )
-}
-
-#[derive(Deserialize)]
-struct CountQuery {
-    user: String,
-}
-
-async fn test_site_count(State(state): State<MockState>, Query(query): Query<CountQuery>) -> Json<Value> {
-    let counts = state
-        .site_requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Json(json!({ "count": counts.get(&query.user).copied().unwrap_or(0) }))
 }

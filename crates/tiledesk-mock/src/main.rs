@@ -2,9 +2,10 @@
 
 use clap::Parser;
 use tiledesk_jwt::{ProjectId, ProjectSecret};
+use tiledesk_mock::{MockState, WidgetSource};
 use tracing_subscriber::EnvFilter;
 
-/// TEST DOUBLE of the Tiledesk API and widget loader, for offline tests and the demo. Not Tiledesk.
+/// TEST DOUBLE of the Tiledesk API, chat server and widget loader, for offline tests and the demo. Not Tiledesk.
 #[derive(Debug, Parser)]
 #[command(name = "tiledesk-mock", version, about)]
 struct Args {
@@ -25,6 +26,15 @@ struct Args {
     /// A file holding that project's secret.
     #[arg(long, env = "TILEDESK_SECRET_FILE")]
     secret_file: Option<std::path::PathBuf>,
+    /// Serve the real Tiledesk widget built in this directory (`cargo xtask widget`) instead of the stand-in.
+    #[arg(long)]
+    widget_dir: Option<std::path::PathBuf>,
+    /// The MQTT broker's plain listener, `host:port`: the mock relays chat messages through it.
+    #[arg(long, requires = "mqtt_ws")]
+    mqtt: Option<String>,
+    /// The same broker's websockets URL, given to the real widget (`ws://127.0.0.1:PORT`).
+    #[arg(long, requires = "mqtt")]
+    mqtt_ws: Option<String>,
 }
 
 #[tokio::main]
@@ -39,14 +49,29 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(path)) => ProjectSecret::from_file(path)?,
         (None, None) => anyhow::bail!("no project secret: set TILEDESK_SECRET or TILEDESK_SECRET_FILE"),
     };
+    let mut state = MockState::new(args.project_id, secret);
+    if let Some(dir) = args.widget_dir {
+        anyhow::ensure!(
+            dir.join("launch.js").is_file(),
+            "{} holds no built widget (launch.js): run `cargo xtask widget`",
+            dir.display()
+        );
+        state = state.with_widget(WidgetSource::Built(dir));
+    }
+    if let (Some(mqtt), Some(ws)) = (args.mqtt, args.mqtt_ws) {
+        let (host, port) = mqtt
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("--mqtt takes host:port, not {mqtt}"))?;
+        state = state.with_broker(&host, port, ws);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // The one line a test harness or the demo reads to find the mock.
     #[allow(clippy::print_stdout)]
     {
         println!("tiledesk-mock listening on http://{}", listener.local_addr()?);
     }
-    let app = tiledesk_mock::app(tiledesk_mock::MockState::new(args.project_id, secret));
-    axum::serve(listener, app)
+    axum::serve(listener, tiledesk_mock::app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
