@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::{Running, build_binaries, cargo, command_output, pkg, random_hex, root, run, setup_build, step};
+use tiledesk_test_support::Process;
+
+use crate::{build_binaries, cargo, command_output, pkg, random_hex, root, run, setup_build, step};
 
 /// The request body both token servers get: the claims of the README's example.
 const TOKEN_BODY: &str = r#"{"user_id":"42","firstname":"Andrew","lastname":"Wiles","email":"andrew@scientists.com","attributes":{"plan":"pro"}}"#;
@@ -166,7 +168,7 @@ fn release_binary() -> PathBuf {
 
 /// A server under test: its process, its base URL and its pid (for memory).
 struct Server {
-    process: Running,
+    process: Process,
     url: String,
 }
 
@@ -188,13 +190,13 @@ impl Server {
 
 /// Spawns `command`, waits for a line containing `ready` on its stdout or stderr (the other goes to null), and
 /// keeps draining the pipe so a chatty server never blocks on a full pipe.
-fn spawn_ready(mut command: Command, ready: &'static str, stderr: bool) -> anyhow::Result<(Running, String)> {
+fn spawn_ready(mut command: Command, ready: &'static str, stderr: bool) -> anyhow::Result<(Process, String)> {
     if stderr {
         command.stderr(Stdio::piped()).stdout(Stdio::null());
     } else {
         command.stdout(Stdio::piped()).stderr(Stdio::null());
     }
-    let mut child = Running(
+    let mut child = Process(
         command
             .spawn()
             .with_context(|| format!("cannot start {command:?}"))?,

@@ -18,6 +18,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
+use tiledesk_test_support::{Broker, Process};
 
 mod bench;
 mod widget;
@@ -176,12 +177,32 @@ fn setup_build() -> anyhow::Result<()> {
     install_binaryen()
 }
 
-/// What the browser tests need: Chromium and its driver, from Debian through apt.
+/// What the browser and end-to-end tests need: Chromium and its driver, and mosquitto (the chat broker the real
+/// widget connects to), from Debian through apt.
 fn setup_browser() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [("chromium", "chromium"), ("chromedriver", "chromium-driver")]
-        .into_iter()
-        .filter(|(program, _)| !have(program, "--version"))
-        .map(|(_, package)| package)
+    apt_install(&[
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("mosquitto", "mosquitto"),
+    ])
+}
+
+/// Installs the Debian packages whose program is missing, through apt when running as root.
+fn apt_install(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+    let installed = |program: &str| {
+        if program == "mosquitto" {
+            // `mosquitto --help` exits 3; its path says it is there.
+            ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+                .iter()
+                .any(|p| Path::new(p).exists())
+        } else {
+            have(program, "--version")
+        }
+    };
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(program, _)| !installed(program))
+        .map(|(_, package)| *package)
         .collect();
     if !missing.is_empty() {
         let packages = missing.join(" ");
@@ -362,7 +383,7 @@ fn test() -> anyhow::Result<()> {
 
     step("starting the mock Tiledesk API for the browser tests");
     match build_binaries()
-        .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0"))
+        .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0", None))
     {
         Ok(mock) => {
             let mut browser = wasm_pack();
@@ -415,10 +436,17 @@ fn test() -> anyhow::Result<()> {
         }
     }
 
-    // The demo end to end: the binaries built by `cargo test` above and the package just built.
+    // End to end: the binaries built by `cargo test` above, the package just built, and Tiledesk's real widget.
+    step(&format!(
+        "Tiledesk's widget {} (built once, then cached)",
+        widget::VERSION
+    ));
+    if let Err(err) = widget::ensure_built() {
+        gates.fail("Tiledesk's widget", format!("{err:#}"));
+    }
     let before = gates.tally.passed;
     gates.run(
-        "end-to-end tests (the demo in headless Chromium)",
+        "end-to-end tests (the real Tiledesk widget, mosquitto, the demo in headless Chromium)",
         cargo().args(["test", "--package", "tiledesk-e2e", "--", "--test-threads=2"]),
         true,
     );
@@ -565,22 +593,33 @@ fn wasm_pack() -> Command {
 
 /// The mock Tiledesk API, running until dropped.
 struct MockTiledesk {
-    _process: Running,
+    _process: Process,
     url: String,
 }
 
 impl MockTiledesk {
-    /// Starts the built `tiledesk-mock` (see [`build_binaries`]) and reads its URL.
-    fn start(project: &str, secret: &str, listen: &str) -> anyhow::Result<Self> {
-        let mut process = Running(
-            Command::new(root().join("target/debug/tiledesk-mock"))
-                .args(["--listen", listen, "--project-id", project])
-                .env("TILEDESK_SECRET", secret)
-                .env_remove("TILEDESK_SECRET_FILE")
-                .stdout(Stdio::piped())
-                .spawn()
-                .context("cannot start tiledesk-mock")?,
-        );
+    /// Starts the built `tiledesk-mock` (see [`build_binaries`]) and reads its URL. With `real`, it serves the
+    /// real widget built in that directory and relays chat messages through that broker; else the stand-in.
+    fn start(
+        project: &str,
+        secret: &str,
+        listen: &str,
+        real: Option<(&Path, &Broker)>,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(root().join("target/debug/tiledesk-mock"));
+        command
+            .args(["--listen", listen, "--project-id", project])
+            .env("TILEDESK_SECRET", secret)
+            .env_remove("TILEDESK_SECRET_FILE")
+            .stdout(Stdio::piped());
+        if let Some((widget, broker)) = real {
+            command
+                .arg("--widget-dir")
+                .arg(widget)
+                .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
+                .args(["--mqtt-ws", &broker.ws_url()]);
+        }
+        let mut process = Process(command.spawn().context("cannot start tiledesk-mock")?);
         let mut line = String::new();
         BufReader::new(process.0.stdout.take().expect("piped")).read_line(&mut line)?;
         let Some(url) = line.trim().strip_prefix("tiledesk-mock listening on ") else {
@@ -674,7 +713,7 @@ fn serve_command(project: &DemoProject, listen: &str) -> Command {
     command
 }
 
-/// The page's `demo-config.json`: which project, where the stand-in loader and the mock API are.
+/// The dev loop's `demo-config.json`: which project, where the stand-in loader and the mock API are.
 fn demo_config(project: &DemoProject, mock_base: &str) -> String {
     format!(
         r#"{{"projectId": "{}", "widgetUrl": "{mock_base}/widget/launch.js", "settings": {{"apiUrl": "{mock_base}/api/", "fakeBootDelayMs": 300}}}}"#,
@@ -696,9 +735,11 @@ fn build_binaries() -> anyhow::Result<()> {
 
 fn demo() -> anyhow::Result<()> {
     setup_build()?;
+    apt_install(&[("mosquitto", "mosquitto")])?;
     step("building tiledesk-auth, the mock Tiledesk and the browser module");
     build_binaries()?;
     let package = pkg()?;
+    let widget = widget::ensure_built()?;
 
     let dir = root().join("target/demo");
     let project = demo_project(&dir)?;
@@ -706,16 +747,29 @@ fn demo() -> anyhow::Result<()> {
     copy_assets(&site, &package)?;
     std::fs::copy(root().join("web/index.html"), site.join("index.html"))?;
 
-    step("starting the mock Tiledesk API and stand-in widget");
-    let mock = MockTiledesk::start(&project.id, &project.secret, "127.0.0.1:0")?;
-    std::fs::write(site.join("demo-config.json"), demo_config(&project, &mock.url))?;
+    step(&format!(
+        "starting mosquitto and the mock Tiledesk with Tiledesk's widget {}",
+        widget::VERSION
+    ));
+    let broker = Broker::start();
+    let mock = MockTiledesk::start(
+        &project.id,
+        &project.secret,
+        "127.0.0.1:0",
+        Some((&widget, &broker)),
+    )?;
+    let config = format!(
+        r#"{{"projectId": "{}", "widgetUrl": "{}/widget/launch.js"}}"#,
+        project.id, mock.url
+    );
+    std::fs::write(site.join("demo-config.json"), config)?;
 
     let listen = "127.0.0.1:3000";
     println!(
         "\nOpen http://{listen}/ and sign in as {DEMO_EMAIL}, password {}\n\
          (printed once; everything lives in target/demo and is thrown away on the next run).\n\
-         The stand-in widget appears signed in as the demo user. Sign in from a second browser or a private\n\
-         window: the same chat identity and the same messages. Stop with Ctrl-C.\n",
+         Tiledesk's widget appears, signed in as the demo user. Sign in from a second browser or a private\n\
+         window: the same chat identity and the same conversations, live. Stop with Ctrl-C.\n",
         project.password
     );
     let status = serve_command(&project, listen)
@@ -723,6 +777,7 @@ fn demo() -> anyhow::Result<()> {
         .arg(&site)
         .status()?;
     drop(mock);
+    drop(broker);
     if !status.success() {
         bail!("tiledesk-auth exited with {status}");
     }
@@ -760,16 +815,6 @@ fn install_trunk() -> anyhow::Result<()> {
         .with_context(|| format!("run by hand: cargo install trunk --version {TRUNK} --locked"))
 }
 
-/// A child process stopped when dropped.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn dev() -> anyhow::Result<()> {
     setup_build()?;
     install_trunk()?;
@@ -779,8 +824,8 @@ fn dev() -> anyhow::Result<()> {
     let project = demo_project(&dir)?;
     // Relative URLs: Trunk proxies /widget/ and /api/ to the mock, /auth to the service (see Trunk.toml).
     std::fs::write(dir.join("demo-config.json"), demo_config(&project, ""))?;
-    let _mock = MockTiledesk::start(&project.id, &project.secret, "127.0.0.1:3001")?;
-    let _server = Running(
+    let _mock = MockTiledesk::start(&project.id, &project.secret, "127.0.0.1:3001", None)?;
+    let _server = Process(
         serve_command(&project, "127.0.0.1:3000")
             .spawn()
             .context("cannot start tiledesk-auth")?,

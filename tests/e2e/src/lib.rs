@@ -1,22 +1,18 @@
 //! Helpers shared by the end-to-end tests (`tests/`) and the browser benchmark (`benches/browser.rs`): built
-//! binaries, child processes killed on drop, and headless Chromium through chromedriver with a fresh profile.
+//! binaries, child processes killed on drop, an MQTT broker (Debian's mosquitto), the mock Tiledesk serving the
+//! real widget, and headless Chromium through chromedriver with a fresh profile.
 //!
 //! Run the tests with `cargo xtask test` and the benchmark with `cargo xtask bench`; both build what these start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure should panic
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 
-/// How long any single wait may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub use tiledesk_test_support::{Broker, Process, WAIT, free_port, start};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -37,60 +33,26 @@ pub fn built(path: &str) -> PathBuf {
     path
 }
 
-/// A free port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped, even when the test fails.
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `command` and waits for a line of its output containing `ready`; returns the process and the line.
-pub fn start(mut command: Command, ready: &str, from_stderr: bool) -> (Process, String) {
-    if from_stderr {
-        command.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        command.stdout(Stdio::piped()).stderr(Stdio::null());
-    }
-    let mut child = command.spawn().unwrap();
-    let pipe: Box<dyn std::io::Read + Send> = if from_stderr {
-        Box::new(child.stderr.take().unwrap())
-    } else {
-        Box::new(child.stdout.take().unwrap())
-    };
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let process = Process(child);
-    loop {
-        match lines.recv_timeout(WAIT) {
-            Ok(line) if line.contains(ready) => return (process, line),
-            Ok(_) => {}
-            Err(_) => panic!("`{ready}` never came from {command:?}"),
-        }
-    }
-}
-
-/// The built mock Tiledesk (`target/debug/tiledesk-mock`) for `project`, and its base URL.
+/// The built mock Tiledesk (`target/debug/tiledesk-mock`) for `project` with the stand-in loader, and its base URL.
 pub fn start_mock(project: &str, secret: &str) -> (Process, String) {
+    start_mock_with(project, secret, None)
+}
+
+/// The built mock Tiledesk for `project`, serving the real widget (`cargo xtask widget`) and relaying chat
+/// messages through `broker` when given one; returns the process and its base URL.
+pub fn start_mock_with(project: &str, secret: &str, broker: Option<&Broker>) -> (Process, String) {
     let mut command = Command::new(built("target/debug/tiledesk-mock"));
     command
         .args(["--listen", "127.0.0.1:0", "--project-id", project])
-        .env("TILEDESK_SECRET", secret);
+        .env("TILEDESK_SECRET", secret)
+        .env_remove("TILEDESK_SECRET_FILE");
+    if let Some(broker) = broker {
+        command
+            .arg("--widget-dir")
+            .arg(built("target/tiledesk-widget/dist/launch.js").parent().unwrap())
+            .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
+            .args(["--mqtt-ws", &broker.ws_url()]);
+    }
     let (process, line) = start(command, "listening on", false);
     let url = line.split("listening on ").nth(1).unwrap().trim().to_owned();
     (process, url)
@@ -121,6 +83,8 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            // The real widget asks for Google Fonts and images on tiledesk.com: nothing leaves this machine.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
         let capabilities = json!({"goog:chromeOptions": {"args": args}});
@@ -139,5 +103,243 @@ impl Browser {
     /// Ends the session.
     pub async fn close(self) {
         let _ = self.client.close().await;
+    }
+}
+
+/// The real widget's own view, as a function body: whom it has logged in, whether it is shown, what it displays
+/// (`text`), and the messages of the open conversation (`messages`: each bubble's text is in a shadow root).
+const WIDGET_PROBE: &str = "
+  const component = window.tiledesk && window.tiledesk.angularcomponent && window.tiledesk.angularcomponent.component;
+  const g = component && component.g;
+  const frame = document.getElementById('tiledeskiframe');
+  const doc = frame && frame.contentDocument;
+  const container = doc && doc.getElementById('tiledesk-container');
+  return {
+    logged: !!(g && g.isLogged),
+    user: g && g.isLogged ? g.senderId : null,
+    shown: !!(container && container.classList.contains('active')),
+    text: doc && doc.body ? doc.body.innerText : '',
+    messages: doc ? [...doc.querySelectorAll('chat-text')].map((e) => (e.shadowRoot || e).textContent.trim()) : [],
+  };";
+
+/// The real thing end to end: mosquitto, the mock Tiledesk serving Tiledesk's real widget, and the real
+/// `tiledesk-auth` serving the demo page, the test harness page and `/auth` for one throwaway project.
+pub struct Stack {
+    /// The broker; stop and restart it to play an outage.
+    pub broker: Broker,
+    _mock: Process,
+    /// The mock Tiledesk's base URL.
+    pub mock_url: String,
+    server: Option<Process>,
+    server_args: Vec<String>,
+    /// The port `tiledesk-auth` listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The project every [`Stack`] holds.
+pub const PROJECT: &str = "e2e0c0ffee0123456789abcd";
+const SECRET: &str = "e2e-secret-3f1c9a52-5d2e-4f7b";
+
+impl Stack {
+    /// Everything running; `tiledesk-auth serve` gets `server_args` besides the project, database and site.
+    pub fn start(server_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start();
+        let (mock, mock_url) = start_mock_with(PROJECT, SECRET, Some(&broker));
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(site.join("pkg")).unwrap();
+        for file in ["index.html", "demo.js", "demo.css"] {
+            std::fs::copy(root().join("web").join(file), site.join(file)).unwrap();
+        }
+        for file in ["harness.html", "harness.js"] {
+            std::fs::copy(root().join("tests/e2e/pages").join(file), site.join(file)).unwrap();
+        }
+        for file in ["tiledesk_auth_web.js", "tiledesk_auth_web_bg.wasm"] {
+            std::fs::copy(built(&format!("target/pkg/{file}")), site.join("pkg").join(file)).unwrap();
+        }
+        let config = json!({"projectId": PROJECT, "widgetUrl": format!("{mock_url}/widget/launch.js")});
+        std::fs::write(site.join("demo-config.json"), config.to_string()).unwrap();
+        let mut stack = Self {
+            broker,
+            _mock: mock,
+            mock_url,
+            server: None,
+            server_args: server_args.iter().map(|a| (*a).to_owned()).collect(),
+            port: free_port(),
+            dir,
+        };
+        stack.start_server();
+        stack
+    }
+
+    fn database(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("users.db").display())
+    }
+
+    /// Adds a user to the service's database; returns their site user id.
+    pub fn add_user(&self, email: &str, first_name: &str, password: &str) -> String {
+        let mut add = Command::new(built("target/debug/tiledesk-auth"))
+            .args(["users", "add", "--database", &self.database(), "--email", email])
+            .args(["--first-name", first_name, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut add.stdin.take().unwrap(), format!("{password}\n").as_bytes())
+            .unwrap();
+        let output = add.wait_with_output().unwrap();
+        assert!(output.status.success(), "users add {email}");
+        // "added <email> (<id>)"
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_owned()
+    }
+
+    /// The chat id Tiledesk knows a site user by.
+    pub fn chat_id(user_id: &str) -> String {
+        format!("{PROJECT}_{user_id}")
+    }
+
+    /// Starts `tiledesk-auth serve` (again).
+    pub fn start_server(&mut self) {
+        let mut command = Command::new(built("target/debug/tiledesk-auth"));
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--database", &self.database(), "--static-dir"])
+            .arg(self.dir.path().join("site"))
+            .args(&self.server_args)
+            .env("TILEDESK_PROJECT_ID", PROJECT)
+            .env("TILEDESK_SECRET", SECRET)
+            .env_remove("TILEDESK_SECRET_FILE");
+        self.server = Some(start(command, "listening on", true).0);
+    }
+
+    /// Stops `tiledesk-auth`.
+    pub fn stop_server(&mut self) {
+        self.server.take();
+    }
+
+    /// A page of the site.
+    pub fn url(&self, page: &str) -> String {
+        format!("http://127.0.0.1:{}/{page}", self.port)
+    }
+
+    /// The harness options for a visitor signing in with `email` and `password`, merged with `extra`.
+    pub fn options(&self, email: &str, password: &str, extra: &serde_json::Value) -> serde_json::Value {
+        let mut options = json!({
+            "projectId": PROJECT,
+            "authUrl": "/auth",
+            "credentials": {"email": email, "password": password},
+            "widgetUrl": format!("{}/widget/launch.js", self.mock_url),
+            "timeoutMs": 8000,
+        });
+        for (key, value) in extra.as_object().into_iter().flatten() {
+            options[key] = value.clone();
+        }
+        options
+    }
+
+    /// POSTs `body` to the mock (its test endpoints); returns the status code.
+    pub fn mock_post(&self, path: &str, body: &serde_json::Value) -> u16 {
+        http_post(&format!("{}{path}", self.mock_url), body)
+    }
+}
+
+/// A minimal HTTP/1.1 exchange with a loopback URL: the status code and the body.
+fn http(method: &str, url: &str, body: Option<&serde_json::Value>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// POSTs JSON to a loopback URL; returns the status code.
+pub fn http_post(url: &str, body: &serde_json::Value) -> u16 {
+    http("POST", url, Some(body)).0
+}
+
+/// GETs a loopback URL that answers JSON (without chunked encoding, as the mock does); returns the JSON.
+pub fn http_get(url: &str) -> serde_json::Value {
+    let (status, body) = http("GET", url, None);
+    assert_eq!(status, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
+impl Browser {
+    /// Runs `code` (a function body; may `return` a Promise, which is awaited) and returns its value.
+    pub async fn js(&self, code: &str) -> serde_json::Value {
+        self.client.execute(code, vec![]).await.unwrap()
+    }
+
+    /// Opens the harness page of `stack` and creates the module's object with `options`.
+    pub async fn harness(&self, stack: &Stack, options: &serde_json::Value) {
+        self.client.goto(&stack.url("harness.html")).await.unwrap();
+        self.client
+            .execute("await window.harness.ready; return true;", vec![])
+            .await
+            .ok();
+        self.client
+            .execute(
+                "return window.harness.create(arguments[0]);",
+                vec![options.clone()],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The real widget's own view: `{logged, user, shown, text, messages}`: whom it has logged in (its own
+    /// `g.isLogged` and `g.senderId`), whether it is shown (its container's `active` class), the text it displays,
+    /// and the messages of the open conversation.
+    pub async fn widget(&self) -> serde_json::Value {
+        self.js(WIDGET_PROBE).await
+    }
+
+    /// Waits until `condition` (a JS expression, re-evaluated every 20 ms) holds, at most [`WAIT`]; panics with
+    /// `what` otherwise. `widget()` in the expression is the real widget's view, as [`Browser::widget`] gives it.
+    pub async fn until(&self, condition: &str, what: &str) {
+        let code = format!(
+            "const widget = () => {{ {WIDGET_PROBE} }};
+             const deadline = Date.now() + {};
+             return new Promise((resolve) => {{
+               (function check() {{
+                 let ok = false;
+                 try {{ ok = !!({condition}); }} catch (_) {{}}
+                 if (ok) return resolve(true);
+                 if (Date.now() > deadline) return resolve(false);
+                 setTimeout(check, 20);
+               }})();
+             }});",
+            WAIT.as_millis()
+        );
+        let ok = self.client.execute(&code, vec![]).await.unwrap();
+        assert_eq!(ok, json!(true), "never true: {what} ({condition})");
     }
 }

@@ -1,133 +1,35 @@
-//! The demo page end to end: the real `tiledesk-auth` binary serving the page and `/auth`, the mock Tiledesk
-//! with the stand-in widget, and Debian's Chromium driven through chromedriver, a fresh profile per browser.
+//! The demo page end to end with Tiledesk's real widget: the real `tiledesk-auth` binary serving the page and
+//! `/auth`, the mock Tiledesk serving the widget built from Tiledesk's source, Debian's mosquitto carrying the chat,
+//! and Debian's Chromium driven through chromedriver, a fresh profile per browser.
 //!
-//! Needs what `cargo xtask test` builds first: `target/debug/tiledesk-auth`, `target/debug/tiledesk-mock` and
-//! the browser package in `target/pkg`.
+//! Needs what `cargo xtask test` builds first: the binaries, the package in `target/pkg` and the widget in
+//! `target/tiledesk-widget/dist`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a failure should panic
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use fantoccini::Locator;
-use serde_json::{Value, json};
-use tiledesk_e2e::{Browser, Process, WAIT, built, free_port, root, start, start_mock};
+use fantoccini::key::Key;
+use serde_json::json;
+use tiledesk_e2e::{Browser, Stack, WAIT};
 
 const EMAIL: &str = "andrew@scientists.com";
 const PASSWORD: &str = "correct horse battery staple";
-const PROJECT: &str = "e2e0c0ffee0123456789abcd";
-const SECRET: &str = "e2e-secret-3f1c9a52-5d2e-4f7b";
-
-/// The demo: mock Tiledesk, the site, the user database and the `tiledesk-auth` server.
-struct Demo {
-    _mock: Process,
-    server: Option<Process>,
-    port: u16,
-    dir: tempfile::TempDir,
-    user_id: String,
-}
-
-impl Demo {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (mock, mock_url) = start_mock(PROJECT, SECRET);
-
-        let site = dir.path().join("site");
-        std::fs::create_dir_all(site.join("pkg")).unwrap();
-        for file in ["index.html", "demo.js", "demo.css"] {
-            std::fs::copy(root().join("web").join(file), site.join(file)).unwrap();
-        }
-        for file in ["tiledesk_auth_web.js", "tiledesk_auth_web_bg.wasm"] {
-            std::fs::copy(built(&format!("target/pkg/{file}")), site.join("pkg").join(file)).unwrap();
-        }
-        let config = json!({"projectId": PROJECT, "widgetUrl": format!("{mock_url}/widget/launch.js"),
-                            "settings": {"apiUrl": format!("{mock_url}/api/"), "fakeBootDelayMs": 50}});
-        std::fs::write(site.join("demo-config.json"), config.to_string()).unwrap();
-
-        let mut add = Command::new(built("target/debug/tiledesk-auth"))
-            .args([
-                "users",
-                "add",
-                "--database",
-                &Self::database(dir.path()),
-                "--email",
-                EMAIL,
-            ])
-            .args(["--first-name", "Andrew", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        let output = add.wait_with_output().unwrap();
-        assert!(output.status.success());
-        // "added <email> (<id>)"
-        let user_id = String::from_utf8(output.stdout)
-            .unwrap()
-            .trim()
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_owned();
-
-        let mut demo = Self {
-            _mock: mock,
-            server: None,
-            port: free_port(),
-            dir,
-            user_id,
-        };
-        demo.start_server();
-        demo
-    }
-
-    fn database(dir: &Path) -> String {
-        format!("sqlite://{}", dir.join("users.db").display())
-    }
-
-    fn start_server(&mut self) {
-        let mut command = Command::new(built("target/debug/tiledesk-auth"));
-        command
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--database", &Self::database(self.dir.path()), "--static-dir"])
-            .arg(self.dir.path().join("site"))
-            .env("TILEDESK_PROJECT_ID", PROJECT)
-            .env("TILEDESK_SECRET", SECRET)
-            .env_remove("TILEDESK_SECRET_FILE");
-        self.server = Some(start(command, "listening on", true).0);
-    }
-
-    fn stop_server(&mut self) {
-        self.server.take();
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-
-    fn chat_id(&self) -> String {
-        format!("{PROJECT}_{}", self.user_id)
-    }
-}
 
 /// What the demo tests do with a browser.
 trait DemoBrowser {
-    async fn sign_in(&self, demo: &Demo, password: &str);
+    async fn sign_in(&self, stack: &Stack, password: &str);
     async fn click(&self, at: Locator<'_>);
     async fn type_into(&self, at: Locator<'_>, text: &str);
-    async fn wait_for(&self, at: Locator<'_>);
     async fn wait_status(&self, status: &str);
-    async fn js(&self, code: &str) -> Value;
-    async fn widget(&self) -> (bool, String);
     async fn stored_tokens(&self) -> u64;
     async fn text(&self, id: &str) -> String;
+    async fn open_widget(&self);
+    async fn send_message(&self, text: &str);
 }
 
 impl DemoBrowser for Browser {
-    async fn sign_in(&self, demo: &Demo, password: &str) {
-        self.client.goto(&demo.url()).await.unwrap();
+    async fn sign_in(&self, stack: &Stack, password: &str) {
+        self.client.goto(&stack.url("")).await.unwrap();
         // The button is enabled once the module is ready.
         self.client
             .wait()
@@ -148,10 +50,6 @@ impl DemoBrowser for Browser {
         self.client.find(at).await.unwrap().send_keys(text).await.unwrap();
     }
 
-    async fn wait_for(&self, at: Locator<'_>) {
-        self.client.wait().at_most(WAIT).for_element(at).await.unwrap();
-    }
-
     async fn wait_status(&self, status: &str) {
         let css = format!("#status[data-status='{status}']");
         self.client
@@ -160,21 +58,6 @@ impl DemoBrowser for Browser {
             .for_element(Locator::Css(&css))
             .await
             .unwrap_or_else(|e| panic!("{status}: {e}"));
-    }
-
-    async fn js(&self, code: &str) -> Value {
-        self.client.execute(code, vec![]).await.unwrap()
-    }
-
-    async fn widget(&self) -> (bool, String) {
-        let v = self
-            .js("const e = document.getElementById('tiledeskdiv');
-                 return [!!e && e.style.display === 'block', e ? e.getAttribute('data-user-id') : ''];")
-            .await;
-        (
-            v[0].as_bool().unwrap(),
-            v[1].as_str().unwrap_or_default().to_owned(),
-        )
     }
 
     async fn stored_tokens(&self) -> u64 {
@@ -193,67 +76,122 @@ impl DemoBrowser for Browser {
             .await
             .unwrap()
     }
+
+    /// Opens the widget's window, as a visitor clicking its launcher.
+    async fn open_widget(&self) {
+        self.js("document.getElementById('tiledeskiframe').contentDocument.getElementById('c21-launcher-button').click();")
+            .await;
+        self.until(
+            "document.getElementById('tiledeskiframe').contentDocument.querySelector('#chat21-conversations') \
+             && getComputedStyle(document.getElementById('tiledeskiframe').contentDocument.querySelector('#chat21-conversations')).display === 'block'",
+            "the widget's window open",
+        )
+        .await;
+    }
+
+    /// Starts a conversation in the open widget and sends `text`, typed into the widget's composer.
+    async fn send_message(&self, text: &str) {
+        let new_conversation = "[...document.getElementById('tiledeskiframe').contentDocument.querySelectorAll('.c21-button-primary')]\
+                                .find((b) => b.innerText.includes('New conversation'))";
+        self.until(new_conversation, "the New conversation button").await;
+        self.js(&format!("{new_conversation}.click();")).await;
+        self.until(
+            "document.getElementById('tiledeskiframe').contentDocument.getElementById('chat21-main-message-context')",
+            "the composer",
+        )
+        .await;
+        let frame = self.client.find(Locator::Id("tiledeskiframe")).await.unwrap();
+        frame.enter_frame().await.unwrap();
+        let composer = self
+            .client
+            .find(Locator::Id("chat21-main-message-context"))
+            .await
+            .unwrap();
+        // The text, then Enter (WebDriver's key code for it), as a visitor types it.
+        composer
+            .send_keys(&format!("{text}{}", char::from(Key::Enter)))
+            .await
+            .unwrap();
+        self.client.enter_parent_frame().await.unwrap();
+    }
 }
 
 #[tokio::test]
-async fn the_demo_user_signs_in_and_the_widget_shows_them() {
-    let demo = Demo::start();
+async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
+    let stack = Stack::start(&[]);
+    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
     let browser = Browser::open().await;
-    browser.sign_in(&demo, PASSWORD).await;
+    browser.sign_in(&stack, PASSWORD).await;
     browser.wait_status("authenticated").await;
-    assert_eq!(browser.widget().await, (true, demo.chat_id()));
-    assert!(browser.text("detail").await.contains(&demo.chat_id()));
+    let widget = browser.widget().await;
+    assert_eq!(widget["user"], json!(Stack::chat_id(&user)), "{widget}");
+    assert_eq!(widget["shown"], json!(true));
+    assert!(browser.text("detail").await.contains(&Stack::chat_id(&user)));
     browser.close().await;
 }
 
 #[tokio::test]
-async fn a_second_browser_is_the_same_chat_identity_with_the_same_conversation() {
-    let demo = Demo::start();
+async fn a_second_browser_is_the_same_chat_identity_and_both_see_the_conversation() {
+    let stack = Stack::start(&[]);
+    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
+    let chat_id = Stack::chat_id(&user);
     let laptop = Browser::open().await;
-    laptop.sign_in(&demo, PASSWORD).await;
+    laptop.sign_in(&stack, PASSWORD).await;
     laptop.wait_status("authenticated").await;
-    laptop.wait_for(Locator::Css("#tiledeskdiv[data-messages]")).await;
+    laptop.open_widget().await;
+    laptop.send_message("Hello from the laptop").await;
     laptop
-        .type_into(
-            Locator::Css(".tiledesk-stand-in-composer input"),
-            "Hello from the laptop",
+        .until(
+            "widget().text.includes('Hello from the laptop')",
+            "the laptop shows its message",
         )
-        .await;
-    laptop
-        .click(Locator::Css(".tiledesk-stand-in-composer button"))
-        .await;
-    laptop
-        .wait_for(Locator::Css("#tiledeskdiv[data-messages='1']"))
         .await;
 
     let phone = Browser::open().await;
-    phone.sign_in(&demo, PASSWORD).await;
+    phone.sign_in(&stack, PASSWORD).await;
     phone.wait_status("authenticated").await;
-    assert_eq!(phone.widget().await, (true, demo.chat_id()));
+    assert_eq!(phone.widget().await["user"], json!(chat_id));
+    phone.open_widget().await;
     phone
-        .wait_for(Locator::Css("#tiledeskdiv[data-messages='1']"))
+        .until(
+            "widget().text.includes('Hello from the laptop')",
+            "the phone shows the laptop's message",
+        )
         .await;
-    let message = phone
-        .client
-        .find(Locator::Css(".tiledesk-stand-in-messages li"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(message, "Hello from the laptop");
+
+    // An agent answers in the conversation: both browsers show it, live (the laptop in the open conversation,
+    // the phone in its list of conversations).
+    let status = stack.mock_post(
+        "/test/agent-reply",
+        &json!({"user": chat_id, "text": "How can I help, Andrew?"}),
+    );
+    assert_eq!(status, 201);
+    for browser in [&laptop, &phone] {
+        browser
+            .until(
+                "widget().text.includes('How can I help, Andrew?')",
+                "the agent's reply",
+            )
+            .await;
+    }
     laptop.close().await;
     phone.close().await;
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_a_readable_error_and_leaves_no_token() {
-    let demo = Demo::start();
+    let stack = Stack::start(&[]);
+    stack.add_user(EMAIL, "Andrew", PASSWORD);
     let browser = Browser::open().await;
-    browser.sign_in(&demo, "not the password").await;
+    browser.sign_in(&stack, "not the password").await;
     browser.wait_status("error").await;
     assert_eq!(browser.text("detail").await, "Wrong email or password.");
-    assert!(!browser.widget().await.0, "the widget stays hidden");
+    let widget = browser.widget().await;
+    assert_eq!(
+        (&widget["logged"], &widget["shown"]),
+        (&json!(false), &json!(false)),
+        "{widget}"
+    );
     assert_eq!(browser.stored_tokens().await, 0);
     let page_text = browser
         .js("return document.documentElement.outerHTML + JSON.stringify(localStorage);")
@@ -266,16 +204,22 @@ async fn a_wrong_password_is_a_readable_error_and_leaves_no_token() {
 }
 
 #[tokio::test]
-async fn sign_out_clears_the_session_and_a_reload_does_not_bring_it_back() {
-    let demo = Demo::start();
+async fn sign_out_logs_the_widget_out_and_a_reload_does_not_bring_it_back() {
+    let stack = Stack::start(&[]);
+    stack.add_user(EMAIL, "Andrew", PASSWORD);
     let browser = Browser::open().await;
-    browser.sign_in(&demo, PASSWORD).await;
+    browser.sign_in(&stack, PASSWORD).await;
     browser.wait_status("authenticated").await;
     assert_eq!(browser.stored_tokens().await, 1);
     browser.click(Locator::Id("sign-out")).await;
     browser.wait_status("signed_out").await;
     assert_eq!(browser.stored_tokens().await, 0);
-    assert!(!browser.widget().await.0);
+    let widget = browser.widget().await;
+    assert_eq!(
+        (&widget["logged"], &widget["shown"]),
+        (&json!(false), &json!(false)),
+        "{widget}"
+    );
 
     browser.client.refresh().await.unwrap();
     browser
@@ -287,8 +231,9 @@ async fn sign_out_clears_the_session_and_a_reload_does_not_bring_it_back() {
         .unwrap();
     browser.wait_status("idle").await;
     assert_eq!(browser.stored_tokens().await, 0);
-    assert!(
-        !browser.widget().await.0,
+    assert_eq!(
+        browser.widget().await["logged"],
+        json!(false),
         "not signed in again by a stored session"
     );
     browser.close().await;
@@ -296,12 +241,13 @@ async fn sign_out_clears_the_session_and_a_reload_does_not_bring_it_back() {
 
 #[tokio::test]
 async fn the_auth_server_stopping_mid_session_is_reported_and_recovery_works() {
-    let mut demo = Demo::start();
+    let mut stack = Stack::start(&[]);
+    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
     let browser = Browser::open().await;
-    browser.sign_in(&demo, PASSWORD).await;
+    browser.sign_in(&stack, PASSWORD).await;
     browser.wait_status("authenticated").await;
 
-    demo.stop_server();
+    stack.stop_server();
     browser.click(Locator::Id("sign-out")).await;
     browser.wait_status("signed_out").await;
     browser
@@ -321,10 +267,67 @@ async fn the_auth_server_stopping_mid_session_is_reported_and_recovery_works() {
         "The sign-in service cannot be reached. Check your connection and try again."
     );
 
-    demo.start_server();
+    stack.start_server();
     browser.type_into(Locator::Id("password"), PASSWORD).await;
     browser.click(Locator::Id("sign-in")).await;
     browser.wait_status("authenticated").await;
-    assert_eq!(browser.widget().await, (true, demo.chat_id()));
+    let widget = browser.widget().await;
+    assert_eq!(
+        (&widget["user"], &widget["shown"]),
+        (&json!(Stack::chat_id(&user)), &json!(true)),
+        "{widget}"
+    );
+    browser.close().await;
+}
+
+/// The README's picture: the demo signed in, the real widget open on a conversation with an agent's answer.
+/// Written to `target/screenshots/demo.png`; with `TILEDESK_UPDATE_SCREENSHOT=1`, also to `docs/demo.png`.
+#[tokio::test]
+async fn the_readme_screenshot_of_the_demo() {
+    let stack = Stack::start(&[]);
+    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
+    let browser = Browser::open().await;
+    browser.client.set_window_size(1440, 860).await.unwrap();
+    browser.sign_in(&stack, PASSWORD).await;
+    browser.wait_status("authenticated").await;
+    browser.open_widget().await;
+    browser.send_message("Hi! Where is my order #1729?").await;
+    browser
+        .until(
+            "widget().messages.some((m) => m.includes('Where is my order'))",
+            "the message shown",
+        )
+        .await;
+    let reply = "Hello Andrew, it left our warehouse this morning.";
+    let status = stack.mock_post(
+        "/test/agent-reply",
+        &json!({"user": Stack::chat_id(&user), "text": reply}),
+    );
+    assert_eq!(status, 201);
+    browser
+        .until(
+            &format!("widget().messages.some((m) => m.includes('{reply}'))"),
+            "the agent's reply shown",
+        )
+        .await;
+    // The conversation fades in (opacity 0 to 1 over half a second) once scrolled: the picture when it is in.
+    browser
+        .until(
+            "getComputedStyle(document.getElementById('tiledeskiframe').contentDocument.querySelector('.c21-contentScroll')).opacity === '1'",
+            "the conversation faded in",
+        )
+        .await;
+    let png = browser.client.screenshot().await.unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real picture: {} bytes",
+        png.len()
+    );
+    let dir = tiledesk_e2e::root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("demo.png"), &png).unwrap();
+    if std::env::var_os("TILEDESK_UPDATE_SCREENSHOT").is_some() {
+        std::fs::write(tiledesk_e2e::root().join("docs/demo.png"), &png).unwrap();
+    }
     browser.close().await;
 }
