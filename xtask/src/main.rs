@@ -472,8 +472,10 @@ fn test() -> anyhow::Result<()> {
 
 /// The project the mock holds for the browser tests (the tests use the same id).
 const WEB_TEST_PROJECT: &str = "wasmtest0123456789abcdef";
-/// The budget for the release module and its JS glue, each gzipped at level 9, together.
-const WASM_BUDGET: u64 = 40 * 1024;
+/// The budget for the release module and its JS glue, each gzipped at level 9, together. 40 KiB until the module
+/// met Tiledesk's real widget (thenables from its iframe, bounded logout, recovery, user-checked `online`, boot
+/// now: +4.7 KiB, measured 43.9 KiB); 45 KiB since.
+const WASM_BUDGET: u64 = 45 * 1024;
 
 /// binaryen from npm: Debian's wasm-opt 108 cannot parse `table.fill`, which current toolchains emit.
 const BINARYEN: &str = "132.0.0";

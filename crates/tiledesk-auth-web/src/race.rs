@@ -9,12 +9,16 @@ use gloo_timers::callback::Timeout;
 use crate::error::AuthError;
 use crate::oneshot;
 
-struct Race<A, B> {
-    first: Pin<Box<A>>,
-    second: Pin<Box<B>>,
+/// A future whose type is erased: one `Race::poll` for every pair of futures with the same output, instead of
+/// one per pair of future types (each copy inlined whole state machines: kilobytes of the module).
+type Erased<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+struct Race<'a, T> {
+    first: Erased<'a, T>,
+    second: Erased<'a, T>,
 }
 
-impl<T, A: Future<Output = T>, B: Future<Output = T>> Future for Race<A, B> {
+impl<T> Future for Race<'_, T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
@@ -27,7 +31,10 @@ impl<T, A: Future<Output = T>, B: Future<Output = T>> Future for Race<A, B> {
 }
 
 /// The output of whichever of `first` and `second` finishes first; the other is dropped.
-pub(crate) async fn first<T>(first: impl Future<Output = T>, second: impl Future<Output = T>) -> T {
+pub(crate) async fn first<'a, T>(
+    first: impl Future<Output = T> + 'a,
+    second: impl Future<Output = T> + 'a,
+) -> T {
     Race {
         first: Box::pin(first),
         second: Box::pin(second),

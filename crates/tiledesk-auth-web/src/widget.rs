@@ -82,7 +82,9 @@ pub(crate) fn message_of(value: &JsValue) -> String {
             .filter(|v| !v.is_undefined())
     };
     let message = field("message").and_then(|m| m.as_string());
-    match (field("status").and_then(|s| s.as_f64()), message) {
+    // An integer, formatted as one: float formatting would add kilobytes to the module.
+    let status = field("status").and_then(|s| s.as_f64()).map(|s| s as i32);
+    match (status, message) {
         (Some(status), Some(message)) => format!("{message} (status {status})"),
         (Some(status), None) => format!("status {status}"),
         (None, Some(message)) => message,

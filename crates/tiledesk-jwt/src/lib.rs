@@ -1,5 +1,5 @@
 //! Tiledesk visitor tokens: the claims a site may put in them, minting, and checking a token
-//! against the rules the Tiledesk server applies (see `shared/docs/tiledesk-contract.md`, section 1).
+//! against the rules the Tiledesk server applies (see `docs/tiledesk.md`, "The token Tiledesk accepts").
 //!
 //! No I/O beyond reading a secret file on request, so it compiles for any target.
 //!

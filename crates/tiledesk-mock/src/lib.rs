@@ -21,7 +21,7 @@
 //! The loader, under `/widget/`: the stand-in (`web/fake-widget/launch.js`, `?delay_ms=N` delays it), or with
 //! `--widget-dir` the real widget built by `cargo xtask widget`, with a `widget-config.json` that points it here.
 //!
-//! For tests: `/test-site/*` ([`site`]) plays a site's token endpoint, `/faulty/*` a broken API,
+//! For tests: `/test-site/*` plays a site's token endpoint, `/faulty/*` a broken API,
 //! `POST /test/agent-reply` an agent answering, `POST /test/sign-in-fails` makes the next sign-ins fail,
 //! `GET /test/requests` lists the API calls received.
 
