@@ -173,6 +173,13 @@ impl Stack {
         stack
     }
 
+    /// Copies `files` from `dir` into the served site.
+    pub fn add_page(&self, dir: &Path, files: &[&str]) {
+        for file in files {
+            std::fs::copy(dir.join(file), self.dir.path().join("site").join(file)).unwrap();
+        }
+    }
+
     fn database(&self) -> String {
         format!("sqlite://{}", self.dir.path().join("users.db").display())
     }
