@@ -51,3 +51,25 @@ export function report(result) {
 export function fail(error) {
   done({ error: String(error && error.message ? error.message : error) });
 }
+
+// Hand-written JavaScript in the order of Tiledesk's tutorial: fetch the token, then the standard snippet with the
+// sign-in queued (replayed at boot) and `show` on `online`. `extraSettings` are merged into tiledeskSettings.
+export async function tutorialSignIn(tokenUrl, projectId, loaderUrl, extraSettings) {
+  const response = await fetch(tokenUrl, { method: "POST" });
+  if (!response.ok) throw new Error(`token endpoint: ${response.status}`);
+  const { token } = await response.json();
+  window.tiledeskSettings = { projectid: projectId, autoStart: false, ...extraSettings };
+  window.Tiledesk = function () {
+    window.Tiledesk.q.push(arguments);
+  };
+  window.Tiledesk.q = [];
+  window.Tiledesk("onAuthStateChanged", (event) => {
+    if (event.detail.isLogged && event.detail.event === "online") window.Tiledesk("show");
+  });
+  window.Tiledesk("signInWithCustomToken", token);
+  const script = document.createElement("script");
+  script.id = "tiledesk-jssdk";
+  script.async = true;
+  script.src = loaderUrl;
+  document.head.appendChild(script);
+}

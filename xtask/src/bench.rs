@@ -919,43 +919,21 @@ fn browser(plan: &Plan, package: &Path, report: &mut Report) -> anyhow::Result<(
     crate::setup_browser()?;
     let rounds = if plan.quick { 3 } else { 7 };
     let token_delay = 50;
-    let output = cargo()
-        .args([
-            "bench",
-            "--quiet",
-            "--package",
-            "tiledesk-e2e",
-            "--bench",
-            "browser",
-        ])
-        .env("BENCH_ROUNDS", rounds.to_string())
-        .env("BENCH_TOKEN_DELAY", token_delay.to_string())
-        .env("BENCH_DELAYS", "0,200,1000")
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "the browser benchmark failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
+    let env = [
+        ("BENCH_ROUNDS", rounds.to_string()),
+        ("BENCH_TOKEN_DELAY", token_delay.to_string()),
+        ("BENCH_DELAYS", "0,200,1000".to_owned()),
+    ];
     // BENCH browser page=module delay=0 token_delay=50 round=0 ms=123.45 init_ms=12.3
     let mut times: BTreeMap<(u64, String), Vec<f64>> = BTreeMap::new();
     let mut inits = Vec::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Some(rest) = line.strip_prefix("BENCH browser ") else {
-            continue;
-        };
-        let fields: BTreeMap<&str, &str> = rest
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
+    for fields in e2e_bench("browser", &env)? {
         let (Some(page), Some(delay), Some(ms)) = (fields.get("page"), fields.get("delay"), fields.get("ms"))
         else {
-            bail!("unreadable line from the browser benchmark: {line}");
+            bail!("unreadable line from the browser benchmark: {fields:?}");
         };
         times
-            .entry((delay.parse()?, (*page).to_owned()))
+            .entry((delay.parse()?, page.clone()))
             .or_default()
             .push(ms.parse()?);
         if let Some(init) = fields.get("init_ms") {
@@ -1017,6 +995,32 @@ fn browser(plan: &Plan, package: &Path, report: &mut Report) -> anyhow::Result<(
     Ok(())
 }
 
+/// Runs the `tiledesk-e2e` bench binary `bench` with `env`, and returns the `key=value` fields of each line it
+/// prints that starts with `BENCH `.
+fn e2e_bench(bench: &str, env: &[(&str, String)]) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+    let output = cargo()
+        .args(["bench", "--quiet", "--package", "tiledesk-e2e", "--bench", bench])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "the {bench} benchmark failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("BENCH "))
+        .map(|line| {
+            line.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect())
+}
+
 /// Section 6, Tiledesk's real widget: time to the widget shown with no visitor interaction, the module with
 /// `boot: "now"` against Tiledesk's own wait and against the tutorial's hand-written page, and where the time goes.
 fn real_widget(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
@@ -1027,42 +1031,20 @@ fn real_widget(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
     crate::widget::ensure_built()?;
     let rounds = if plan.quick { 2 } else { 5 };
     let token_delay = 50;
-    let output = cargo()
-        .args([
-            "bench",
-            "--quiet",
-            "--package",
-            "tiledesk-e2e",
-            "--bench",
-            "real_widget",
-        ])
-        .env("BENCH_ROUNDS", rounds.to_string())
-        .env("BENCH_TOKEN_DELAY", token_delay.to_string())
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "the real widget benchmark failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
+    let env = [
+        ("BENCH_ROUNDS", rounds.to_string()),
+        ("BENCH_TOKEN_DELAY", token_delay.to_string()),
+    ];
     // BENCH real mode=now round=1 token_delay=50 shown=768.8 token=107.0 loader=37.8 boot=454.5 signin=580.4 chat=590.3
     const PHASES: [&str; 6] = ["token", "loader", "boot", "signin", "chat", "shown"];
     let mut times: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Some(rest) = line.strip_prefix("BENCH real ") else {
-            continue;
-        };
-        let fields: BTreeMap<&str, &str> = rest
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
+    for fields in e2e_bench("real_widget", &env)? {
         let Some(mode) = fields.get("mode") else {
-            bail!("unreadable line from the real widget benchmark: {line}");
+            bail!("unreadable line from the real widget benchmark: {fields:?}");
         };
         for phase in PHASES {
             if let Some(ms) = fields.get(phase).and_then(|v| v.parse::<f64>().ok()) {
-                times.entry(((*mode).to_owned(), phase)).or_default().push(ms);
+                times.entry((mode.clone(), phase)).or_default().push(ms);
             }
         }
     }

@@ -14,8 +14,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -212,71 +213,65 @@ pub(crate) fn router() -> Router<MockState> {
         .route("/test/chat/{user}", get(test_conversations))
 }
 
-/// chat21-http-server answers only the owner of the timeline, identified by the chat token.
-fn authorized(state: &MockState, headers: &HeaderMap, app: &str, user: &str) -> bool {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    app == APP_ID && lock(&state.chat).token_user(token) == Some(user)
+/// The timeline a chat API request is for: chat21-http-server answers only its owner, identified by the chat
+/// token in `Authorization`; anyone else gets a 401.
+struct Timeline {
+    user: String,
+    /// The conversation, for the routes about one.
+    with: Option<String>,
 }
 
-fn unauthorized() -> Response {
-    let body = Json(json!({"success": false, "err": "Unauthorized"}));
-    (StatusCode::UNAUTHORIZED, body).into_response()
+impl FromRequestParts<MockState> for Timeline {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &MockState) -> Result<Self, Response> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let user = params.get("user").cloned().unwrap_or_default();
+        let owner = params.get("app").map(String::as_str) == Some(APP_ID)
+            && lock(&state.chat).token_user(token) == Some(user.as_str());
+        if !owner {
+            let body = Json(json!({"success": false, "err": "Unauthorized"}));
+            return Err((StatusCode::UNAUTHORIZED, body).into_response());
+        }
+        Ok(Self {
+            user,
+            with: params.get("with").cloned(),
+        })
+    }
 }
 
 fn result(list: &[Value]) -> Response {
     Json(json!({ "success": true, "result": list })).into_response()
 }
 
-async fn conversations(
-    State(state): State<MockState>,
-    Path((app, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&state, &headers, &app, &user) {
-        return unauthorized();
-    }
-    result(&lock(&state.chat).conversations(&user))
+async fn conversations(State(state): State<MockState>, timeline: Timeline) -> Response {
+    result(&lock(&state.chat).conversations(&timeline.user))
 }
 
-async fn archived(
-    State(state): State<MockState>,
-    Path((app, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&state, &headers, &app, &user) {
-        return unauthorized();
-    }
+async fn archived(_: Timeline) -> Response {
     result(&[])
 }
 
-async fn conversation(
-    State(state): State<MockState>,
-    Path((app, user, with)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&state, &headers, &app, &user) {
-        return unauthorized();
-    }
+async fn conversation(State(state): State<MockState>, timeline: Timeline) -> Response {
+    let with = timeline.with.unwrap_or_default();
     let found: Vec<Value> = lock(&state.chat)
-        .conversations(&user)
+        .conversations(&timeline.user)
         .into_iter()
         .filter(|c| c["conversWith"] == with.as_str())
         .collect();
     result(&found)
 }
 
-async fn messages(
-    State(state): State<MockState>,
-    Path((app, user, with)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&state, &headers, &app, &user) {
-        return unauthorized();
-    }
-    result(&lock(&state.chat).messages(&user, &with))
+async fn messages(State(state): State<MockState>, timeline: Timeline) -> Response {
+    let with = timeline.with.unwrap_or_default();
+    result(&lock(&state.chat).messages(&timeline.user, &with))
 }
 
 /// `POST /test/agent-reply`: an agent answers in a visitor's conversation (a test's stand-in for the dashboard).

@@ -23,6 +23,7 @@
 //!
 //! For tests: `/test-site/*` plays a site's token endpoint, `/faulty/*` a broken API,
 //! `POST /test/agent-reply` an agent answering, `POST /test/sign-in-fails` makes the next sign-ins fail,
+//! `POST /test/chat-token-delay` holds the widget between its sign-in and its chat connection,
 //! `GET /test/requests` lists the API calls received.
 
 pub mod chat;
@@ -77,6 +78,8 @@ pub struct MockState {
     mqtt_ws_url: Option<String>,
     /// `(status, remaining)`: the next sign-ins answer `status`.
     failing_sign_ins: Arc<Mutex<Option<(u16, u32)>>>,
+    /// How long `createCustomToken` waits before answering: the widget's chat connection starts that much later.
+    chat_token_delay: Arc<Mutex<Duration>>,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
@@ -96,6 +99,7 @@ impl MockState {
             widget: WidgetSource::StandIn,
             mqtt_ws_url: None,
             failing_sign_ins: Arc::default(),
+            chat_token_delay: Arc::default(),
             requests: Arc::default(),
         }
     }
@@ -150,6 +154,7 @@ pub fn app(state: MockState) -> Router {
         .merge(widget)
         .merge(site::router())
         .route("/test/sign-in-fails", post(sign_in_fails))
+        .route("/test/chat-token-delay", post(chat_token_delay))
         .route("/test/requests", get(requests))
         .layer(CorsLayer::permissive())
         .with_state(state)
@@ -236,6 +241,19 @@ async fn sign_in_fails(State(state): State<MockState>, Json(fail): Json<FailSign
     StatusCode::NO_CONTENT
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delay {
+    ms: u64,
+}
+
+/// `POST /test/chat-token-delay {ms}`: `createCustomToken` answers that much later (at most 30 s), which holds the
+/// widget between its HTTP sign-in and its chat connection.
+async fn chat_token_delay(State(state): State<MockState>, Json(delay): Json<Delay>) -> StatusCode {
+    *lock(&state.chat_token_delay) = Duration::from_millis(delay.ms.min(30_000));
+    StatusCode::NO_CONTENT
+}
+
 /// The user object Tiledesk returns: the payload, with `id` and `fullName` derived.
 fn user_of(mut claims: Map<String, Value>) -> Map<String, Value> {
     let id = claims.get("_id").cloned().unwrap_or(Value::Null);
@@ -305,6 +323,8 @@ async fn sign_in_anonymously(
 }
 
 async fn chat_token(State(state): State<MockState>, headers: HeaderMap) -> Response {
+    let delay = *lock(&state.chat_token_delay);
+    tokio::time::sleep(delay).await;
     match verify(&state, &headers) {
         Ok(claims) if claims.get("sub").and_then(Value::as_str) == Some(tiledesk_jwt::VISITOR_SUBJECT) => {
             let user = chat_user(&claims);

@@ -329,6 +329,16 @@ impl Browser {
         self.js(WIDGET_PROBE).await
     }
 
+    /// Asserts what the real widget shows: logged in as `user` (`None`: nobody), and shown or not.
+    pub async fn expect_widget(&self, user: Option<&str>, shown: bool) {
+        let widget = self.widget().await;
+        assert_eq!(
+            (&widget["user"], &widget["shown"]),
+            (&json!(user), &json!(shown)),
+            "the widget: {widget}"
+        );
+    }
+
     /// Waits until `condition` (a JS expression, re-evaluated every 20 ms) holds, at most [`WAIT`]; panics with
     /// `what` otherwise. `widget()` in the expression is the real widget's view, as [`Browser::widget`] gives it.
     pub async fn until(&self, condition: &str, what: &str) {

@@ -123,9 +123,7 @@ async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
     let browser = Browser::open().await;
     browser.sign_in(&stack, PASSWORD).await;
     browser.wait_status("authenticated").await;
-    let widget = browser.widget().await;
-    assert_eq!(widget["user"], json!(Stack::chat_id(&user)), "{widget}");
-    assert_eq!(widget["shown"], json!(true));
+    browser.expect_widget(Some(&Stack::chat_id(&user)), true).await;
     assert!(browser.text("detail").await.contains(&Stack::chat_id(&user)));
     browser.close().await;
 }
@@ -186,12 +184,7 @@ async fn a_wrong_password_is_a_readable_error_and_leaves_no_token() {
     browser.sign_in(&stack, "not the password").await;
     browser.wait_status("error").await;
     assert_eq!(browser.text("detail").await, "Wrong email or password.");
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["logged"], &widget["shown"]),
-        (&json!(false), &json!(false)),
-        "{widget}"
-    );
+    browser.expect_widget(None, false).await;
     assert_eq!(browser.stored_tokens().await, 0);
     let page_text = browser
         .js("return document.documentElement.outerHTML + JSON.stringify(localStorage);")
@@ -214,12 +207,7 @@ async fn sign_out_logs_the_widget_out_and_a_reload_does_not_bring_it_back() {
     browser.click(Locator::Id("sign-out")).await;
     browser.wait_status("signed_out").await;
     assert_eq!(browser.stored_tokens().await, 0);
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["logged"], &widget["shown"]),
-        (&json!(false), &json!(false)),
-        "{widget}"
-    );
+    browser.expect_widget(None, false).await;
 
     browser.client.refresh().await.unwrap();
     browser
@@ -271,12 +259,7 @@ async fn the_auth_server_stopping_mid_session_is_reported_and_recovery_works() {
     browser.type_into(Locator::Id("password"), PASSWORD).await;
     browser.click(Locator::Id("sign-in")).await;
     browser.wait_status("authenticated").await;
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["user"], &widget["shown"]),
-        (&json!(Stack::chat_id(&user)), &json!(true)),
-        "{widget}"
-    );
+    browser.expect_widget(Some(&Stack::chat_id(&user)), true).await;
     browser.close().await;
 }
 

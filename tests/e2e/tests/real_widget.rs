@@ -52,12 +52,7 @@ async fn a_refresh_keeps_the_visitor_online_through_the_re_sign_in() {
             "a refreshed token",
         )
         .await;
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["user"], &widget["shown"]),
-        (&json!(chat_id), &json!(true)),
-        "{widget}"
-    );
+    browser.expect_widget(Some(&chat_id), true).await;
     assert_eq!(
         statuses(&browser).await,
         ["loading", "authenticated", "authenticated"]
@@ -80,12 +75,7 @@ async fn a_refresh_whose_sign_in_fails_once_recovers() {
             "signed in again after the failed refresh",
         )
         .await;
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["user"], &widget["shown"]),
-        (&json!(chat_id), &json!(true)),
-        "{widget}"
-    );
+    browser.expect_widget(Some(&chat_id), true).await;
     let seen = statuses(&browser).await;
     assert!(
         seen.contains(&"error".to_owned()),
@@ -100,12 +90,7 @@ async fn tiledesk_refusing_the_token_is_sign_in_rejected() {
     let (_stack, _, browser) = ada(&["--secret", "not-the-projects-secret-at-all"], &json!({})).await;
     let outcome = sign_in(&browser).await;
     assert_eq!(outcome["error"]["code"], json!("sign_in_rejected"), "{outcome}");
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["logged"], &widget["shown"]),
-        (&json!(false), &json!(false)),
-        "{widget}"
-    );
+    browser.expect_widget(None, false).await;
     browser.close().await;
 }
 
@@ -146,26 +131,32 @@ async fn the_broker_down_through_a_refresh_and_past_expiry_then_back_ends_signed
 
 #[tokio::test]
 async fn sign_out_during_sign_in_leaves_the_widget_logged_out() {
-    let (_stack, _, browser) = ada(&[], &json!({})).await;
-    browser
-        .js("window.onlines = 0;
-             window.harness.startSignIn();
-             return true;")
-        .await;
-    // Once the widget has its session (its HTTP sign-in done), and before its chat connection reports online.
+    let (stack, _, browser) = ada(&[], &json!({})).await;
+    // The widget's chat connection starts 1.5 s after its HTTP sign-in: the visitor signs out in between.
+    assert_eq!(
+        stack.mock_post("/test/chat-token-delay", &json!({"ms": 1500})),
+        204
+    );
+    browser.js("window.harness.startSignIn(); return true;").await;
+    // The widget has its session (its HTTP sign-in is done); its chat connection is held back.
     browser
         .until(
             &format!("!!localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken')"),
             "the widget's sign-in under way",
         )
         .await;
-    browser
-        .js("window.tiledesk.on('onAuthStateChanged', (e) => { if (e.detail.event === 'online') window.onlines++; });")
+    let out = browser
+        .js("window.onlines = 0;
+             window.tiledesk.on('onAuthStateChanged', (e) => { if (e.detail.event === 'online') window.onlines++; });
+             return window.harness.signOut();")
         .await;
-    let out = browser.js("return window.harness.signOut();").await;
     assert_eq!(status(&out), "signed_out");
     let pending = browser.js("return window.pending;").await;
     assert_eq!(status(&pending), "signed_out");
+    // The widget completes its sign-in after all, comes online, and the module logs it out again.
+    browser
+        .until("window.onlines >= 1", "the widget came online")
+        .await;
     browser
         .until(
             &format!(
@@ -195,6 +186,8 @@ async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
         )
         .await;
     assert_eq!(status(&sign_in(&browser).await), "authenticated");
+    // Her widget fetches her conversations once online: those requests are part of her visit.
+    wait_for_request(&stack, &format!("{grace}/conversations/archived")).await;
     let requests_before: usize = mock_requests(&stack).len();
     // Now Ada, on the same browser.
     browser
@@ -209,6 +202,18 @@ async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
         "nothing of Grace's was asked for on Ada's visit: {later:?}"
     );
     browser.close().await;
+}
+
+/// Waits until the mock has received a request whose line contains `part`, at most `WAIT`.
+async fn wait_for_request(stack: &Stack, part: &str) {
+    let deadline = std::time::Instant::now() + tiledesk_e2e::WAIT;
+    while !mock_requests(stack).iter().any(|r| r.contains(part)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request for {part} reached the mock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling the mock's log, not a pause
+    }
 }
 
 fn mock_requests(stack: &Stack) -> Vec<String> {
@@ -288,12 +293,7 @@ async fn on_failure_anonymous_with_the_token_service_down_shows_the_widget_to_a_
     assert_eq!(outcome["state"]["error"]["code"], json!("network"));
     let guest = outcome["state"]["userId"].as_str().unwrap().to_owned();
     assert!(guest.starts_with(PROJECT) && guest != chat_id, "{guest}");
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["user"], &widget["shown"]),
-        (&json!(guest), &json!(true)),
-        "{widget}"
-    );
+    browser.expect_widget(Some(&guest), true).await;
     browser.close().await;
 }
 
@@ -323,12 +323,7 @@ async fn a_page_with_tiledesks_standard_snippet() {
         .await;
     let outcome = sign_in(&browser).await;
     assert_eq!(outcome["state"]["userId"], json!(chat_id), "{outcome}");
-    let widget = browser.widget().await;
-    assert_eq!(
-        (&widget["user"], &widget["shown"]),
-        (&json!(chat_id), &json!(true)),
-        "{widget}"
-    );
+    browser.expect_widget(Some(&chat_id), true).await;
     assert_eq!(
         browser
             .js("return document.querySelectorAll('#tiledesk-jssdk').length;")
