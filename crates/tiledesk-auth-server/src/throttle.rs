@@ -87,9 +87,26 @@ impl LoginThrottle {
         self.check_at(account, address, Instant::now())
     }
 
-    /// Records a failed attempt.
-    pub fn record_failure(&self, account: &str, address: IpAddr) {
-        self.record_failure_at(account, address, Instant::now());
+    /// Starts a login attempt: checks the limits and, in the same step, counts the attempt as a failure until it is
+    /// settled. Concurrent guesses therefore see each other: with a limit of 5, at most 5 reach the password check,
+    /// however many arrive at once. `Err(retry_after)` when the attempt must be refused without checking anything.
+    pub fn begin(&self, account: &str, address: IpAddr) -> Result<Attempt<'_>, Duration> {
+        self.begin_at(account, address, Instant::now())
+    }
+
+    fn begin_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<Attempt<'_>, Duration> {
+        let mut table = self.lock();
+        let wait = self.wait(&table, account, address, now);
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        self.push_failure(&mut table, account, address, now);
+        Ok(Attempt {
+            throttle: self,
+            account: account.to_owned(),
+            address,
+            at: now,
+        })
     }
 
     /// A successful login clears the failures of that account from that address.
@@ -107,7 +124,12 @@ impl LoginThrottle {
     }
 
     fn check_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        let failures = self.lock();
+        let wait = self.wait(&self.lock(), account, address, now);
+        if wait.is_zero() { Ok(()) } else { Err(wait) }
+    }
+
+    /// How long this account and address must wait before an attempt (zero: none).
+    fn wait(&self, failures: &Table, account: &str, address: IpAddr, now: Instant) -> Duration {
         let mut wait = Duration::ZERO;
         for (key, limit) in self.keys(account, address) {
             let Some(times) = failures.entries.get(&key) else {
@@ -123,12 +145,17 @@ impl LoginThrottle {
                 wait = wait.max((*oldest_that_counts + self.policy.window).saturating_duration_since(now));
             }
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+        wait
     }
 
+    #[cfg(test)]
     fn record_failure_at(&self, account: &str, address: IpAddr, now: Instant) {
-        let window = self.policy.window;
         let mut table = self.lock();
+        self.push_failure(&mut table, account, address, now);
+    }
+
+    fn push_failure(&self, table: &mut Table, account: &str, address: IpAddr, now: Instant) {
+        let window = self.policy.window;
         if table.entries.len() >= table.prune_at {
             table.entries.retain(|_, times| {
                 times
@@ -146,9 +173,46 @@ impl LoginThrottle {
         }
     }
 
+    /// Takes back the failure an attempt counted, from every key it was counted under.
+    fn withdraw(&self, account: &str, address: IpAddr, at: Instant) {
+        let mut table = self.lock();
+        for (key, _) in self.keys(account, address) {
+            if let Some(times) = table.entries.get_mut(&key)
+                && let Some(position) = times.iter().rposition(|t| *t == at)
+            {
+                times.remove(position);
+            }
+        }
+    }
+
     /// How many keys are remembered (for tests and metrics).
     pub fn tracked_keys(&self) -> usize {
         self.lock().entries.len()
+    }
+}
+
+/// A login attempt under way, counted as a failure from [`LoginThrottle::begin`] on. Settle it with
+/// [`Attempt::succeeded`] or [`Attempt::void`]; dropped otherwise (a wrong password, or a client that went away
+/// during the check), it stays counted as a failure, so breaking off a guess does not make it free.
+#[must_use = "an attempt that is dropped counts as a failure"]
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    account: String,
+    address: IpAddr,
+    at: Instant,
+}
+
+impl Attempt<'_> {
+    /// The password matched: the attempt is not a failure, and the account's failures from that address go.
+    pub fn succeeded(self) {
+        self.throttle.withdraw(&self.account, self.address, self.at);
+        self.throttle.record_success(&self.account, self.address);
+    }
+
+    /// The attempt could not be judged (the user store is down): it counts for nothing.
+    pub fn void(self) {
+        self.throttle.withdraw(&self.account, self.address, self.at);
     }
 }
 
@@ -228,6 +292,34 @@ mod tests {
             t.check_at("u", A, now).is_ok(),
             "two failures after the success, under the limit of three"
         );
+    }
+
+    #[test]
+    fn concurrent_attempts_count_as_they_start() {
+        let t = throttle();
+        let now = Instant::now();
+        // Twenty guesses at once, none settled yet: only the first three may go on to the password check.
+        let started: Vec<_> = (0..20).filter_map(|_| t.begin_at("u", A, now).ok()).collect();
+        assert_eq!(started.len(), 3);
+        drop(started); // wrong passwords: they stay counted
+        assert!(t.begin_at("u", A, now).is_err());
+    }
+
+    #[test]
+    fn a_successful_or_void_attempt_takes_its_count_back() {
+        let t = throttle();
+        let now = Instant::now();
+        t.begin_at("u", A, now).unwrap().void();
+        t.begin_at("u", A, now).unwrap().succeeded();
+        // Neither counted: the address and the account have their whole budgets.
+        for i in 0..3 {
+            let other = format!("other{i}");
+            drop(t.begin_at(&other, A, now).unwrap());
+        }
+        let accounts: usize = (0..5)
+            .filter(|i| t.begin_at(&format!("x{i}"), A, now).is_ok())
+            .count();
+        assert_eq!(accounts, 2, "5 per address, 3 spent on `other*`");
     }
 
     #[test]

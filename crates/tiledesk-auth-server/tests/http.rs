@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{API_KEY, Options, PROJECT, from_address, post_json, test_app, with_api_key};
 use serde_json::json;
+use tower::ServiceExt;
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -78,6 +79,33 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
         assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
     assert_eq!(wrong.text, unknown.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_are_counted_as_they_start() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
+    // 120 guesses in flight at once. Checking the limit before the hash and counting the failure after it let every
+    // request in flight through (37 to 39 of 120 were measured reaching the password check).
+    let guesses: Vec<_> = (0..120)
+        .map(|_| {
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                let request = from_address(post_json("/auth", wrong), [203, 0, 113, 9]);
+                router.oneshot(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for guess in guesses {
+        match guess.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(checked, 5, "the limit is 5: only 5 reached the password check");
 }
 
 #[tokio::test]

@@ -30,25 +30,34 @@ async fn sign_in(
     }
     let account = email_key(&email);
 
-    state.throttle.check(&account, address).map_err(|retry_after| {
+    // Counted from here, before the password is checked: concurrent guesses see each other.
+    let attempt = state.throttle.begin(&account, address).map_err(|retry_after| {
         tracing::info!(%address, "login throttled");
         ApiError::TooManyAttempts { retry_after }
     })?;
 
-    let found = state.users.find_by_email(&account).await.map_err(store_error)?;
+    let found = match state.users.find_by_email(&account).await {
+        Ok(found) => found,
+        Err(err) => {
+            attempt.void();
+            return Err(store_error(err));
+        }
+    };
     let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
-    let matched = state
-        .passwords
-        .verify(hash, password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let matched = match state.passwords.verify(hash, password).await {
+        Ok(matched) => matched,
+        Err(err) => {
+            attempt.void();
+            return Err(ApiError::Internal(err));
+        }
+    };
     let Some(user) = user.filter(|_| matched) else {
-        // The email is not logged: people type their password into it by mistake.
+        // The email is not logged: people type their password into it by mistake. The attempt stays counted.
         tracing::info!(%address, "login failed");
-        state.throttle.record_failure(&account, address);
+        drop(attempt);
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.record_success(&account, address);
+    attempt.succeeded();
 
     let mut claims = VisitorClaims::builder(user.id.as_str()).email(user.email.as_str());
     if let Some(name) = &user.firstname {
