@@ -92,6 +92,12 @@ impl ApiKey {
         Ok(Self(keys.into()))
     }
 
+    /// No key at all: every key presented is refused. What a key file emptied of keys means on reload: its
+    /// owner revoked them.
+    pub fn revoked() -> Self {
+        Self(Arc::new([]))
+    }
+
     /// How many keys are accepted.
     pub fn count(&self) -> usize {
         self.0.len()
@@ -133,6 +139,14 @@ impl fmt::Debug for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_set_matches_nothing() {
+        let revoked = ApiKey::revoked();
+        assert_eq!(revoked.count(), 0);
+        assert!(!revoked.matches("site-backend-key-0123"));
+        assert!(!revoked.matches(""));
+    }
 
     #[test]
     fn matches_only_the_exact_key() {

@@ -20,6 +20,7 @@ use tiledesk_jwt::{MAX_TOKEN_TTL, ProjectId, ProjectSecret, TokenIssuer, Visitor
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
+use crate::api_key::ApiKeyError;
 use crate::passwords::{MAX_PASSWORD_LEN, hash_blocking};
 use crate::users::{NewUser, UserStore};
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
@@ -432,6 +433,15 @@ impl Reload {
                     let keys = key.count();
                     current.replace(key);
                     tracing::info!(file = %path.display(), keys, "API key reloaded");
+                }
+                // Emptying the file is how an operator revokes the keys: honour it, loudly.
+                Err(ApiKeyError::NoKey { path }) => {
+                    current.replace(ApiKey::revoked());
+                    tracing::warn!(
+                        file = %path.display(),
+                        "the API key file holds no key: every API key revoked; POST /tokens refuses every request \
+                         until a key is added and the file reloaded"
+                    );
                 }
                 Err(err) => tracing::error!(%err, "API key NOT reloaded: keeping the previous one"),
             }

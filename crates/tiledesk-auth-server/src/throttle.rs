@@ -41,19 +41,40 @@ enum Key {
     Account(String),
 }
 
-/// Remembers recent login failures. Memory is bounded by pruning expired entries as the table grows.
+/// Remembers recent login failures and the attempts under way. Memory is bounded by pruning expired entries as
+/// the table grows.
 #[derive(Debug)]
 pub struct LoginThrottle {
     policy: ThrottlePolicy,
     failures: Mutex<Table>,
+    /// Woken whenever an attempt is settled: attempts waiting for a budget held by attempts under way re-check.
+    settled: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
 struct Table {
     entries: HashMap<Key, VecDeque<Instant>>,
+    /// Attempts under way (password being checked), per key.
+    in_flight: HashMap<Key, usize>,
     /// Next size at which expired entries are pruned: twice the live size after the last prune, so a
     /// flood of distinct keys costs amortised constant time per failure.
     prune_at: usize,
+}
+
+/// The address a visitor is counted under: an IPv4 address as it is (an IPv4-mapped IPv6 one as that IPv4
+/// address), an IPv6 address as its /64. A single IPv6 customer usually gets a whole /64, so counting each address
+/// alone would give one attacker 2^64 fresh budgets.
+fn throttled_as(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 /// Prune expired entries once the table passes this many keys.
@@ -66,12 +87,15 @@ impl LoginThrottle {
             policy,
             failures: Mutex::new(Table {
                 entries: HashMap::new(),
+                in_flight: HashMap::new(),
                 prune_at: PRUNE_AT,
             }),
+            settled: tokio::sync::Notify::new(),
         }
     }
 
     fn keys(&self, account: &str, address: IpAddr) -> [(Key, usize); 3] {
+        let address = throttled_as(address);
         [
             (
                 Key::AccountAddress(account.to_owned(), address),
@@ -87,33 +111,91 @@ impl LoginThrottle {
         self.check_at(account, address, Instant::now())
     }
 
-    /// Starts a login attempt: checks the limits and, in the same step, counts the attempt as a failure until it is
-    /// settled. Concurrent guesses therefore see each other: with a limit of 5, at most 5 reach the password check,
-    /// however many arrive at once. `Err(retry_after)` when the attempt must be refused without checking anything.
-    pub fn begin(&self, account: &str, address: IpAddr) -> Result<Attempt<'_>, Duration> {
-        self.begin_at(account, address, Instant::now())
+    /// Starts a login attempt: checks the limits and, in the same step, counts the attempt as under way, so
+    /// concurrent guesses see each other. When the budget is spent by failures, `Err(retry_after)`: refuse without
+    /// checking anything. When it is held by attempts still under way, this waits for them to settle (at most
+    /// [`ATTEMPT_WAIT`]) and decides then: 120 guesses at once let exactly 5 reach the password check and get 429
+    /// after those 5 failed, while a visitor's 8 simultaneous right logins all go through. That is slowing down,
+    /// not blocking.
+    pub async fn begin(&self, account: &str, address: IpAddr) -> Result<Attempt<'_>, Duration> {
+        let deadline = tokio::time::Instant::now() + ATTEMPT_WAIT;
+        loop {
+            // Registered before the check, so a settlement between the check and the wait is not missed.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match self.try_begin_at(account, address, Instant::now()) {
+                Ok(attempt) => return Ok(attempt),
+                Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
+                Err(Refusal::Busy) => {}
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(Duration::from_secs(1));
+            }
+        }
     }
 
-    fn begin_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<Attempt<'_>, Duration> {
+    fn try_begin_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<Attempt<'_>, Refusal> {
         let mut table = self.lock();
         let wait = self.wait(&table, account, address, now);
         if !wait.is_zero() {
-            return Err(wait);
+            return Err(Refusal::Blocked(wait));
         }
-        self.push_failure(&mut table, account, address, now);
+        let keys = self.keys(account, address);
+        let busy = keys.iter().any(|(key, limit)| {
+            let failures = table.entries.get(key).map_or(0, |times| {
+                times
+                    .iter()
+                    .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
+                    .count()
+            });
+            failures + table.in_flight.get(key).copied().unwrap_or(0) >= *limit
+        });
+        if busy {
+            return Err(Refusal::Busy);
+        }
+        for (key, _) in keys {
+            *table.in_flight.entry(key).or_default() += 1;
+        }
         Ok(Attempt {
             throttle: self,
             account: account.to_owned(),
             address,
-            at: now,
+            settled: false,
         })
+    }
+
+    /// Settles an attempt under way: a failure is counted, a success clears the failures of that account from
+    /// that address, a void counts for nothing; attempts waiting for the budget re-check.
+    fn settle(&self, account: &str, address: IpAddr, outcome: Outcome) {
+        {
+            let mut table = self.lock();
+            for (key, _) in self.keys(account, address) {
+                if let Some(count) = table.in_flight.get_mut(&key) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        table.in_flight.remove(&key);
+                    }
+                }
+            }
+            match outcome {
+                Outcome::Failure => self.push_failure(&mut table, account, address, Instant::now()),
+                Outcome::Success => {
+                    table
+                        .entries
+                        .remove(&Key::AccountAddress(account.to_owned(), throttled_as(address)));
+                }
+                Outcome::Void => {}
+            }
+        }
+        self.settled.notify_waiters();
     }
 
     /// A successful login clears the failures of that account from that address.
     pub fn record_success(&self, account: &str, address: IpAddr) {
         self.lock()
             .entries
-            .remove(&Key::AccountAddress(account.to_owned(), address));
+            .remove(&Key::AccountAddress(account.to_owned(), throttled_as(address)));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -173,46 +255,65 @@ impl LoginThrottle {
         }
     }
 
-    /// Takes back the failure an attempt counted, from every key it was counted under.
-    fn withdraw(&self, account: &str, address: IpAddr, at: Instant) {
-        let mut table = self.lock();
-        for (key, _) in self.keys(account, address) {
-            if let Some(times) = table.entries.get_mut(&key)
-                && let Some(position) = times.iter().rposition(|t| *t == at)
-            {
-                times.remove(position);
-            }
-        }
-    }
-
     /// How many keys are remembered (for tests and metrics).
     pub fn tracked_keys(&self) -> usize {
         self.lock().entries.len()
     }
 }
 
-/// A login attempt under way, counted as a failure from [`LoginThrottle::begin`] on. Settle it with
-/// [`Attempt::succeeded`] or [`Attempt::void`]; dropped otherwise (a wrong password, or a client that went away
-/// during the check), it stays counted as a failure, so breaking off a guess does not make it free.
+/// How long an attempt waits for attempts under way to settle before it is refused (argon2 takes well under a
+/// second; a queue of them on a busy machine, a few).
+pub const ATTEMPT_WAIT: Duration = Duration::from_secs(10);
+
+/// Why an attempt cannot start now.
+enum Refusal {
+    /// The failures spent the budget: refuse, with when to try again.
+    Blocked(Duration),
+    /// Attempts under way hold the budget: wait for them.
+    Busy,
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Failure,
+    Success,
+    Void,
+}
+
+/// A login attempt under way, from [`LoginThrottle::begin`]. Settle it with [`Attempt::succeeded`] or
+/// [`Attempt::void`]; dropped otherwise (a wrong password, or a client that went away during the check), it counts
+/// as a failure, so breaking off a guess does not make it free.
 #[must_use = "an attempt that is dropped counts as a failure"]
 #[derive(Debug)]
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
     account: String,
     address: IpAddr,
-    at: Instant,
+    settled: bool,
 }
 
 impl Attempt<'_> {
-    /// The password matched: the attempt is not a failure, and the account's failures from that address go.
-    pub fn succeeded(self) {
-        self.throttle.withdraw(&self.account, self.address, self.at);
-        self.throttle.record_success(&self.account, self.address);
+    /// The password matched: no failure, and the account's failures from that address go.
+    pub fn succeeded(mut self) {
+        self.settle(Outcome::Success);
     }
 
     /// The attempt could not be judged (the user store is down): it counts for nothing.
-    pub fn void(self) {
-        self.throttle.withdraw(&self.account, self.address, self.at);
+    pub fn void(mut self) {
+        self.settle(Outcome::Void);
+    }
+
+    fn settle(&mut self, outcome: Outcome) {
+        self.settled = true;
+        self.throttle.settle(&self.account, self.address, outcome);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(Outcome::Failure);
+        }
     }
 }
 
@@ -295,29 +396,78 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_visitors_are_counted_by_their_64() {
+        let t = throttle();
+        let now = Instant::now();
+        let in_one_64 = |host: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, host));
+        // Three hosts of one /64 spend one budget of three.
+        for host in 1..=3 {
+            drop(t.try_begin_at("u", in_one_64(host), now).ok().unwrap());
+        }
+        assert!(
+            t.try_begin_at("u", in_one_64(4), now).is_err(),
+            "a fourth host of the same /64"
+        );
+        let next_64 = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+        assert!(
+            t.try_begin_at("u", next_64, now).is_ok(),
+            "another /64 has its own budget"
+        );
+        let mapped = IpAddr::V6(std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        drop(t.try_begin_at("v", A, now).ok().unwrap());
+        drop(t.try_begin_at("v", A, now).ok().unwrap());
+        drop(t.try_begin_at("v", mapped, now).ok().unwrap());
+        assert!(
+            t.try_begin_at("v", A, now).is_err(),
+            "an IPv4-mapped address is that IPv4 address"
+        );
+    }
+
+    #[test]
     fn concurrent_attempts_count_as_they_start() {
         let t = throttle();
         let now = Instant::now();
-        // Twenty guesses at once, none settled yet: only the first three may go on to the password check.
-        let started: Vec<_> = (0..20).filter_map(|_| t.begin_at("u", A, now).ok()).collect();
+        // Twenty guesses at once, none settled yet: only the first three may go on to the password check; the
+        // others must wait.
+        let tries: Vec<_> = (0..20).map(|_| t.try_begin_at("u", A, now)).collect();
+        let started: Vec<_> = tries.into_iter().filter_map(Result::ok).collect();
         assert_eq!(started.len(), 3);
-        drop(started); // wrong passwords: they stay counted
-        assert!(t.begin_at("u", A, now).is_err());
+        assert!(matches!(t.try_begin_at("u", A, now), Err(Refusal::Busy)));
+        drop(started); // wrong passwords: three failures
+        assert!(matches!(t.try_begin_at("u", A, now), Err(Refusal::Blocked(_))));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_behind_attempts_under_way_waits_for_them() {
+        let t = throttle();
+        let held: Vec<_> = (0..3)
+            .map(|_| t.try_begin_at("u", A, Instant::now()).ok().unwrap())
+            .collect();
+        let mut next = std::pin::pin!(t.begin("u", A));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            next.as_mut().poll(&mut cx).is_pending(),
+            "waits: the budget is held, not spent"
+        );
+        // The visitor's first login succeeds: the pair's failures go, and the waiting attempt may start.
+        let mut held = held.into_iter();
+        held.next().unwrap().succeeded();
+        assert!(next.await.is_ok());
     }
 
     #[test]
     fn a_successful_or_void_attempt_takes_its_count_back() {
         let t = throttle();
         let now = Instant::now();
-        t.begin_at("u", A, now).unwrap().void();
-        t.begin_at("u", A, now).unwrap().succeeded();
+        t.try_begin_at("u", A, now).ok().unwrap().void();
+        t.try_begin_at("u", A, now).ok().unwrap().succeeded();
         // Neither counted: the address and the account have their whole budgets.
         for i in 0..3 {
             let other = format!("other{i}");
-            drop(t.begin_at(&other, A, now).unwrap());
+            drop(t.try_begin_at(&other, A, now).ok().unwrap());
         }
         let accounts: usize = (0..5)
-            .filter(|i| t.begin_at(&format!("x{i}"), A, now).is_ok())
+            .filter(|i| t.try_begin_at(&format!("x{i}"), A, now).is_ok())
             .count();
         assert_eq!(accounts, 2, "5 per address, 3 spent on `other*`");
     }

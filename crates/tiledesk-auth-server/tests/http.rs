@@ -108,6 +108,26 @@ async fn concurrent_guesses_are_counted_as_they_start() {
     assert_eq!(checked, 5, "the limit is 5: only 5 reached the password check");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitors_simultaneous_right_logins_all_go_through() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    // Eight tabs signing in at once: beyond the 5 under way the others wait for them, they are not refused.
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                let request = from_address(post_json("/auth", right), [198, 51, 100, 7]);
+                router.oneshot(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    for login in logins {
+        assert_eq!(login.await.unwrap(), StatusCode::OK);
+    }
+}
+
 #[tokio::test]
 async fn repeated_failures_are_throttled_but_the_real_user_gets_in_elsewhere() {
     let app = test_app(Options::default()).await;

@@ -317,6 +317,13 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     assert_eq!(status, 200);
     assert!(signed_with(&token, NEW_SECRET));
 
+    // Emptying the key file revokes every key (it used to keep the last one working).
+    rotate(&key_file, "# revoked: the site backend was compromised\n");
+    signal(&server, "HUP");
+    server.wait_for_log(|l| l.contains("every API key revoked"));
+    assert_eq!(mint(addr, NEW_KEY).0, 401);
+    assert_eq!(mint(addr, API_KEY).0, 401);
+
     let logs = server.logs.lock().unwrap().join("\n");
     for needle in [SECRET, NEW_SECRET, API_KEY, NEW_KEY] {
         assert!(!logs.contains(needle), "a log line contains {needle}");

@@ -31,10 +31,14 @@ async fn sign_in(
     let account = email_key(&email);
 
     // Counted from here, before the password is checked: concurrent guesses see each other.
-    let attempt = state.throttle.begin(&account, address).map_err(|retry_after| {
-        tracing::info!(%address, "login throttled");
-        ApiError::TooManyAttempts { retry_after }
-    })?;
+    let attempt = state
+        .throttle
+        .begin(&account, address)
+        .await
+        .map_err(|retry_after| {
+            tracing::info!(%address, "login throttled");
+            ApiError::TooManyAttempts { retry_after }
+        })?;
 
     let found = match state.users.find_by_email(&account).await {
         Ok(found) => found,
