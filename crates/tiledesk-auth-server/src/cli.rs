@@ -309,14 +309,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The file of a `sqlite://` database URL (`None` for `:memory:` or another scheme).
+fn database_file(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Whether `file` (which may not exist yet) lies inside the directory `dir`, links resolved.
+fn inside(file: &Path, dir: &Path) -> bool {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    match (parent.canonicalize(), dir.canonicalize()) {
+        (Ok(parent), Ok(dir)) => parent.starts_with(dir),
+        _ => false,
+    }
+}
+
 /// Configuration is checked in full before the listener is bound.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (project, secret) = args.project.resolve()?;
     let api_key = args.api_key()?;
-    if let Some(dir) = &args.static_dir
-        && !dir.is_dir()
-    {
-        bail!("the static directory {} does not exist", dir.display());
+    if let Some(dir) = &args.static_dir {
+        if !dir.is_dir() {
+            bail!("the static directory {} does not exist", dir.display());
+        }
+        if let Some(db) = database_file(&args.database.database)
+            && inside(&db, dir)
+        {
+            bail!(
+                "the user database {} is inside --static-dir {}: it would be served to anyone; keep it out of the site",
+                db.display(),
+                dir.display()
+            );
+        }
     }
     let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)

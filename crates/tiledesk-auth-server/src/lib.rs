@@ -107,8 +107,17 @@ pub fn app(state: AppState) -> Router {
             .max_age(std::time::Duration::from_secs(600))
     });
     router = match &state.static_dir {
-        // ServeDir refuses paths that leave the directory (`..`) and answers 404 for missing files.
-        Some(dir) => router.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        // ServeDir refuses paths that leave the directory (`..`) and answers 404 for missing files; the guard
+        // refuses dotfiles and links that lead out of the directory.
+        Some(dir) => router.fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    routes::site::Site::new(dir),
+                    routes::site::only_the_site,
+                ))
+                .map_response(axum::response::IntoResponse::into_response)
+                .service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        ),
         None => router.fallback(routes::not_found),
     };
     router

@@ -113,6 +113,21 @@ async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Er
 
 const COLUMNS: &str = "id, email, firstname, lastname, attributes";
 
+/// Creates a missing database file readable by its owner only (0600): it holds password hashes. SQLite gives the
+/// `-wal` and `-shm` files it creates beside it the same permissions. An existing file is left as it is.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path == Path::new(":memory:") || path.as_os_str().is_empty() {
+        return;
+    }
+    // `create_new`: never touches a file that exists; any failure is left for SQLite to report.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+}
+
 impl UserStore {
     /// Opens (creating if missing) the database at `url`, e.g. `sqlite://tiledesk-auth.db`, and migrates it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -120,6 +135,7 @@ impl UserStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        create_private(options.get_filename());
         let pool = open_pool(options.clone().create_if_missing(true)).await?;
         sqlx::migrate!("./migrations")
             .run(&pool)
@@ -334,6 +350,20 @@ mod tests {
             lastname: None,
             attributes: serde_json::json!({"plan": "pro"}).as_object().unwrap().clone(),
             password_hash: "$argon2id$fake".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = store().await;
+        store.add(&new_user("andrew@scientists.com")).await.unwrap();
+        for file in ["users.db", "users.db-wal", "users.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
         }
     }
 

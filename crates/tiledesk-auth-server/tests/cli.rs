@@ -57,6 +57,34 @@ fn serve_without_project_or_secret_stops_with_one_line_before_binding() {
 }
 
 #[test]
+fn serve_refuses_a_database_inside_the_static_directory() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let site = tempfile::tempdir().unwrap();
+    let inside = format!("sqlite://{}", site.path().join("data/users.db").display());
+    std::fs::create_dir(site.path().join("data")).unwrap();
+    let (code, _, stderr) = run_cli(
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--static-dir",
+            site.path().to_str().unwrap(),
+            "--database",
+            &inside,
+        ],
+        &project_env(),
+        "",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("inside --static-dir"), "{stderr}");
+    assert!(
+        !site.path().join("data/users.db").exists(),
+        "refused before creating anything"
+    );
+}
+
+#[test]
 fn bad_flags_are_refused_with_the_reason() {
     let cases: [(&[&str], &str); 4] = [
         (&["serve", "--token-ttl", "48h"], "between 1s and 24h"),

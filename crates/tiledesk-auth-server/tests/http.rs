@@ -732,6 +732,18 @@ async fn static_dir_serves_the_site_beside_the_api() {
         "no file outside the directory"
     );
 
+    // What a site directory often holds besides the site: none of it is served.
+    std::fs::write(site.path().join(".env"), "SECRET=1").unwrap();
+    std::fs::create_dir(site.path().join(".git")).unwrap();
+    std::fs::write(site.path().join(".git/HEAD"), "ref: refs/heads/main").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "not for the web").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), site.path().join("host.txt")).unwrap();
+    for path in ["/.env", "/.git/HEAD", "/%2egit/HEAD", "/host.txt"] {
+        let reply = app.send(Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+    }
+
     let api = app
         .send(post_json("/auth", r#"{"email": "a@b.co", "password": "x"}"#))
         .await;

@@ -2,6 +2,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod site;
 pub(crate) mod tokens;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
