@@ -37,7 +37,10 @@ pub(crate) fn dist_dir() -> PathBuf {
 enum Source {
     Directory(PathBuf),
     Tarball(PathBuf),
-    Git,
+    /// The last resort; `tried` says what was tried before it, for the error when it fails too.
+    Git {
+        tried: Vec<String>,
+    },
 }
 
 impl Source {
@@ -45,14 +48,15 @@ impl Source {
         match self {
             Self::Directory(dir) => format!("the directory {}", dir.display()),
             Self::Tarball(file) => format!("the tarball {}", file.display()),
-            Self::Git => format!("{REPOSITORY} at {COMMIT}"),
+            Self::Git { .. } => format!("{REPOSITORY} at {COMMIT}"),
         }
     }
 }
 
 /// The vendored tarball, for the project's own developers: it sits beside the repository, not in it.
 fn vendored() -> PathBuf {
-    root().join("../shared/vendor").join(TARBALL)
+    let dir = root().join("../shared/vendor");
+    dir.canonicalize().unwrap_or(dir).join(TARBALL)
 }
 
 fn sha256_of_file(path: &Path) -> anyhow::Result<String> {
@@ -156,12 +160,16 @@ fn find_source() -> anyhow::Result<(Source, String)> {
     } else {
         tried.push(format!("{}: not there", tarball.display()));
     }
-    if !crate::have("git", "--version") {
-        tried.push("git clone: git is not installed".to_owned());
-    } else {
-        return Ok((Source::Git, format!("git-{COMMIT}")));
+    if crate::have("git", "--version") {
+        return Ok((Source::Git { tried }, format!("git-{COMMIT}")));
     }
-    bail!(
+    tried.push("git clone: git is not installed".to_owned());
+    bail!("{}", no_source(&tried))
+}
+
+/// The one error when no source can be had: every source tried, and how to provide one.
+fn no_source(tried: &[String]) -> String {
+    format!(
         "no source for Tiledesk's widget {VERSION}. Tried:\n  - {}\nProvide one: TILEDESK_WIDGET_SRC=<a checkout or a \
          `git archive` tarball of {REPOSITORY} at {COMMIT}>",
         tried.join("\n  - ")
@@ -180,13 +188,15 @@ fn prepare_source(source: &Source, into: &Path) -> anyhow::Result<()> {
             .arg("-C")
             .arg(into)),
         Source::Directory(dir) => copy_tree(dir, into),
-        Source::Git => {
-            run(Command::new("git").args(["clone", "--quiet", REPOSITORY]).arg(into)).with_context(|| {
-                format!(
-                    "git clone {REPOSITORY} failed (offline?). Provide the source instead: TILEDESK_WIDGET_SRC=<a \
-                     checkout or a `git archive` tarball at {COMMIT}>"
-                )
-            })?;
+        Source::Git { tried } => {
+            if let Err(err) = run(Command::new("git")
+                .args(["clone", "--quiet", REPOSITORY])
+                .arg(into))
+            {
+                let mut tried = tried.clone();
+                tried.push(format!("git clone {REPOSITORY}: failed (offline?): {err:#}"));
+                bail!("{}", no_source(&tried));
+            }
             run(Command::new("git")
                 .arg("-C")
                 .arg(into)

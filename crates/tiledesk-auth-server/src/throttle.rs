@@ -106,11 +106,6 @@ impl LoginThrottle {
         ]
     }
 
-    /// `Err(retry_after)` when this attempt must be refused without even checking the password.
-    pub fn check(&self, account: &str, address: IpAddr) -> Result<(), Duration> {
-        self.check_at(account, address, Instant::now())
-    }
-
     /// Starts a login attempt: checks the limits and, in the same step, counts the attempt as under way, so
     /// concurrent guesses see each other. When the budget is spent by failures, `Err(retry_after)`: refuse without
     /// checking anything. When it is held by attempts still under way, this waits for them to settle (at most
@@ -137,24 +132,14 @@ impl LoginThrottle {
 
     fn try_begin_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<Attempt<'_>, Refusal> {
         let mut table = self.lock();
-        let wait = self.wait(&table, account, address, now);
+        let (wait, busy) = self.budget(&table, account, address, now);
         if !wait.is_zero() {
             return Err(Refusal::Blocked(wait));
         }
-        let keys = self.keys(account, address);
-        let busy = keys.iter().any(|(key, limit)| {
-            let failures = table.entries.get(key).map_or(0, |times| {
-                times
-                    .iter()
-                    .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
-                    .count()
-            });
-            failures + table.in_flight.get(key).copied().unwrap_or(0) >= *limit
-        });
         if busy {
             return Err(Refusal::Busy);
         }
-        for (key, _) in keys {
+        for (key, _) in self.keys(account, address) {
             *table.in_flight.entry(key).or_default() += 1;
         }
         Ok(Attempt {
@@ -205,29 +190,33 @@ impl LoginThrottle {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    #[cfg(test)]
     fn check_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        let wait = self.wait(&self.lock(), account, address, now);
+        let (wait, _) = self.budget(&self.lock(), account, address, now);
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
-    /// How long this account and address must wait before an attempt (zero: none).
-    fn wait(&self, failures: &Table, account: &str, address: IpAddr, now: Instant) -> Duration {
+    /// In one pass over the keys: how long this account and address must wait because failures spent a budget
+    /// (zero: none), and whether attempts under way hold what is left of one.
+    fn budget(&self, failures: &Table, account: &str, address: IpAddr, now: Instant) -> (Duration, bool) {
         let mut wait = Duration::ZERO;
+        let mut busy = false;
         for (key, limit) in self.keys(account, address) {
-            let Some(times) = failures.entries.get(&key) else {
-                continue;
-            };
-            let recent: Vec<&Instant> = times
-                .iter()
-                .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
-                .collect();
+            let recent: Vec<&Instant> = failures.entries.get(&key).map_or_else(Vec::new, |times| {
+                times
+                    .iter()
+                    .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
+                    .collect()
+            });
             if recent.len() >= limit {
                 // The block lifts when enough of the oldest failures leave the window.
                 let oldest_that_counts = recent[recent.len() - limit];
                 wait = wait.max((*oldest_that_counts + self.policy.window).saturating_duration_since(now));
+            } else if recent.len() + failures.in_flight.get(&key).copied().unwrap_or(0) >= limit {
+                busy = true;
             }
         }
-        wait
+        (wait, busy)
     }
 
     #[cfg(test)]
@@ -435,6 +424,23 @@ mod tests {
         assert!(matches!(t.try_begin_at("u", A, now), Err(Refusal::Busy)));
         drop(started); // wrong passwords: three failures
         assert!(matches!(t.try_begin_at("u", A, now), Err(Refusal::Blocked(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_waits_at_most_attempt_wait_then_is_refused() {
+        let t = throttle();
+        let _held: Vec<_> = (0..3)
+            .map(|_| t.try_begin_at("u", A, Instant::now()).ok().unwrap())
+            .collect();
+        let started = tokio::time::Instant::now();
+        // Nothing settles: the paused clock jumps to the deadline, and the attempt gives up there.
+        let refused = t.begin("u", A).await.err();
+        assert_eq!(
+            refused,
+            Some(Duration::from_secs(1)),
+            "refused, with a short Retry-After"
+        );
+        assert_eq!(started.elapsed(), ATTEMPT_WAIT);
     }
 
     #[tokio::test]

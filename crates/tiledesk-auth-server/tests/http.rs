@@ -81,6 +81,29 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
     assert_eq!(wrong.text, unknown.text);
 }
 
+/// `count` copies of the login `body` from `address`, all in flight at once; their statuses.
+async fn at_once(
+    app: &common::TestApp,
+    count: usize,
+    body: &'static str,
+    address: [u8; 4],
+) -> Vec<StatusCode> {
+    let requests: Vec<_> = (0..count)
+        .map(|_| {
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                let request = from_address(post_json("/auth", body), address);
+                router.oneshot(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(count);
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    statuses
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_are_counted_as_they_start() {
     let app = test_app(Options::default()).await;
@@ -88,18 +111,10 @@ async fn concurrent_guesses_are_counted_as_they_start() {
     let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
     // 120 guesses in flight at once. Checking the limit before the hash and counting the failure after it let every
     // request in flight through (37 to 39 of 120 were measured reaching the password check).
-    let guesses: Vec<_> = (0..120)
-        .map(|_| {
-            let router = app.router.clone();
-            tokio::spawn(async move {
-                let request = from_address(post_json("/auth", wrong), [203, 0, 113, 9]);
-                router.oneshot(request).await.unwrap().status()
-            })
-        })
-        .collect();
+    let statuses = at_once(&app, 120, wrong, [203, 0, 113, 9]).await;
     let mut checked = 0;
-    for guess in guesses {
-        match guess.await.unwrap() {
+    for status in statuses {
+        match status {
             StatusCode::UNAUTHORIZED => checked += 1,
             StatusCode::TOO_MANY_REQUESTS => {}
             other => panic!("unexpected {other}"),
@@ -114,17 +129,8 @@ async fn a_visitors_simultaneous_right_logins_all_go_through() {
     app.add_user("andrew@scientists.com", "correct horse", None).await;
     let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
     // Eight tabs signing in at once: beyond the 5 under way the others wait for them, they are not refused.
-    let logins: Vec<_> = (0..8)
-        .map(|_| {
-            let router = app.router.clone();
-            tokio::spawn(async move {
-                let request = from_address(post_json("/auth", right), [198, 51, 100, 7]);
-                router.oneshot(request).await.unwrap().status()
-            })
-        })
-        .collect();
-    for login in logins {
-        assert_eq!(login.await.unwrap(), StatusCode::OK);
+    for status in at_once(&app, 8, right, [198, 51, 100, 7]).await {
+        assert_eq!(status, StatusCode::OK);
     }
 }
 

@@ -185,6 +185,21 @@ fn expect_code(error: &JsValue, code: &str) {
     );
 }
 
+/// Resolves with the first state the object reports whose status `pick` accepts (`pick` sees each in turn).
+fn first_state(auth: &TiledeskAuth, pick: impl FnMut(&str) -> bool + 'static) -> Promise {
+    let mut pick = Some(pick);
+    Promise::new(&mut |resolve: Function, _reject: Function| {
+        let Some(mut pick) = pick.take() else { return };
+        let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            if pick(text(&s, "status").as_deref().unwrap_or_default()) {
+                let _ = resolve.call1(&JsValue::NULL, &s);
+            }
+        })
+        .into_js_value();
+        let _ = auth.on_state_change(listener.unchecked_into());
+    })
+}
+
 /// Records every status the object reports.
 fn record_statuses(auth: &TiledeskAuth) -> std::rc::Rc<std::cell::RefCell<Vec<String>>> {
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -377,15 +392,7 @@ async fn the_site_endpoint_going_down_mid_session_ends_in_an_error_state() {
     let seen = record_statuses(&auth);
     settle(auth.sign_in()).await.unwrap();
     assert!(widget_visible());
-    let errored: Promise = Promise::new(&mut |resolve, _| {
-        let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
-            if text(&s, "status").as_deref() == Some("error") {
-                let _ = resolve.call1(&JsValue::NULL, &s);
-            }
-        })
-        .into_js_value();
-        let _ = auth.on_state_change(listener.unchecked_into());
-    });
+    let errored = first_state(&auth, |status| status == "error");
     let state = settle(errored).await.unwrap();
     assert_eq!(
         text(&get(&state, "error"), "code").as_deref(),
@@ -471,15 +478,7 @@ async fn refreshes_with_a_fresh_token_before_expiry() {
     let state = settle(auth.sign_in()).await.unwrap();
     let first = get(&state, "expiresAt").as_f64().unwrap();
     let first_token = stored_token().unwrap();
-    let refreshed: Promise = Promise::new(&mut |resolve: Function, _reject: Function| {
-        let listener = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
-            if text(&s, "status").as_deref() == Some("authenticated") {
-                let _ = resolve.call1(&JsValue::NULL, &s);
-            }
-        })
-        .into_js_value();
-        let _ = auth.on_state_change(listener.unchecked_into());
-    });
+    let refreshed = first_state(&auth, |status| status == "authenticated");
     let next = settle(refreshed).await.unwrap();
     let second = get(&next, "expiresAt").as_f64().unwrap();
     assert!(second > first, "a new token: {first} then {second}");
@@ -833,18 +832,12 @@ async fn a_refresh_whose_sign_in_fails_once_recovers() {
     ))
     .unchecked_into();
     settle(failing).await.unwrap();
-    let recovered: Promise = Promise::new(&mut |resolve: Function, _reject: Function| {
+    let recovered = first_state(&auth, {
         let mut failed = false;
-        let listener =
-            Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| match text(&s, "status").as_deref() {
-                Some("error") => failed = true,
-                Some("authenticated") if failed => {
-                    let _ = resolve.call1(&JsValue::NULL, &s);
-                }
-                _ => {}
-            })
-            .into_js_value();
-        let _ = auth.on_state_change(listener.unchecked_into());
+        move |status| {
+            failed |= status == "error";
+            failed && status == "authenticated"
+        }
     });
     let state = settle(recovered).await.unwrap();
     assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_bumpy")));

@@ -313,6 +313,11 @@ impl Browser {
             .execute("await window.harness.ready; return true;", vec![])
             .await
             .ok();
+        self.create(options).await;
+    }
+
+    /// Creates the module's object with `options` on the harness page already open (after the test prepared it).
+    pub async fn create(&self, options: &serde_json::Value) {
         self.client
             .execute(
                 "return window.harness.create(arguments[0]);",

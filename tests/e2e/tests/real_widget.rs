@@ -263,12 +263,7 @@ async fn after_free_no_widget_event_reaches_the_module() {
              };
              return true;")
         .await;
-    browser
-        .js(&format!(
-            "return window.harness.create({});",
-            stack.options(EMAIL, PASSWORD, &json!({}))
-        ))
-        .await;
+    browser.create(&stack.options(EMAIL, PASSWORD, &json!({}))).await;
     assert_eq!(status(&sign_in(&browser).await), "authenticated");
     let with_module = browser.js("return window.live.size;").await.as_u64().unwrap();
     browser.js("window.harness.free(); return true;").await;
@@ -315,12 +310,7 @@ async fn a_page_with_tiledesks_standard_snippet() {
             stack.mock_url
         ))
         .await;
-    browser
-        .js(&format!(
-            "return window.harness.create({});",
-            stack.options(EMAIL, PASSWORD, &json!({}))
-        ))
-        .await;
+    browser.create(&stack.options(EMAIL, PASSWORD, &json!({}))).await;
     let outcome = sign_in(&browser).await;
     assert_eq!(outcome["state"]["userId"], json!(chat_id), "{outcome}");
     browser.expect_widget(Some(&chat_id), true).await;
