@@ -66,7 +66,7 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError>
     parsed.map_err(|err| {
         let text = err.to_string();
         match text.strip_prefix(DUPLICATE_PREFIX) {
-            Some(rest) => ApiError::DuplicateField(rest.split(" at line").next().unwrap_or(rest).to_owned()),
+            Some(rest) => ApiError::DuplicateField(truncate(rest.split(" at line").next().unwrap_or(rest))),
             None if text.starts_with(NOT_OBJECT) => {
                 ApiError::InvalidJson("the body must be a JSON object".to_owned())
             }
@@ -87,16 +87,8 @@ impl<'de> Visitor<'de> for StrictObject {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("{DUPLICATE_PREFIX}{key}")));
-            }
-            let value = access.next_value::<Value>()?;
-            map.insert(key, value);
-        }
-        Ok(map)
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
+        strict_map(access, "")
     }
 
     // Anything but an object: consume it whole so the message is ours, not a half-parsed one.
@@ -120,6 +112,79 @@ impl<'de> Visitor<'de> for StrictObject {
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
         Err(de::Error::custom(NOT_OBJECT))
+    }
+}
+
+/// The entries of an object at `path` (`""` for the body itself), each value strict in turn: a key twice, at any
+/// depth, is an error naming it by its path (`attributes.plan`).
+fn strict_map<'de, A: MapAccess<'de>>(mut access: A, path: &str) -> Result<Map<String, Value>, A::Error> {
+    let mut map = Map::new();
+    while let Some(key) = access.next_key::<String>()? {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        if map.contains_key(&key) {
+            return Err(de::Error::custom(format_args!("{DUPLICATE_PREFIX}{here}")));
+        }
+        let value = access.next_value_seed(StrictValue(&here))?;
+        map.insert(key, value);
+    }
+    Ok(map)
+}
+
+/// Any JSON value found at a path, with objects inside it as strict as the body. serde_json's own nesting limit
+/// still applies: each level goes through its `deserialize_any`.
+struct StrictValue<'p>(&'p str);
+
+impl<'de> de::DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            access.next_element_seed(StrictValue(&format!("{}[{}]", self.0, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Value, A::Error> {
+        strict_map(access, self.0).map(Value::Object)
     }
 }
 
@@ -232,6 +297,31 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(code(br#"{"a": {"x": 1, "y": 2}, "b": 1}"#), "ok");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_and_named_by_path() {
+        for (body, path) in [
+            (
+                &br#"{"attributes": {"plan": "free", "plan": "pro"}}"#[..],
+                "attributes.plan",
+            ),
+            (br#"{"a": {"b": {"c": 1, "c": 2}}}"#, "a.b.c"),
+            (br#"{"a": [{"x": 1}, {"y": 1, "y": 1}]}"#, "a[1].y"),
+        ] {
+            let err = parse_object(body).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::DuplicateField(k) if k == path),
+                "{err:?}"
+            );
+        }
+        // The same key in sibling objects is no duplicate; the values come through whole.
+        let map =
+            parse_object(br#"{"a": [{"x": 1.5}, {"x": -2}], "b": {"x": null, "y": [true, "s"]}}"#).unwrap();
+        assert_eq!(
+            Value::Object(map),
+            serde_json::json!({"a": [{"x": 1.5}, {"x": -2}], "b": {"x": null, "y": [true, "s"]}})
+        );
     }
 
     #[test]

@@ -61,10 +61,28 @@ pub struct ProjectArgs {
         hide_env_values = true,
         conflicts_with = "secret_file"
     )]
-    pub secret: Option<ProjectSecret>,
+    pub secret: Option<SecretArg>,
     /// A file holding the project's shared secret (a trailing newline is ignored).
     #[arg(long, env = "TILEDESK_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+}
+
+/// The secret as given on the command line or in `TILEDESK_SECRET`, checked by [`ProjectArgs::resolve`]: were clap
+/// to check it, its error would quote the refused value, the secret itself, on stderr.
+#[derive(Clone)]
+pub struct SecretArg(zeroize::Zeroizing<String>);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl ProjectArgs {
@@ -74,7 +92,7 @@ impl ProjectArgs {
             bail!("no Tiledesk project id: set TILEDESK_PROJECT_ID or pass --project-id");
         };
         let secret = match (&self.secret, &self.secret_file) {
-            (Some(secret), _) => secret.clone(),
+            (Some(SecretArg(secret)), _) => ProjectSecret::new(secret)?,
             (None, Some(path)) => ProjectSecret::from_file(path)?,
             (None, None) => bail!(
                 "no Tiledesk project secret: set TILEDESK_SECRET_FILE (or TILEDESK_SECRET), or pass --secret-file"

@@ -54,6 +54,31 @@ fn serve_without_project_or_secret_stops_with_one_line_before_binding() {
         stderr.contains("missing-secret"),
         "the error names the file: {stderr}"
     );
+
+    // A secret too short to be an HS256 key, by flag or by file: refused, without showing it.
+    let short = dir.path().join("short-secret");
+    std::fs::write(&short, "abc123\n").unwrap();
+    for (args, env) in [
+        (
+            vec![
+                "serve",
+                "--listen",
+                &addr,
+                "--secret-file",
+                short.to_str().unwrap(),
+            ],
+            vec![("TILEDESK_PROJECT_ID", PROJECT)],
+        ),
+        (
+            vec!["serve", "--listen", &addr],
+            vec![("TILEDESK_PROJECT_ID", PROJECT), ("TILEDESK_SECRET", "abc123")],
+        ),
+    ] {
+        let (code, _, stderr) = run_cli(&args, &env, "");
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("6 bytes long; at least 32"), "{stderr}");
+        assert!(!stderr.contains("abc123"), "{stderr}");
+    }
 }
 
 #[test]

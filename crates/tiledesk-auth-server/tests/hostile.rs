@@ -283,6 +283,18 @@ fn cases() -> Vec<Case> {
             "duplicate_field",
         ),
         case(
+            "duplicate key inside attributes",
+            tokens(br#"{"user_id": "1", "attributes": {"plan": "free", "plan": "enterprise"}}"#),
+            400,
+            "duplicate_field",
+        ),
+        case(
+            "duplicate key in an object inside an array of attributes",
+            tokens(br#"{"user_id": "1", "attributes": {"orders": [{"id": 1, "id": 2}]}}"#),
+            400,
+            "duplicate_field",
+        ),
+        case(
             "unknown field",
             auth(br#"{"email": "a@b.co", "password": "x", "remember_me": true}"#),
             400,

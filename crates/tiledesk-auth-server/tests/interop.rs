@@ -127,10 +127,13 @@ async fn tiledesk_accepts_our_tokens_and_rejects_bad_ones() {
             parts[2]
         )
     };
-    let wrong_secret = TokenIssuer::new(project.clone(), ProjectSecret::new("not-the-secret").unwrap())
-        .mint(&good)
-        .unwrap()
-        .to_string();
+    let wrong_secret = TokenIssuer::new(
+        project.clone(),
+        ProjectSecret::new("not-the-secret-3f1c9a52-5d2e-4f7b-9c1a").unwrap(),
+    )
+    .mint(&good)
+    .unwrap()
+    .to_string();
     let expired = TokenIssuer::new(project, common::secret())
         .with_ttl(Duration::from_secs(60))
         .unwrap()

@@ -301,6 +301,14 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     let (status, token) = mint(addr, API_KEY);
     assert_eq!(status, 200);
     assert!(signed_with(&token, NEW_SECRET));
+    // So is a secret too short to be a key (a 1-byte one was accepted once), with a line saying why.
+    rotate(&secret_file, "x\n");
+    signal(&server, "HUP");
+    server.wait_for_log(|l| l.contains("NOT reloaded") && l.contains("at least 32"));
+    server.wait_for_log(|l| l.contains("API key reloaded"));
+    let (status, token) = mint(addr, API_KEY);
+    assert_eq!(status, 200);
+    assert!(signed_with(&token, NEW_SECRET), "the previous secret is kept");
 
     // The API key file rotates on the same signal, with an overlap: while the file lists both keys both work,
     // then the old one stops working.

@@ -429,7 +429,7 @@ mod tests {
         ProjectId::new("proj1").unwrap()
     }
     fn secret() -> ProjectSecret {
-        ProjectSecret::new("top-secret").unwrap()
+        ProjectSecret::new("top-secret-3f1c9a52-5d2e-4f7b-9c1a").unwrap()
     }
     fn sign(alg: Algorithm, payload: &Value, key: &str) -> String {
         format!(
@@ -469,7 +469,7 @@ mod tests {
     fn every_hmac_algorithm_is_accepted() {
         for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
             let report = check_at(
-                &sign(alg, &good_payload(), "top-secret"),
+                &sign(alg, &good_payload(), "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
                 &project(),
                 &secret(),
                 NOW,
@@ -480,7 +480,11 @@ mod tests {
 
     #[test]
     fn prefix_and_scheme() {
-        let token = sign(Algorithm::HS256, &good_payload(), "top-secret");
+        let token = sign(
+            Algorithm::HS256,
+            &good_payload(),
+            "top-secret-3f1c9a52-5d2e-4f7b-9c1a",
+        );
         let bare = token.strip_prefix("JWT ").unwrap();
         assert_eq!(
             codes(&check_at(bare, &project(), &secret(), NOW)),
@@ -521,7 +525,11 @@ mod tests {
             "claims are shown even when the signature fails"
         );
 
-        let mut tampered = sign(Algorithm::HS256, &good_payload(), "top-secret");
+        let mut tampered = sign(
+            Algorithm::HS256,
+            &good_payload(),
+            "top-secret-3f1c9a52-5d2e-4f7b-9c1a",
+        );
         let forged = URL_SAFE_NO_PAD.encode(
             json!({"_id": "proj1_1", "sub": "userexternal",
             "aud": "https://tiledesk.com/projects/proj1", "exp": NOW + 60})
@@ -547,7 +555,7 @@ mod tests {
         let mut p = good_payload();
         p["aud"] = json!("https://tiledesk.com/projects/other");
         let r = check_at(
-            &sign(Algorithm::HS256, &p, "top-secret"),
+            &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
             &project(),
             &secret(),
             NOW,
@@ -556,7 +564,7 @@ mod tests {
         p["aud"] = json!("proj1");
         assert_eq!(
             codes(&check_at(
-                &sign(Algorithm::HS256, &p, "top-secret"),
+                &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
                 &project(),
                 &secret(),
                 NOW
@@ -566,7 +574,7 @@ mod tests {
         p["aud"] = json!(["https://tiledesk.com/projects/proj1"]);
         assert_eq!(
             codes(&check_at(
-                &sign(Algorithm::HS256, &p, "top-secret"),
+                &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
                 &project(),
                 &secret(),
                 NOW
@@ -576,7 +584,7 @@ mod tests {
         p.as_object_mut().unwrap().remove("aud");
         assert_eq!(
             codes(&check_at(
-                &sign(Algorithm::HS256, &p, "top-secret"),
+                &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
                 &project(),
                 &secret(),
                 NOW
@@ -591,7 +599,7 @@ mod tests {
         p.as_object_mut().unwrap().remove("_id");
         p["sub"] = json!("user");
         let r = check_at(
-            &sign(Algorithm::HS256, &p, "top-secret"),
+            &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
             &project(),
             &secret(),
             NOW,
@@ -600,7 +608,7 @@ mod tests {
         let mut p = good_payload();
         p["_id"] = json!("42");
         let r = check_at(
-            &sign(Algorithm::HS256, &p, "top-secret"),
+            &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
             &project(),
             &secret(),
             NOW,
@@ -611,7 +619,7 @@ mod tests {
 
     #[test]
     fn time_rules() {
-        let tok = |p: &Value| sign(Algorithm::HS256, p, "top-secret");
+        let tok = |p: &Value| sign(Algorithm::HS256, p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a");
         let mut p = good_payload();
         p.as_object_mut().unwrap().remove("exp");
         let r = check_at(&tok(&p), &project(), &secret(), NOW);
@@ -662,7 +670,7 @@ mod tests {
         p["role"] = json!("agent");
         p["plan"] = json!("pro");
         let r = check_at(
-            &sign(Algorithm::HS256, &p, "top-secret"),
+            &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
             &project(),
             &secret(),
             NOW,
@@ -680,7 +688,7 @@ mod tests {
         let mut p = good_payload();
         p["role"] = json!("owner");
         let r = check_at(
-            &sign(Algorithm::HS256, &p, "top-secret"),
+            &sign(Algorithm::HS256, &p, "top-secret-3f1c9a52-5d2e-4f7b-9c1a"),
             &project(),
             &secret(),
             NOW,

@@ -15,6 +15,16 @@ pub enum Error {
     /// The project secret is empty or only white space.
     #[error("the project secret is empty")]
     EmptySecret,
+    /// The project secret is shorter than [`MIN_SECRET_LEN`](crate::MIN_SECRET_LEN) bytes.
+    #[error(
+        "the project secret is {len} bytes long; at least {} are required (an HS256 key must have at least 256 \
+         bits, RFC 7518 section 3.2; Tiledesk's dashboard generates 36 characters)",
+        crate::MIN_SECRET_LEN
+    )]
+    ShortSecret {
+        /// Its length in bytes, once trimmed.
+        len: usize,
+    },
     /// The secret file could not be read.
     #[error("cannot read the secret file {path}: {source}")]
     SecretFile {

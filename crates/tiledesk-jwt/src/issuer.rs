@@ -239,7 +239,7 @@ mod tests {
     fn issuer() -> TokenIssuer {
         TokenIssuer::new(
             ProjectId::new("proj1").unwrap(),
-            ProjectSecret::new("top-secret").unwrap(),
+            ProjectSecret::new("top-secret-3f1c9a52-5d2e-4f7b-9c1a").unwrap(),
         )
     }
 
@@ -299,7 +299,7 @@ mod tests {
             !debug.contains(token.jwt()) && debug.contains("[redacted]"),
             "{debug}"
         );
-        assert!(!format!("{:?}", issuer()).contains("top-secret"));
+        assert!(!format!("{:?}", issuer()).contains("top-secret-3f1c9a52-5d2e-4f7b-9c1a"));
     }
 
     #[test]

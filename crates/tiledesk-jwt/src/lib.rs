@@ -33,7 +33,7 @@ pub use claims::{
 };
 pub use error::Error;
 pub use issuer::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, TokenIssuer, VisitorToken};
-pub use project::{ProjectId, ProjectSecret, TILEDESK_AUDIENCE_PREFIX};
+pub use project::{MIN_SECRET_LEN, ProjectId, ProjectSecret, TILEDESK_AUDIENCE_PREFIX};
 
 /// The `sub` every visitor token carries: Tiledesk treats any other subject as a dashboard user.
 pub const VISITOR_SUBJECT: &str = "userexternal";

@@ -69,6 +69,10 @@ impl FromStr for ProjectId {
     }
 }
 
+/// Shortest project secret accepted, in bytes: 256 bits, what RFC 7518 (section 3.2) requires of an HS256 key.
+/// Tiledesk's dashboard generates 36 characters.
+pub const MIN_SECRET_LEN: usize = 32;
+
 /// The project's shared secret, as generated in the Tiledesk dashboard.
 ///
 /// `Debug` and `Display` print `[redacted]`; the bytes are wiped when the value is dropped.
@@ -77,11 +81,15 @@ impl FromStr for ProjectId {
 pub struct ProjectSecret(Zeroizing<String>);
 
 impl ProjectSecret {
-    /// Wraps a secret given as text. Empty or white-space-only text is an error.
+    /// Wraps a secret given as text. Empty or white-space-only text is an error, and so is a secret shorter than
+    /// [`MIN_SECRET_LEN`] bytes: a short HMAC key can be found from one token by trying keys offline.
     pub fn new(secret: &str) -> Result<Self, Error> {
         let trimmed = secret.trim();
         if trimmed.is_empty() {
             return Err(Error::EmptySecret);
+        }
+        if trimmed.len() < MIN_SECRET_LEN {
+            return Err(Error::ShortSecret { len: trimmed.len() });
         }
         Ok(Self(Zeroizing::new(trimmed.to_owned())))
     }
@@ -141,8 +149,8 @@ mod tests {
 
     #[test]
     fn secret_is_trimmed_and_never_printed() {
-        let secret = ProjectSecret::new("  s3cr3t-value\n").unwrap();
-        assert_eq!(secret.as_bytes(), b"s3cr3t-value");
+        let secret = ProjectSecret::new("  s3cr3t-value-3f1c9a52-5d2e-4f7b-9c1a\n").unwrap();
+        assert_eq!(secret.as_bytes(), b"s3cr3t-value-3f1c9a52-5d2e-4f7b-9c1a");
         assert_eq!(format!("{secret}"), "[redacted]");
         assert_eq!(format!("{secret:?}"), "ProjectSecret([redacted])");
         assert!(!format!("{secret:#?}").contains("s3cr3t"));
@@ -155,11 +163,23 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_shorter_than_256_bits_is_an_error_that_does_not_show_it() {
+        let short = "x".repeat(MIN_SECRET_LEN - 1);
+        let err = ProjectSecret::new(&format!(" {short}\n")).unwrap_err();
+        assert!(matches!(err, Error::ShortSecret { len: 31 }), "{err:?}");
+        assert!(!err.to_string().contains(&short), "{err}");
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        assert!(ProjectSecret::new(&"x".repeat(MIN_SECRET_LEN)).is_ok());
+        // What Tiledesk's dashboard generates.
+        assert!(ProjectSecret::new("3f1c9a52-5d2e-4f7b-9c1a-2b8e6d4f0a17").is_ok());
+    }
+
+    #[test]
     fn secret_from_file_trims_the_trailing_newline() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "from-a-file").unwrap();
+        writeln!(file, "from-a-file-3f1c9a52-5d2e-4f7b-9c1a").unwrap();
         let secret = ProjectSecret::from_file(file.path()).unwrap();
-        assert_eq!(secret.as_bytes(), b"from-a-file");
+        assert_eq!(secret.as_bytes(), b"from-a-file-3f1c9a52-5d2e-4f7b-9c1a");
     }
 
     #[test]

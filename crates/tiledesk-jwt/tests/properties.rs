@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer, VisitorClaims, check_at, reserved_claim};
 
 const PROJECT: &str = "64f0c0ffee0123456789abcd";
-const SECRET: &str = "property-secret-3f1c9a52-5d2e";
+const SECRET: &str = "property-secret-3f1c9a52-5d2e-4f7b-9c1a";
 const NOW: u64 = 1_795_000_000;
 
 fn project() -> ProjectId {

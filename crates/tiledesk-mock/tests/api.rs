@@ -12,7 +12,7 @@ use tower::ServiceExt;
 fn state() -> tiledesk_mock::MockState {
     tiledesk_mock::MockState::new(
         ProjectId::new("proj1").unwrap(),
-        ProjectSecret::new("mock-secret").unwrap(),
+        ProjectSecret::new("mock-secret-3f1c9a52-5d2e-4f7b-9c1a").unwrap(),
     )
 }
 
@@ -59,7 +59,7 @@ fn token(secret: &str, project: &str, issued_at: Option<u64>) -> String {
 #[tokio::test]
 async fn sign_in_returns_the_token_and_the_decorated_user() {
     let app = tiledesk_mock::app(state());
-    let good = token("mock-secret", "proj1", None);
+    let good = token("mock-secret-3f1c9a52-5d2e-4f7b-9c1a", "proj1", None);
     let (status, body) = call(&app, "POST", "/api/auth/signinWithCustomToken", Some(&good), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["success"], true);
@@ -82,7 +82,7 @@ async fn sign_in_returns_the_token_and_the_decorated_user() {
 #[tokio::test]
 async fn sign_in_refuses_what_tiledesk_refuses() {
     let app = tiledesk_mock::app(state());
-    let good = token("mock-secret", "proj1", None);
+    let good = token("mock-secret-3f1c9a52-5d2e-4f7b-9c1a", "proj1", None);
     let cases = [
         (None, StatusCode::UNAUTHORIZED),
         (
@@ -99,11 +99,15 @@ async fn sign_in_refuses_what_tiledesk_refuses() {
             StatusCode::UNAUTHORIZED,
         ),
         (
-            Some(token("mock-secret", "another", None)),
+            Some(token("mock-secret-3f1c9a52-5d2e-4f7b-9c1a", "another", None)),
             StatusCode::UNAUTHORIZED,
         ),
         (
-            Some(token("mock-secret", "proj1", Some(1_000_000))),
+            Some(token(
+                "mock-secret-3f1c9a52-5d2e-4f7b-9c1a",
+                "proj1",
+                Some(1_000_000),
+            )),
             StatusCode::UNAUTHORIZED,
         ),
     ];
@@ -123,7 +127,7 @@ async fn sign_in_refuses_what_tiledesk_refuses() {
 #[tokio::test]
 async fn conversations_are_kept_per_chat_user() {
     let app = tiledesk_mock::app(state());
-    let ada = token("mock-secret", "proj1", None);
+    let ada = token("mock-secret-3f1c9a52-5d2e-4f7b-9c1a", "proj1", None);
     let (status, _) = call(
         &app,
         "POST",
@@ -133,7 +137,7 @@ async fn conversations_are_kept_per_chat_user() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let again = token("mock-secret", "proj1", None); // another token, same user: same history
+    let again = token("mock-secret-3f1c9a52-5d2e-4f7b-9c1a", "proj1", None); // another token, same user: same history
     let (_, body) = call(&app, "GET", "/api/conversations", Some(&again), None).await;
     assert_eq!(body["messages"][0]["text"], "hello");
 }

@@ -139,7 +139,7 @@ pub struct Stack {
 
 /// The project every [`Stack`] holds.
 pub const PROJECT: &str = "e2e0c0ffee0123456789abcd";
-const SECRET: &str = "e2e-secret-3f1c9a52-5d2e-4f7b";
+const SECRET: &str = "e2e-secret-3f1c9a52-5d2e-4f7b-9c1a";
 
 impl Stack {
     /// Everything running; `tiledesk-auth serve` gets `server_args` besides the project, database and site.
