@@ -59,6 +59,12 @@ pub enum ApiError {
         /// When the caller may try again.
         retry_after: Duration,
     },
+    /// Too many password checks are waiting: the service is protecting itself under a flood.
+    #[error("the service is busy; try again in {} s", .retry_after.as_secs().max(1))]
+    Busy {
+        /// When the caller may try again.
+        retry_after: Duration,
+    },
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -90,7 +96,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +117,7 @@ impl ApiError {
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::Busy { .. } => "busy",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "service_unavailable",
@@ -144,7 +151,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::TooManyAttempts { retry_after } => {
+            Self::TooManyAttempts { retry_after } | Self::Busy { retry_after } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }

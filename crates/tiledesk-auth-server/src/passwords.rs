@@ -3,8 +3,14 @@
 //! else, instead of stalling them. Measured in `BENCHMARKS.md` ("Logins under load", "Soak"): +10 kept the probes
 //! further under 5 ms but starved logins behind a token flood (12 logins/s against 24 at +5 and 41 at 0, where the
 //! probes' p99 came to 4.4 ms).
+//!
+//! The queue in front of the threads is bounded twice: at most [`MAX_QUEUED_PER_THREAD`] checks wait per thread,
+//! and none waits longer than [`QUEUE_WAIT`]. Beyond either the check is not done and the caller answers `503`
+//! with `Retry-After`: under a flood a login fails fast and clearly instead of every login waiting longer and
+//! longer (1000 at once used to make a real user wait 6.75 s, with no bound).
 
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
@@ -19,12 +25,38 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// How much less CPU priority the hashing threads get than the async threads (a `nice` increment; see above).
 const HASHING_NICE: i32 = 5;
 
+/// Longest a password check waits for a hashing thread. With the throttle's own wait
+/// ([`crate::throttle::ATTEMPT_WAIT`]) it stays under the browser module's default step limit (15 s), so the
+/// visitor sees this service's answer rather than the module's timeout.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// Password checks waiting at most, per hashing thread (on top of the ones running).
+pub const MAX_QUEUED_PER_THREAD: usize = 64;
+
+/// What a busy hasher tells the client to wait before trying again.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Why a hash or a check was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full, or the wait for a thread passed [`QUEUE_WAIT`]: try again later.
+    #[error("the password hasher is busy")]
+    Busy,
+    /// The hashing threads are gone, or the stored hash is unreadable.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Hashes and verifies passwords. Cheap to clone; the hashing threads stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// Room in the queue: checks waiting or running.
+    queue: Arc<Semaphore>,
+    /// How long a check may wait for a thread.
+    wait: Duration,
     jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the email is unknown so that an unknown
     /// email costs the same time as a wrong password.
@@ -45,8 +77,15 @@ fn hasher() -> Argon2<'static> {
 }
 
 impl Passwords {
-    /// Starts `threads` hashing threads (at least one) and prepares the decoy hash.
+    /// Starts `threads` hashing threads (at least one) and prepares the decoy hash; the queue's bounds are
+    /// [`MAX_QUEUED_PER_THREAD`] and [`QUEUE_WAIT`].
     pub fn new(threads: usize) -> anyhow::Result<Self> {
+        let threads = threads.max(1);
+        Self::with_queue(threads, threads * MAX_QUEUED_PER_THREAD, QUEUE_WAIT)
+    }
+
+    /// Starts `threads` hashing threads with at most `queued` checks waiting, each at most `wait`.
+    pub fn with_queue(threads: usize, queued: usize, wait: Duration) -> anyhow::Result<Self> {
         let threads = threads.max(1);
         let mut random = [0u8; 32];
         argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut random);
@@ -75,6 +114,8 @@ impl Passwords {
         }
         Ok(Self {
             permits: Arc::new(Semaphore::new(threads)),
+            queue: Arc::new(Semaphore::new(threads + queued)),
+            wait,
             jobs,
             decoy_hash: decoy.into(),
         })
@@ -85,9 +126,17 @@ impl Passwords {
         Self::new(std::thread::available_parallelism().map_or(2, usize::from))
     }
 
-    /// Runs `work` on a hashing thread once a permit is free.
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("password hasher closed")?;
+    /// Runs `work` on a hashing thread once a permit is free; [`HashError::Busy`] when the queue is full or the
+    /// wait too long.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let _in_queue = self.queue.try_acquire().map_err(|_| HashError::Busy)?;
+        let _permit = tokio::time::timeout(self.wait, self.permits.acquire())
+            .await
+            .map_err(|_| HashError::Busy)?
+            .context("password hasher closed")?;
         let (done, result) = oneshot::channel();
         self.jobs
             .send(Box::new(move || {
@@ -95,17 +144,21 @@ impl Passwords {
             }))
             .ok()
             .context("password hashing threads stopped")?;
-        result.await.context("password hashing thread failed")
+        Ok(result.await.context("password hashing thread failed")?)
     }
 
     /// Hashes `password` into a PHC string (`$argon2id$...`).
-    pub async fn hash(&self, password: Zeroizing<String>) -> anyhow::Result<String> {
-        self.run(move || hash_blocking(password.as_bytes())).await?
+    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, HashError> {
+        Ok(self.run(move || hash_blocking(password.as_bytes())).await??)
     }
 
     /// Whether `password` matches `stored`. With `stored = None` (unknown user) it does the same work
     /// against a decoy and answers `false`.
-    pub async fn verify(&self, stored: Option<String>, password: Zeroizing<String>) -> anyhow::Result<bool> {
+    pub async fn verify(
+        &self,
+        stored: Option<String>,
+        password: Zeroizing<String>,
+    ) -> Result<bool, HashError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.decoy_hash.to_string());
         let matched = self
@@ -252,6 +305,70 @@ mod tests {
         let passwords = Passwords::new(1).unwrap();
         assert!(!passwords.verify(None, secret("")).await.unwrap());
         assert!(!passwords.verify(None, secret("anything")).await.unwrap());
+    }
+
+    /// A job that holds the one hashing thread until the returned sender is dropped.
+    async fn hold_the_thread(passwords: &Passwords) -> (mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = oneshot::channel();
+        let holder = {
+            let passwords = passwords.clone();
+            tokio::spawn(async move {
+                passwords
+                    .run(move || {
+                        let _ = started.send(());
+                        let _ = held.recv();
+                    })
+                    .await
+                    .unwrap();
+            })
+        };
+        running.await.unwrap();
+        (release, holder)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let passwords = Passwords::with_queue(1, 2, Duration::from_secs(3600)).unwrap();
+        let (release, holder) = hold_the_thread(&passwords).await;
+        // Two may wait behind the running one; the third finds the queue full.
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let passwords = passwords.clone();
+                tokio::spawn(async move { passwords.verify(None, secret("x")).await })
+            })
+            .collect();
+        while passwords.queue.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            passwords.verify(None, secret("x")).await,
+            Err(HashError::Busy)
+        ));
+        drop(release);
+        holder.await.unwrap();
+        for check in waiting {
+            assert!(
+                !check.await.unwrap().unwrap(),
+                "the queued checks ran once the thread was free"
+            );
+        }
+        assert!(!passwords.verify(None, secret("x")).await.unwrap(), "room again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_waits_at_most_its_limit_for_a_thread() {
+        let passwords = Passwords::with_queue(1, 8, QUEUE_WAIT).unwrap();
+        let (release, holder) = hold_the_thread(&passwords).await;
+        let started = tokio::time::Instant::now();
+        // The paused clock jumps to the limit: nothing else can happen while the thread is held.
+        assert!(matches!(
+            passwords.verify(None, secret("x")).await,
+            Err(HashError::Busy)
+        ));
+        assert_eq!(started.elapsed(), QUEUE_WAIT);
+        drop(release);
+        holder.await.unwrap();
     }
 
     #[tokio::test]

@@ -21,6 +21,9 @@ pub struct ThrottlePolicy {
     pub per_account: usize,
     /// How far back failures count.
     pub window: Duration,
+    /// Logins from one address whose password is being checked at once, whatever their outcome: more wait (see
+    /// [`LoginThrottle::begin`]), so one address cannot fill the password hashing queue.
+    pub in_flight_per_address: usize,
 }
 
 impl Default for ThrottlePolicy {
@@ -30,6 +33,7 @@ impl Default for ThrottlePolicy {
             per_address: 50,
             per_account: 100,
             window: Duration::from_secs(15 * 60),
+            in_flight_per_address: 8,
         }
     }
 }
@@ -216,6 +220,8 @@ impl LoginThrottle {
                 busy = true;
             }
         }
+        let address = Key::Address(throttled_as(address));
+        busy |= failures.in_flight.get(&address).copied().unwrap_or(0) >= self.policy.in_flight_per_address;
         (wait, busy)
     }
 
@@ -252,7 +258,8 @@ impl LoginThrottle {
 
 /// How long an attempt waits for attempts under way to settle before it is refused (argon2 takes well under a
 /// second; a queue of them on a busy machine, a few).
-pub const ATTEMPT_WAIT: Duration = Duration::from_secs(10);
+/// With the password queue's own limit ([`crate::passwords::QUEUE_WAIT`]) under the browser module's 15 s.
+pub const ATTEMPT_WAIT: Duration = Duration::from_secs(5);
 
 /// Why an attempt cannot start now.
 enum Refusal {
@@ -319,6 +326,7 @@ mod tests {
             per_address: 5,
             per_account: 8,
             window: Duration::from_secs(60),
+            in_flight_per_address: 4,
         })
     }
 
@@ -459,6 +467,27 @@ mod tests {
         let mut held = held.into_iter();
         held.next().unwrap().succeeded();
         assert!(next.await.is_ok());
+    }
+
+    #[test]
+    fn one_address_has_a_few_logins_under_way_at_once() {
+        let t = throttle();
+        let now = Instant::now();
+        // Four accounts from one address: their checks run; a fifth waits, whoever it is.
+        let running: Vec<_> = (0..4)
+            .map(|i| t.try_begin_at(&format!("u{i}"), A, now).ok().unwrap())
+            .collect();
+        assert!(matches!(t.try_begin_at("u9", A, now), Err(Refusal::Busy)));
+        assert!(
+            t.try_begin_at("u9", B, now).is_ok(),
+            "another address is not held up"
+        );
+        let mut running = running.into_iter();
+        running.next().unwrap().succeeded();
+        assert!(
+            t.try_begin_at("u9", A, now).is_ok(),
+            "one settled: room for one more"
+        );
     }
 
     #[test]

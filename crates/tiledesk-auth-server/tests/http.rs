@@ -124,6 +124,61 @@ async fn concurrent_guesses_are_counted_as_they_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_from_many_addresses_is_refused_fast_with_503_not_queued_without_end() {
+    // One hashing thread with room for four waiting: 300 logins at once, each from its own address (so no
+    // per-address limit applies), overflow the queue.
+    let passwords =
+        tiledesk_auth_server::Passwords::with_queue(1, 4, tiledesk_auth_server::passwords::QUEUE_WAIT);
+    let app = test_app(Options {
+        passwords: Some(passwords.unwrap()),
+        ..Options::default()
+    })
+    .await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let requests: Vec<_> = (0..300u16)
+        .map(|n| {
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                let body = format!(r#"{{"email": "user{n}@example.org", "password": "123456"}}"#);
+                let [hi, lo] = n.to_be_bytes();
+                let request = from_address(post_json("/auth", body), [10, 9, hi, lo]);
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status();
+                let retry_after = response.headers().get("retry-after").cloned();
+                let body = http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                let code = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["error"].clone();
+                (status, retry_after, code)
+            })
+        })
+        .collect();
+    let (mut checked, mut busy) = (0, 0);
+    for request in requests {
+        match request.await.unwrap() {
+            (StatusCode::UNAUTHORIZED, _, _) => checked += 1,
+            (StatusCode::SERVICE_UNAVAILABLE, retry_after, code) => {
+                assert_eq!(retry_after.unwrap(), "2");
+                assert_eq!(code, "busy");
+                busy += 1;
+            }
+            (other, _, code) => panic!("unexpected {other} {code}"),
+        }
+    }
+    assert!(
+        busy > 0 && checked > 0,
+        "{checked} checked, {busy} refused as busy"
+    );
+    // The refused logins were not judged, so they charge no address and no account; and the queue drains.
+    let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    let real_user = app
+        .send(from_address(post_json("/auth", right), [10, 9, 0, 1]))
+        .await;
+    assert_eq!(real_user.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitors_simultaneous_right_logins_all_go_through() {
     let app = test_app(Options::default()).await;
     app.add_user("andrew@scientists.com", "correct horse", None).await;

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{ClientAddr, TokenResponse, UserView, claims_error, no_store};
 use crate::body::{Fields, JsonObject};
-use crate::passwords::MAX_PASSWORD_LEN;
+use crate::passwords::{BUSY_RETRY_AFTER, HashError, MAX_PASSWORD_LEN};
 use crate::users::{StoreError, email_key};
 use crate::{ApiError, AppState};
 
@@ -51,8 +51,17 @@ async fn sign_in(
     let matched = match state.passwords.verify(hash, password).await {
         Ok(matched) => matched,
         Err(err) => {
+            // Not judged: the guess was not checked, so it costs the guesser nothing and the visitor nothing.
             attempt.void();
-            return Err(ApiError::Internal(err));
+            return Err(match err {
+                HashError::Busy => {
+                    tracing::warn!(%address, "login refused: the password hasher is busy");
+                    ApiError::Busy {
+                        retry_after: BUSY_RETRY_AFTER,
+                    }
+                }
+                HashError::Failed(err) => ApiError::Internal(err),
+            });
         }
     };
     let Some(user) = user.filter(|_| matched) else {

@@ -35,6 +35,8 @@ pub struct Options {
     pub origins: Vec<&'static str>,
     pub static_dir: Option<std::path::PathBuf>,
     pub trusted_proxies: Vec<&'static str>,
+    /// The password hasher; two threads with the default queue when `None`.
+    pub passwords: Option<Passwords>,
 }
 
 pub fn project() -> ProjectId {
@@ -59,7 +61,7 @@ pub async fn test_app(options: Options) -> TestApp {
     let state = AppState {
         issuer: Reloadable::new(TokenIssuer::new(project(), secret())),
         users: UserStore::connect(&url).await.unwrap(),
-        passwords: Passwords::new(2).unwrap(),
+        passwords: options.passwords.unwrap_or_else(|| Passwords::new(2).unwrap()),
         throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
         api_key: options
             .api_key
