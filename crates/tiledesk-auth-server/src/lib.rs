@@ -6,6 +6,7 @@
 pub mod api_key;
 mod body;
 pub mod cli;
+pub mod device;
 pub mod error;
 pub mod passwords;
 pub mod proxy;

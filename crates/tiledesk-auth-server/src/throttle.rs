@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::device::Device;
+
 /// The limits: how many failures within `window` trip each key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {
@@ -43,6 +45,8 @@ enum Key {
     AccountAddress(String, IpAddr),
     Address(IpAddr),
     Account(String),
+    /// A browser with a valid device cookie for the account (see [`crate::device`]).
+    Device(Device),
 }
 
 /// Remembers recent login failures and the attempts under way. Memory is bounded by pruning expired entries as
@@ -98,9 +102,14 @@ impl LoginThrottle {
         }
     }
 
-    fn keys(&self, account: &str, address: IpAddr) -> [(Key, usize); 3] {
+    /// What an attempt is counted on: a known browser on its device alone (its own budget, which nobody else can
+    /// spend), anyone else on the account, the address, and the two together.
+    fn keys(&self, account: &str, address: IpAddr, device: Option<&Device>) -> Vec<(Key, usize)> {
+        if let Some(device) = device {
+            return vec![(Key::Device(device.clone()), self.policy.per_account_and_address)];
+        }
         let address = throttled_as(address);
-        [
+        vec![
             (
                 Key::AccountAddress(account.to_owned(), address),
                 self.policy.per_account_and_address,
@@ -116,14 +125,22 @@ impl LoginThrottle {
     /// [`ATTEMPT_WAIT`]) and decides then: 120 guesses at once let exactly 5 reach the password check and get 429
     /// after those 5 failed, while a visitor's 8 simultaneous right logins all go through. That is slowing down,
     /// not blocking.
-    pub async fn begin(&self, account: &str, address: IpAddr) -> Result<Attempt<'_>, Duration> {
+    ///
+    /// With `device`, a browser that signed in to this account before, only that browser's own failures count:
+    /// an attacker spending the account's budget from elsewhere does not lock its owner out.
+    pub async fn begin(
+        &self,
+        account: &str,
+        address: IpAddr,
+        device: Option<Device>,
+    ) -> Result<Attempt<'_>, Duration> {
         let deadline = tokio::time::Instant::now() + ATTEMPT_WAIT;
         loop {
             // Registered before the check, so a settlement between the check and the wait is not missed.
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            match self.try_begin_at(account, address, Instant::now()) {
+            match self.try_begin_at(account, address, device.as_ref(), Instant::now()) {
                 Ok(attempt) => return Ok(attempt),
                 Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
                 Err(Refusal::Busy) => {}
@@ -134,45 +151,58 @@ impl LoginThrottle {
         }
     }
 
-    fn try_begin_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<Attempt<'_>, Refusal> {
+    fn try_begin_at(
+        &self,
+        account: &str,
+        address: IpAddr,
+        device: Option<&Device>,
+        now: Instant,
+    ) -> Result<Attempt<'_>, Refusal> {
         let mut table = self.lock();
-        let (wait, busy) = self.budget(&table, account, address, now);
+        let (wait, busy) = self.budget(&table, account, address, device, now);
         if !wait.is_zero() {
             return Err(Refusal::Blocked(wait));
         }
         if busy {
             return Err(Refusal::Busy);
         }
-        for (key, _) in self.keys(account, address) {
-            *table.in_flight.entry(key).or_default() += 1;
+        let keys: Vec<Key> = self
+            .keys(account, address, device)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        for key in &keys {
+            *table.in_flight.entry(key.clone()).or_default() += 1;
         }
         Ok(Attempt {
             throttle: self,
-            account: account.to_owned(),
-            address,
+            keys,
             settled: false,
         })
     }
 
     /// Settles an attempt under way: a failure is counted, a success clears the failures of that account from
     /// that address, a void counts for nothing; attempts waiting for the budget re-check.
-    fn settle(&self, account: &str, address: IpAddr, outcome: Outcome) {
+    fn settle(&self, keys: &[Key], outcome: Outcome) {
         {
             let mut table = self.lock();
-            for (key, _) in self.keys(account, address) {
-                if let Some(count) = table.in_flight.get_mut(&key) {
+            for key in keys {
+                if let Some(count) = table.in_flight.get_mut(key) {
                     *count = count.saturating_sub(1);
                     if *count == 0 {
-                        table.in_flight.remove(&key);
+                        table.in_flight.remove(key);
                     }
                 }
             }
             match outcome {
-                Outcome::Failure => self.push_failure(&mut table, account, address, Instant::now()),
+                Outcome::Failure => self.push_failure(&mut table, keys, Instant::now()),
+                // The failures of that account from that address, or of that browser, go.
                 Outcome::Success => {
-                    table
-                        .entries
-                        .remove(&Key::AccountAddress(account.to_owned(), throttled_as(address)));
+                    for key in keys {
+                        if matches!(key, Key::AccountAddress(..) | Key::Device(_)) {
+                            table.entries.remove(key);
+                        }
+                    }
                 }
                 Outcome::Void => {}
             }
@@ -196,16 +226,23 @@ impl LoginThrottle {
 
     #[cfg(test)]
     fn check_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        let (wait, _) = self.budget(&self.lock(), account, address, now);
+        let (wait, _) = self.budget(&self.lock(), account, address, None, now);
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
     /// In one pass over the keys: how long this account and address must wait because failures spent a budget
     /// (zero: none), and whether attempts under way hold what is left of one.
-    fn budget(&self, failures: &Table, account: &str, address: IpAddr, now: Instant) -> (Duration, bool) {
+    fn budget(
+        &self,
+        failures: &Table,
+        account: &str,
+        address: IpAddr,
+        device: Option<&Device>,
+        now: Instant,
+    ) -> (Duration, bool) {
         let mut wait = Duration::ZERO;
         let mut busy = false;
-        for (key, limit) in self.keys(account, address) {
+        for (key, limit) in self.keys(account, address, device) {
             let recent: Vec<&Instant> = failures.entries.get(&key).map_or_else(Vec::new, |times| {
                 times
                     .iter()
@@ -220,18 +257,34 @@ impl LoginThrottle {
                 busy = true;
             }
         }
-        let address = Key::Address(throttled_as(address));
-        busy |= failures.in_flight.get(&address).copied().unwrap_or(0) >= self.policy.in_flight_per_address;
+        if device.is_none() {
+            let address = Key::Address(throttled_as(address));
+            busy |=
+                failures.in_flight.get(&address).copied().unwrap_or(0) >= self.policy.in_flight_per_address;
+        }
         (wait, busy)
     }
 
     #[cfg(test)]
     fn record_failure_at(&self, account: &str, address: IpAddr, now: Instant) {
+        let keys: Vec<Key> = self
+            .keys(account, address, None)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         let mut table = self.lock();
-        self.push_failure(&mut table, account, address, now);
+        self.push_failure(&mut table, &keys, now);
     }
 
-    fn push_failure(&self, table: &mut Table, account: &str, address: IpAddr, now: Instant) {
+    fn limit(&self, key: &Key) -> usize {
+        match key {
+            Key::AccountAddress(..) | Key::Device(_) => self.policy.per_account_and_address,
+            Key::Address(_) => self.policy.per_address,
+            Key::Account(_) => self.policy.per_account,
+        }
+    }
+
+    fn push_failure(&self, table: &mut Table, keys: &[Key], now: Instant) {
         let window = self.policy.window;
         if table.entries.len() >= table.prune_at {
             table.entries.retain(|_, times| {
@@ -241,8 +294,9 @@ impl LoginThrottle {
             });
             table.prune_at = PRUNE_AT.max(table.entries.len() * 2);
         }
-        for (key, limit) in self.keys(account, address) {
-            let times = table.entries.entry(key).or_default();
+        for key in keys {
+            let limit = self.limit(key);
+            let times = table.entries.entry(key.clone()).or_default();
             times.push_back(now);
             while times.len() > limit {
                 times.pop_front();
@@ -283,8 +337,8 @@ enum Outcome {
 #[derive(Debug)]
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
-    account: String,
-    address: IpAddr,
+    /// What it is counted on.
+    keys: Vec<Key>,
     settled: bool,
 }
 
@@ -301,7 +355,7 @@ impl Attempt<'_> {
 
     fn settle(&mut self, outcome: Outcome) {
         self.settled = true;
-        self.throttle.settle(&self.account, self.address, outcome);
+        self.throttle.settle(&self.keys, outcome);
     }
 }
 
@@ -399,23 +453,23 @@ mod tests {
         let in_one_64 = |host: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, host));
         // Three hosts of one /64 spend one budget of three.
         for host in 1..=3 {
-            drop(t.try_begin_at("u", in_one_64(host), now).ok().unwrap());
+            drop(t.try_begin_at("u", in_one_64(host), None, now).ok().unwrap());
         }
         assert!(
-            t.try_begin_at("u", in_one_64(4), now).is_err(),
+            t.try_begin_at("u", in_one_64(4), None, now).is_err(),
             "a fourth host of the same /64"
         );
         let next_64 = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
         assert!(
-            t.try_begin_at("u", next_64, now).is_ok(),
+            t.try_begin_at("u", next_64, None, now).is_ok(),
             "another /64 has its own budget"
         );
         let mapped = IpAddr::V6(std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
-        drop(t.try_begin_at("v", A, now).ok().unwrap());
-        drop(t.try_begin_at("v", A, now).ok().unwrap());
-        drop(t.try_begin_at("v", mapped, now).ok().unwrap());
+        drop(t.try_begin_at("v", A, None, now).ok().unwrap());
+        drop(t.try_begin_at("v", A, None, now).ok().unwrap());
+        drop(t.try_begin_at("v", mapped, None, now).ok().unwrap());
         assert!(
-            t.try_begin_at("v", A, now).is_err(),
+            t.try_begin_at("v", A, None, now).is_err(),
             "an IPv4-mapped address is that IPv4 address"
         );
     }
@@ -426,23 +480,26 @@ mod tests {
         let now = Instant::now();
         // Twenty guesses at once, none settled yet: only the first three may go on to the password check; the
         // others must wait.
-        let tries: Vec<_> = (0..20).map(|_| t.try_begin_at("u", A, now)).collect();
+        let tries: Vec<_> = (0..20).map(|_| t.try_begin_at("u", A, None, now)).collect();
         let started: Vec<_> = tries.into_iter().filter_map(Result::ok).collect();
         assert_eq!(started.len(), 3);
-        assert!(matches!(t.try_begin_at("u", A, now), Err(Refusal::Busy)));
+        assert!(matches!(t.try_begin_at("u", A, None, now), Err(Refusal::Busy)));
         drop(started); // wrong passwords: three failures
-        assert!(matches!(t.try_begin_at("u", A, now), Err(Refusal::Blocked(_))));
+        assert!(matches!(
+            t.try_begin_at("u", A, None, now),
+            Err(Refusal::Blocked(_))
+        ));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_attempt_waits_at_most_attempt_wait_then_is_refused() {
         let t = throttle();
         let _held: Vec<_> = (0..3)
-            .map(|_| t.try_begin_at("u", A, Instant::now()).ok().unwrap())
+            .map(|_| t.try_begin_at("u", A, None, Instant::now()).ok().unwrap())
             .collect();
         let started = tokio::time::Instant::now();
         // Nothing settles: the paused clock jumps to the deadline, and the attempt gives up there.
-        let refused = t.begin("u", A).await.err();
+        let refused = t.begin("u", A, None).await.err();
         assert_eq!(
             refused,
             Some(Duration::from_secs(1)),
@@ -455,9 +512,9 @@ mod tests {
     async fn an_attempt_behind_attempts_under_way_waits_for_them() {
         let t = throttle();
         let held: Vec<_> = (0..3)
-            .map(|_| t.try_begin_at("u", A, Instant::now()).ok().unwrap())
+            .map(|_| t.try_begin_at("u", A, None, Instant::now()).ok().unwrap())
             .collect();
-        let mut next = std::pin::pin!(t.begin("u", A));
+        let mut next = std::pin::pin!(t.begin("u", A, None));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(
             next.as_mut().poll(&mut cx).is_pending(),
@@ -470,22 +527,58 @@ mod tests {
     }
 
     #[test]
+    fn a_known_browser_is_judged_on_its_own_failures_only() {
+        let t = throttle();
+        let now = Instant::now();
+        // The account's budget spent from everywhere: anyone without the cookie is refused...
+        for i in 0..8u8 {
+            t.record_failure_at("victim", IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, i)), now);
+        }
+        assert!(matches!(
+            t.try_begin_at("victim", B, None, now),
+            Err(Refusal::Blocked(_))
+        ));
+        // ...but the owner's browser starts, even from an address whose own budget is spent.
+        for i in 0..5 {
+            t.record_failure_at(&format!("other{i}"), B, now);
+        }
+        let owner = Device("nonce-of-the-owners-browser".to_owned());
+        t.try_begin_at("victim", B, Some(&owner), now)
+            .ok()
+            .unwrap()
+            .succeeded();
+        // Its own failures do count: three and that browser too waits.
+        for _ in 0..3 {
+            drop(t.try_begin_at("victim", B, Some(&owner), now).ok().unwrap());
+        }
+        assert!(matches!(
+            t.try_begin_at("victim", B, Some(&owner), now),
+            Err(Refusal::Blocked(_))
+        ));
+        let another = Device("another-browser".to_owned());
+        assert!(
+            t.try_begin_at("victim", B, Some(&another), now).is_ok(),
+            "budgets are per browser"
+        );
+    }
+
+    #[test]
     fn one_address_has_a_few_logins_under_way_at_once() {
         let t = throttle();
         let now = Instant::now();
         // Four accounts from one address: their checks run; a fifth waits, whoever it is.
         let running: Vec<_> = (0..4)
-            .map(|i| t.try_begin_at(&format!("u{i}"), A, now).ok().unwrap())
+            .map(|i| t.try_begin_at(&format!("u{i}"), A, None, now).ok().unwrap())
             .collect();
-        assert!(matches!(t.try_begin_at("u9", A, now), Err(Refusal::Busy)));
+        assert!(matches!(t.try_begin_at("u9", A, None, now), Err(Refusal::Busy)));
         assert!(
-            t.try_begin_at("u9", B, now).is_ok(),
+            t.try_begin_at("u9", B, None, now).is_ok(),
             "another address is not held up"
         );
         let mut running = running.into_iter();
         running.next().unwrap().succeeded();
         assert!(
-            t.try_begin_at("u9", A, now).is_ok(),
+            t.try_begin_at("u9", A, None, now).is_ok(),
             "one settled: room for one more"
         );
     }
@@ -494,15 +587,15 @@ mod tests {
     fn a_successful_or_void_attempt_takes_its_count_back() {
         let t = throttle();
         let now = Instant::now();
-        t.try_begin_at("u", A, now).ok().unwrap().void();
-        t.try_begin_at("u", A, now).ok().unwrap().succeeded();
+        t.try_begin_at("u", A, None, now).ok().unwrap().void();
+        t.try_begin_at("u", A, None, now).ok().unwrap().succeeded();
         // Neither counted: the address and the account have their whole budgets.
         for i in 0..3 {
             let other = format!("other{i}");
-            drop(t.try_begin_at(&other, A, now).ok().unwrap());
+            drop(t.try_begin_at(&other, A, None, now).ok().unwrap());
         }
         let accounts: usize = (0..5)
-            .filter(|i| t.try_begin_at(&format!("x{i}"), A, now).is_ok())
+            .filter(|i| t.try_begin_at(&format!("x{i}"), A, None, now).is_ok())
             .count();
         assert_eq!(accounts, 2, "5 per address, 3 spent on `other*`");
     }

@@ -218,6 +218,124 @@ async fn repeated_failures_are_throttled_but_the_real_user_gets_in_elsewhere() {
     assert_eq!(real_user.status, StatusCode::OK);
 }
 
+/// A login request carrying `cookie`.
+fn with_cookie(mut request: Request<Body>, cookie: &str) -> Request<Body> {
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_browser() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", None).await;
+    let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    let home = [198, 51, 100, 1];
+    // Andrew signed in from his browser before: it holds a device cookie for his account.
+    let earlier = app.send(from_address(post_json("/auth", right), home)).await;
+    assert_eq!(earlier.status, StatusCode::OK);
+    let set_cookie = earlier.header("set-cookie").unwrap().to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("tdauth_device=v1."), "{cookie}");
+
+    // 100 wrong passwords for his email from 20 addresses (the attack measured: 15 minutes of 429, repeatable).
+    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
+    for n in 0..100u8 {
+        let reply = app
+            .send(from_address(post_json("/auth", wrong), [203, 0, 113, n % 20]))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    let guess = app
+        .send(from_address(post_json("/auth", wrong), [203, 0, 113, 99]))
+        .await;
+    assert_eq!(
+        guess.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the account is shut to strangers"
+    );
+
+    // Andrew, from his browser and his address, gets in; and his browser is given a fresh cookie.
+    let andrew = app
+        .send(with_cookie(
+            from_address(post_json("/auth", right), home),
+            &cookie,
+        ))
+        .await;
+    assert_eq!(andrew.status, StatusCode::OK, "{}", andrew.text);
+    let renewed = andrew
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(renewed, cookie);
+    // From another address too: the cookie, not the address, is what is known.
+    let travelling = app
+        .send(with_cookie(
+            from_address(post_json("/auth", right), [192, 0, 2, 50]),
+            &renewed,
+        ))
+        .await;
+    assert_eq!(travelling.status, StatusCode::OK);
+
+    // Without it, with an altered one, or with one issued for another account, the account stays shut.
+    app.add_user("eve@example.org", "eves password", None).await;
+    let eve = app
+        .send(from_address(
+            post_json(
+                "/auth",
+                r#"{"email": "eve@example.org", "password": "eves password"}"#,
+            ),
+            [203, 0, 113, 200],
+        ))
+        .await;
+    let eves_cookie = eve
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut altered = renewed.clone();
+    altered.pop();
+    altered.push(if renewed.ends_with('A') { 'B' } else { 'A' });
+    for cookie in [None, Some(altered.as_str()), Some(eves_cookie.as_str())] {
+        let mut request = from_address(post_json("/auth", right), [192, 0, 2, 51]);
+        if let Some(cookie) = cookie {
+            request = with_cookie(request, cookie);
+        }
+        let reply = app.send(request).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{cookie:?}");
+    }
+
+    // The cookie has a budget of its own: a thief of it gets five guesses, then that browser waits too.
+    for n in 0..5 {
+        let reply = app
+            .send(with_cookie(
+                from_address(post_json("/auth", wrong), [192, 0, 2, 52]),
+                &renewed,
+            ))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "guess {n} with the cookie"
+        );
+    }
+    let spent = app
+        .send(with_cookie(
+            from_address(post_json("/auth", right), home),
+            &renewed,
+        ))
+        .await;
+    assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn a_burst_over_many_accounts_from_one_address_is_throttled_too() {
     let app = test_app(Options::default()).await;

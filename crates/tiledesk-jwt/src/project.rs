@@ -104,6 +104,17 @@ impl ProjectSecret {
         Self::new(&text)
     }
 
+    /// A 256-bit key for another purpose (signing the service's own cookies, say), derived from the secret with
+    /// HMAC-SHA256 over `purpose`: different purposes get unrelated keys, none of which reveals the secret. It
+    /// changes when the secret is rotated.
+    pub fn derive_key(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(purpose.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// The key bytes, for signing and verifying inside this crate only.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
@@ -154,6 +165,16 @@ mod tests {
         assert_eq!(format!("{secret}"), "[redacted]");
         assert_eq!(format!("{secret:?}"), "ProjectSecret([redacted])");
         assert!(!format!("{secret:#?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_by_secret() {
+        let a = ProjectSecret::new("3f1c9a52-5d2e-4f7b-9c1a-2b8e6d4f0a17").unwrap();
+        let b = ProjectSecret::new("3f1c9a52-5d2e-4f7b-9c1a-2b8e6d4f0a18").unwrap();
+        assert_eq!(*a.derive_key("cookies"), *a.derive_key("cookies"));
+        assert_ne!(*a.derive_key("cookies"), *a.derive_key("other"));
+        assert_ne!(*a.derive_key("cookies"), *b.derive_key("cookies"));
+        assert_ne!(&a.derive_key("cookies")[..], a.as_bytes());
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! `POST /auth`: email and password in, a visitor token for that user out.
 
+use std::time::SystemTime;
+
 use axum::Router;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims};
 use zeroize::Zeroizing;
 
 use super::{ClientAddr, TokenResponse, UserView, claims_error, no_store};
 use crate::body::{Fields, JsonObject};
+use crate::device::{self, DeviceCookies};
 use crate::passwords::{BUSY_RETRY_AFTER, HashError, MAX_PASSWORD_LEN};
 use crate::users::{StoreError, email_key};
 use crate::{ApiError, AppState};
@@ -19,8 +23,9 @@ pub(crate) fn router() -> Router<AppState> {
 async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
     JsonObject(body): JsonObject,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<(HeaderMap, TokenResponse), ApiError> {
     let mut fields = Fields::new(body, &["email", "password"])?;
     let email = fields.required_str("email", MAX_EMAIL_LEN)?;
     // The raw value, not trimmed: a password may begin or end with a space.
@@ -29,11 +34,16 @@ async fn sign_in(
         return Err(ApiError::invalid("email", "is not a valid email address"));
     }
     let account = email_key(&email);
+    let issuer = state.issuer.get();
+    let cookies = DeviceCookies::new(issuer.secret());
+    // A browser that signed in to this account before is judged on its own failures (see `device.rs`).
+    let device =
+        device::presented(&headers).and_then(|value| cookies.verify(value, &account, SystemTime::now()));
 
     // Counted from here, before the password is checked: concurrent guesses see each other.
     let attempt = state
         .throttle
-        .begin(&account, address)
+        .begin(&account, address, device)
         .await
         .map_err(|retry_after| {
             tracing::info!(%address, "login throttled");
@@ -83,20 +93,27 @@ async fn sign_in(
         .attributes(user.attributes.clone().into())
         .build()
         .map_err(claims_error)?;
-    let token = state
-        .issuer
-        .get()
-        .mint(&claims)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let token = issuer.mint(&claims).map_err(|e| ApiError::Internal(e.into()))?;
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in");
-    Ok(TokenResponse::new(
-        &token,
-        UserView {
-            id: user.id,
-            email: Some(user.email),
-            firstname: user.firstname,
-            lastname: user.lastname,
-        },
+    let mut reply_headers = HeaderMap::new();
+    reply_headers.insert(
+        header::SET_COOKIE,
+        device::set_cookie(
+            &cookies.issue(&account, SystemTime::now()),
+            headers.get(header::HOST),
+        ),
+    );
+    Ok((
+        reply_headers,
+        TokenResponse::new(
+            &token,
+            UserView {
+                id: user.id,
+                email: Some(user.email),
+                firstname: user.firstname,
+                lastname: user.lastname,
+            },
+        ),
     ))
 }
 

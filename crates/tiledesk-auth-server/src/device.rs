@@ -1,0 +1,237 @@
+//! Device cookies (OWASP, "Slow Down Online Guessing Attacks with Device Cookies"): a browser that signed in to an
+//! account before carries a signed cookie naming that account, and its logins are judged on the cookie alone.
+//!
+//! Without it, an attacker who knows a user's email could keep the account's budget spent from many addresses
+//! (100 wrong passwords from 20 addresses in 1.5 s locked the real user out for 15 minutes, again and again). With
+//! it, the real user's usual browser has a budget of its own ([`crate::ThrottlePolicy::per_account_and_address`]
+//! failures per window, counted on the cookie) that nobody else can spend, while every browser without a valid
+//! cookie for that account still faces every limit. A stolen cookie gives no more than its own small budget.
+//!
+//! The value is `v1.<issued, Unix seconds>.<nonce>.<HMAC-SHA256>`, the MAC over the account, the issue time and the
+//! nonce with a key derived from the project secret (so rotating the secret starts every browser afresh; it never
+//! locks anyone out). It is `HttpOnly`, `SameSite=Strict`, `Secure` unless the site is on a loopback host, for the whole
+//! site (the service may sit behind a path prefix), and replaced at each successful login.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::Mac;
+use tiledesk_jwt::ProjectSecret;
+
+/// The cookie's name.
+pub const COOKIE_NAME: &str = "tdauth_device";
+
+/// How long a browser stays known after its last successful login.
+pub const DEVICE_MAX_AGE: Duration = Duration::from_secs(180 * 24 * 60 * 60);
+
+/// What the key is derived for: changing it makes every cookie invalid.
+const PURPOSE: &str = "tiledesk-auth device cookie v1";
+
+/// A browser known to have signed in to the account: its cookie's nonce, what its failures are counted on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Device(pub(crate) String);
+
+/// Signs and checks device cookies with a key derived from `secret`.
+pub struct DeviceCookies {
+    key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for DeviceCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceCookies([redacted])")
+    }
+}
+
+impl DeviceCookies {
+    /// Cookies for the project with this secret.
+    pub fn new(secret: &ProjectSecret) -> Self {
+        Self {
+            key: secret.derive_key(PURPOSE),
+        }
+    }
+
+    fn mac(&self, account: &str, issued: u64, nonce: &str) -> [u8; 32] {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        // Lengths first, so no two different triples feed the same bytes.
+        for part in [account.as_bytes(), &issued.to_be_bytes(), nonce.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A fresh cookie value for `account` (the login key: trimmed, lower-cased email).
+    pub fn issue(&self, account: &str, now: SystemTime) -> String {
+        let issued = unix(now);
+        let mut nonce = [0u8; 16];
+        argon2::password_hash::rand_core::RngCore::fill_bytes(
+            &mut argon2::password_hash::rand_core::OsRng,
+            &mut nonce,
+        );
+        let nonce = URL_SAFE_NO_PAD.encode(nonce);
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(account, issued, &nonce));
+        format!("v1.{issued}.{nonce}.{mac}")
+    }
+
+    /// The device behind `value` when it is a cookie this service issued for `account`, unexpired; else `None`
+    /// (forged, altered, for another account, from before a secret rotation, or too old).
+    pub fn verify(&self, value: &str, account: &str, now: SystemTime) -> Option<Device> {
+        let mut parts = value.split('.');
+        let (Some("v1"), Some(issued), Some(nonce), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let issued: u64 = issued.parse().ok()?;
+        let presented = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = self.mac(account, issued, nonce);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&presented[..], &expected[..])) {
+            return None;
+        }
+        let age = unix(now).checked_sub(issued)?;
+        (age < DEVICE_MAX_AGE.as_secs()).then(|| Device(nonce.to_owned()))
+    }
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The device cookie's value among the request's cookies, if there is one (the first, if several).
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE_NAME).then_some(value)
+        })
+}
+
+/// The `Set-Cookie` header for `value`. `Secure` except on a loopback host, where a browser on plain HTTP (the
+/// demo, a developer's machine) would otherwise drop it.
+pub fn set_cookie(value: &str, host: Option<&HeaderValue>) -> HeaderValue {
+    let secure = if host.is_some_and(is_loopback_host) {
+        ""
+    } else {
+        "; Secure"
+    };
+    let cookie = format!(
+        "{COOKIE_NAME}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        DEVICE_MAX_AGE.as_secs()
+    );
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| unreachable!("the value is ASCII without separators"))
+}
+
+fn is_loopback_host(host: &HeaderValue) -> bool {
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    // Without the port: `[::1]:8080`, `localhost:8080`, `127.0.0.1`.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies(secret: &str) -> DeviceCookies {
+        DeviceCookies::new(&ProjectSecret::new(secret).unwrap())
+    }
+
+    const SECRET: &str = "3f1c9a52-5d2e-4f7b-9c1a-2b8e6d4f0a17";
+
+    #[test]
+    fn a_cookie_is_good_for_its_account_only_and_for_a_while() {
+        let c = cookies(SECRET);
+        let now = SystemTime::now();
+        let value = c.issue("andrew@scientists.com", now);
+        let device = c.verify(&value, "andrew@scientists.com", now).unwrap();
+        assert_eq!(
+            c.verify(&value, "andrew@scientists.com", now + Duration::from_secs(3600)),
+            Some(device.clone())
+        );
+        assert_eq!(c.verify(&value, "ada@example.org", now), None, "another account");
+        assert_eq!(
+            c.verify(&value, "andrew@scientists.com", now + DEVICE_MAX_AGE),
+            None,
+            "too old"
+        );
+        assert_eq!(
+            cookies("another-secret-3f1c9a52-5d2e-4f7b-9c1a").verify(&value, "andrew@scientists.com", now),
+            None,
+            "after the secret was rotated"
+        );
+        let other = c.issue("andrew@scientists.com", now);
+        assert_ne!(
+            c.verify(&other, "andrew@scientists.com", now),
+            Some(device),
+            "each login, a new device id"
+        );
+    }
+
+    #[test]
+    fn altered_or_malformed_cookies_are_refused() {
+        let c = cookies(SECRET);
+        let now = SystemTime::now();
+        let value = c.issue("u@example.org", now);
+        let parts: Vec<&str> = value.split('.').collect();
+        let later = format!("v1.{}.{}.{}", unix(now) + 1000, parts[2], parts[3]);
+        let other_nonce = format!("v1.{}.AAAAAAAAAAAAAAAAAAAAAA.{}", parts[1], parts[3]);
+        for bad in [
+            later.as_str(),
+            other_nonce.as_str(),
+            "",
+            "v1",
+            "v1.1.2",
+            "v2.1.2.3",
+            &format!("{value}.x"),
+            &value[..value.len() - 1],
+        ] {
+            assert_eq!(c.verify(bad, "u@example.org", now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_set_safely() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tdauth_device=v1.2.3.4; b=2"),
+        );
+        assert_eq!(presented(&headers), Some("v1.2.3.4"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("xtdauth_device=1"));
+        assert_eq!(presented(&headers), None);
+
+        let on = |host: &'static str| set_cookie("v", Some(&HeaderValue::from_static(host)));
+        let public = on("example.org");
+        let public = public.to_str().unwrap();
+        for part in [
+            "tdauth_device=v;",
+            "Path=/;",
+            "HttpOnly",
+            "SameSite=Strict",
+            "; Secure",
+        ] {
+            assert!(public.contains(part), "{public}");
+        }
+        for host in ["localhost:8080", "127.0.0.1:3000", "[::1]:80", "127.0.0.1"] {
+            assert!(!on(host).to_str().unwrap().contains("Secure"), "{host}");
+        }
+        assert!(set_cookie("v", None).to_str().unwrap().contains("Secure"));
+    }
+}
