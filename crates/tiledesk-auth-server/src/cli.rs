@@ -161,9 +161,23 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<crate::proxy::TrustedProxy>,
-    /// Connections open at once; more wait in the kernel's accept queue.
+    /// Connections open at once; more wait in the kernel's accept queue. Lowered at start to what the open-file
+    /// limit allows (the soft limit is first raised to the hard one).
     #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Connections open at once from one client address (IPv6: one /64); more are closed unanswered. Trusted
+    /// proxies are exempt.
+    #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_address: u32,
+    /// Longest a connection may go without a byte of its answer being taken by the client (e.g. 10s).
+    #[arg(long, env = "TILEDESK_AUTH_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_read_timeout)]
+    pub write_timeout: Duration,
+    /// Longest a request may take, from its headers to the last byte of its answer (e.g. 60s).
+    #[arg(long, env = "TILEDESK_AUTH_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_read_timeout)]
+    pub request_timeout: Duration,
+    /// After SIGTERM or Ctrl-C, how long requests in flight have to finish before their connections are closed.
+    #[arg(long, env = "TILEDESK_AUTH_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_read_timeout)]
+    pub shutdown_timeout: Duration,
 }
 
 /// `tiledesk-auth users ...`.
@@ -378,7 +392,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api_key: api_key.map(Reloadable::new),
         allowed_origins: args.allowed_origins.into(),
         static_dir: args.static_dir.map(Into::into),
-        trusted_proxies: args.trusted_proxies.into(),
+        trusted_proxies: args.trusted_proxies.clone().into(),
     };
     let listener = TcpListener::bind(args.listen)
         .await
@@ -414,7 +428,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(reload);
     let limits = crate::serve::Limits {
         read_timeout: args.read_timeout,
+        write_timeout: args.write_timeout,
+        request_timeout: args.request_timeout,
         max_connections: args.max_connections as usize,
+        max_connections_per_address: args.max_connections_per_address as usize,
+        trusted_proxies: Arc::clone(&state.trusted_proxies),
+        shutdown_timeout: args.shutdown_timeout,
     };
     crate::serve::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
     #[cfg(unix)]

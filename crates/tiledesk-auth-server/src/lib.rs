@@ -8,6 +8,7 @@ mod body;
 pub mod cli;
 pub mod device;
 pub mod error;
+mod log;
 pub mod passwords;
 pub mod proxy;
 mod routes;

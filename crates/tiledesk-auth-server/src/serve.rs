@@ -1,13 +1,23 @@
-//! The HTTP/1.1 accept loop, with the limits `axum::serve` does not set: a deadline for a request's headers (it
-//! also closes keep-alive connections left idle that long), a cap on open connections, and a graceful shutdown
-//! that lets every request in flight finish.
+//! The HTTP/1.1 accept loop, with the limits `axum::serve` does not set:
 //!
-//! A client that trickles its headers (slow-loris) is cut off at the deadline; one that trickles its body is
-//! answered `408 request_timeout` by the body reader (see `body.rs`).
+//! - a deadline for a request's headers (it also closes keep-alive connections left idle that long), and for its
+//!   body (`408 request_timeout`, see `body.rs`): slow-loris clients are cut off;
+//! - a write deadline: a client that stops reading its answer is disconnected once no byte has gone out for
+//!   [`Limits::write_timeout`] (it used to hold a 50 MB file's connection, and shutdown, for as long as it liked);
+//! - a deadline for the whole request, answer sent included ([`Limits::request_timeout`]);
+//! - a cap on open connections, lowered to what the open-file limit allows, and a cap per client address (trusted
+//!   proxies exempt), so idle connections from one place cannot take every slot;
+//! - a bound on the memory a connection's unread headers may take ([`MAX_HEADER_BYTES`]);
+//! - a graceful shutdown that lets requests in flight finish, for at most [`Limits::shutdown_timeout`], then closes
+//!   what is left.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,41 +25,151 @@ use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 pub use crate::body::BodyTimeout;
+use crate::proxy::TrustedProxy;
+
+/// The bound on a connection's read buffer (hyper's `max_buf_size`): once a request's unfinished head fills it,
+/// the request is refused with `431`, so a connection holds at most this plus one read (under 2 x 32 KiB).
+/// 500 connections with 380 KiB of unfinished headers took 203 MiB under hyper's default (about 400 KiB).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// File descriptors kept for everything but client connections (the database, the log, the listener...).
+const RESERVED_FDS: u64 = 64;
 
 /// Connection limits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// Time a client has to send a request's headers, counted from the first byte it may send (also the longest a
     /// keep-alive connection may sit idle), and then again its body.
     pub read_timeout: Duration,
-    /// Connections open at once; further clients wait in the kernel's accept queue.
+    /// Longest a connection may go without a byte of its answer leaving, while there is one to send.
+    pub write_timeout: Duration,
+    /// Longest a request may take from its headers to the last byte of its answer.
+    pub request_timeout: Duration,
+    /// Connections open at once; further clients wait in the kernel's accept queue. Lowered at start to what the
+    /// open-file limit allows.
     pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client by its /64); more are closed at once.
+    pub max_connections_per_address: usize,
+    /// Peers the per-address cap does not apply to: the reverse proxies every visitor comes through.
+    pub trusted_proxies: Arc<[TrustedProxy]>,
+    /// After shutdown is asked for, how long requests in flight have to finish before their connections close.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            max_connections_per_address: 256,
+            trusted_proxies: Arc::new([]),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one where it is lower, and returns how many connections fit
+/// under it with [`RESERVED_FDS`] to spare; `None` where it cannot be read.
+fn connections_the_fd_limit_allows() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        // `None` is unlimited.
+        let mut soft = limit.current?;
+        if let Some(hard) = limit.maximum
+            && soft < hard
+            && setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(hard),
+                    maximum: Some(hard),
+                },
+            )
+            .is_ok()
+        {
+            soft = hard;
+        }
+        Some(usize::try_from(soft.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted for its address; uncounted when dropped.
+struct Counted {
+    table: Arc<PerAddress>,
+    address: IpAddr,
+}
+
+impl PerAddress {
+    fn admit(self: &Arc<Self>, address: IpAddr, cap: usize) -> Option<Counted> {
+        let mut table = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = table.entry(address).or_default();
+        if *open >= cap {
+            return None;
+        }
+        *open += 1;
+        Some(Counted {
+            table: Arc::clone(self),
+            address,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut table = self
+            .table
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(open) = table.get_mut(&self.address) {
+            *open -= 1;
+            if *open == 0 {
+                table.remove(&self.address);
+            }
         }
     }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, asks every connection to close
-/// after its current request, and returns once all are closed.
+/// after its current request, and returns once all are closed or [`Limits::shutdown_timeout`] has passed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let max_connections = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let mut max_connections = limits.max_connections.max(1);
+    if let Some(allowed) = connections_the_fd_limit_allows()
+        && allowed < max_connections
+    {
+        tracing::warn!(
+            asked = max_connections,
+            allowed,
+            "max connections lowered to what the open-file limit allows (raise `ulimit -n` for more)"
+        );
+        max_connections = allowed;
+    }
+    let max_connections = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let open = Arc::new(Semaphore::new(max_connections as usize));
+    let per_address = Arc::new(PerAddress::default());
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -69,23 +189,64 @@ pub async fn serve(
                 }
             },
         };
+        let exempt = limits
+            .trusted_proxies
+            .iter()
+            .any(|proxy| proxy.contains(peer.ip()));
+        let counted = if exempt {
+            None
+        } else {
+            match per_address.admit(
+                crate::throttle::throttled_as(peer.ip()),
+                limits.max_connections_per_address,
+            ) {
+                Some(counted) => Some(counted),
+                None => {
+                    // Closed unanswered: answering would cost what the cap is there to save.
+                    crate::log::refused("too many connections from one address", peer.ip());
+                    continue;
+                }
+            }
+        };
         tracing::trace!(%peer, "connection accepted");
         let _ = socket.set_nodelay(true);
-        let service = app.clone().map_request(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.extensions_mut().insert(BodyTimeout(limits.read_timeout));
-            request.map(axum::body::Body::new)
-        });
+        let request_timeout = limits.request_timeout;
+        let read_timeout = limits.read_timeout;
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(BodyTimeout(read_timeout));
+                request.map(axum::body::Body::new)
+            })
+            .map_future(move |answer| async move {
+                // The handler's part of the deadline; what is left of it bounds sending the answer.
+                let deadline = Instant::now() + request_timeout;
+                match tokio::time::timeout_at(deadline, answer).await {
+                    Ok(Ok(response)) => {
+                        Ok(response.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline))))
+                    }
+                    Ok(Err(never)) => Err(never),
+                    Err(_) => Ok(axum::response::IntoResponse::into_response(
+                        crate::ApiError::Busy {
+                            retry_after: Duration::from_secs(1),
+                        },
+                    )),
+                }
+            });
         let mut stopping = stopping.clone();
+        let write_timeout = limits.write_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            let _counted = counted;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.read_timeout)
+                .max_buf_size(MAX_HEADER_BYTES)
                 .keep_alive(true);
-            let connection =
-                builder.serve_connection(TokioIo::new(socket), TowerToHyperService::new(service));
+            let io = TokioIo::new(WriteDeadline::new(socket, write_timeout));
+            let connection = builder.serve_connection(io, TowerToHyperService::new(service));
             tokio::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => log_end(peer, result),
@@ -99,7 +260,17 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     // Every connection holds a permit until it closes.
-    let _all_closed = open.acquire_many(max_connections).await;
+    let all_closed = open.acquire_many(max_connections);
+    if tokio::time::timeout(limits.shutdown_timeout, all_closed)
+        .await
+        .is_err()
+    {
+        let left = max_connections as usize - open.available_permits();
+        tracing::warn!(
+            connections = left,
+            "requests still running at the shutdown deadline: their connections are closed"
+        );
+    }
     Ok(())
 }
 
@@ -107,5 +278,125 @@ fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
     if let Err(err) = result {
         // Timeouts and clients that go away are routine; nothing here is about the service's health.
         tracing::debug!(%peer, %err, "connection ended");
+    }
+}
+
+/// A socket whose writes fail with `TimedOut` once one has waited [`Limits::write_timeout`] without a byte
+/// going out: the client stopped reading.
+struct WriteDeadline {
+    socket: TcpStream,
+    timeout: Duration,
+    /// Armed while a write is waiting for room; reset by every byte written.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(socket: TcpStream, timeout: Duration) -> Self {
+        Self {
+            socket,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    fn poll_progress<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(stalled.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading its answer",
+                )))
+            }
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.socket).poll_write(cx, buf);
+        self.poll_progress(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
+        self.poll_progress(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.socket).poll_flush(cx);
+        self.poll_progress(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.socket).poll_shutdown(cx);
+        self.poll_progress(cx, poll)
+    }
+}
+
+/// An answer's body that ends in an error at the request's deadline: hyper then closes the connection.
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: axum::body::Body, deadline: Instant) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request's deadline passed while its answer was being sent",
+            )))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

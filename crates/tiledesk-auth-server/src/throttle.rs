@@ -26,7 +26,13 @@ pub struct ThrottlePolicy {
     /// Logins from one address whose password is being checked at once, whatever their outcome: more wait (see
     /// [`LoginThrottle::begin`]), so one address cannot fill the password hashing queue.
     pub in_flight_per_address: usize,
+    /// Wrong API keys from one address within [`API_KEY_WINDOW`]; beyond, no key from there is checked until the
+    /// window slides past them.
+    pub wrong_api_keys_per_address: usize,
 }
+
+/// How far back wrong API keys count: a site backend whose key was fixed waits at most this long.
+pub const API_KEY_WINDOW: Duration = Duration::from_secs(60);
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
@@ -36,6 +42,7 @@ impl Default for ThrottlePolicy {
             per_account: 100,
             window: Duration::from_secs(15 * 60),
             in_flight_per_address: 8,
+            wrong_api_keys_per_address: 20,
         }
     }
 }
@@ -47,6 +54,8 @@ enum Key {
     Account(String),
     /// A browser with a valid device cookie for the account (see [`crate::device`]).
     Device(Device),
+    /// Wrong API keys presented from an address.
+    WrongApiKeys(IpAddr),
 }
 
 /// Remembers recent login failures and the attempts under way. Memory is bounded by pruning expired entries as
@@ -72,7 +81,7 @@ struct Table {
 /// The address a visitor is counted under: an IPv4 address as it is (an IPv4-mapped IPv6 one as that IPv4
 /// address), an IPv6 address as its /64. A single IPv6 customer usually gets a whole /64, so counting each address
 /// alone would give one attacker 2^64 fresh budgets.
-fn throttled_as(address: IpAddr) -> IpAddr {
+pub(crate) fn throttled_as(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -210,6 +219,30 @@ impl LoginThrottle {
         self.settled.notify_waiters();
     }
 
+    /// Checks an API key from `address` with `matches`, unless that address presented too many wrong keys lately:
+    /// then `Err(retry_after)` and the key is not looked at, so guessing from one address runs at 20 a minute,
+    /// not 64 000 a second. Check and count are one step: concurrent guesses see each other.
+    pub fn check_api_key(&self, address: IpAddr, matches: impl FnOnce() -> bool) -> Result<bool, Duration> {
+        let key = Key::WrongApiKeys(throttled_as(address));
+        let now = Instant::now();
+        let mut table = self.lock();
+        let limit = self.policy.wrong_api_keys_per_address;
+        if let Some(times) = table.entries.get(&key) {
+            let recent: Vec<&Instant> = times
+                .iter()
+                .filter(|t| now.saturating_duration_since(**t) < API_KEY_WINDOW)
+                .collect();
+            if recent.len() >= limit {
+                return Err((*recent[recent.len() - limit] + API_KEY_WINDOW).saturating_duration_since(now));
+            }
+        }
+        let matched = matches();
+        if !matched {
+            self.push_failure(&mut table, &[key], now);
+        }
+        Ok(matched)
+    }
+
     /// A successful login clears the failures of that account from that address.
     pub fn record_success(&self, account: &str, address: IpAddr) {
         self.lock()
@@ -281,6 +314,7 @@ impl LoginThrottle {
             Key::AccountAddress(..) | Key::Device(_) => self.policy.per_account_and_address,
             Key::Address(_) => self.policy.per_address,
             Key::Account(_) => self.policy.per_account,
+            Key::WrongApiKeys(_) => self.policy.wrong_api_keys_per_address,
         }
     }
 
@@ -381,6 +415,7 @@ mod tests {
             per_account: 8,
             window: Duration::from_secs(60),
             in_flight_per_address: 4,
+            wrong_api_keys_per_address: 20,
         })
     }
 
@@ -559,6 +594,30 @@ mod tests {
         assert!(
             t.try_begin_at("victim", B, Some(&another), now).is_ok(),
             "budgets are per browser"
+        );
+    }
+
+    #[test]
+    fn wrong_api_keys_from_one_address_are_throttled_and_the_key_not_even_checked() {
+        let t = LoginThrottle::new(ThrottlePolicy {
+            wrong_api_keys_per_address: 3,
+            ..ThrottlePolicy::default()
+        });
+        for _ in 0..2 {
+            assert_eq!(t.check_api_key(A, || false), Ok(false));
+        }
+        assert_eq!(
+            t.check_api_key(A, || true),
+            Ok(true),
+            "a right key counts for nothing"
+        );
+        assert_eq!(t.check_api_key(A, || false), Ok(false));
+        let refused = t.check_api_key(A, || unreachable!("not checked once throttled"));
+        assert!(refused.is_err_and(|wait| wait <= API_KEY_WINDOW && wait > Duration::ZERO));
+        assert_eq!(
+            t.check_api_key(B, || true),
+            Ok(true),
+            "another address is not affected"
         );
     }
 

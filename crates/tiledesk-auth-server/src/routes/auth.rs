@@ -46,7 +46,7 @@ async fn sign_in(
         .begin(&account, address, device)
         .await
         .map_err(|retry_after| {
-            tracing::info!(%address, "login throttled");
+            crate::log::refused("login throttled", address);
             ApiError::TooManyAttempts { retry_after }
         })?;
 
@@ -65,7 +65,7 @@ async fn sign_in(
             attempt.void();
             return Err(match err {
                 HashError::Busy => {
-                    tracing::warn!(%address, "login refused: the password hasher is busy");
+                    crate::log::refused("login refused: the password hasher is busy", address);
                     ApiError::Busy {
                         retry_after: BUSY_RETRY_AFTER,
                     }

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::routing::post;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims};
 
-use super::{TokenResponse, UserView, claims_error, no_store};
+use super::{ClientAddr, TokenResponse, UserView, claims_error, no_store};
 use crate::body::{Fields, JsonObject};
 use crate::{ApiError, AppState};
 
@@ -26,17 +26,35 @@ impl FromRequestParts<AppState> for SiteBackend {
         let Some(expected) = &state.api_key else {
             return Err(ApiError::NotFound);
         };
+        let ClientAddr(address) = ClientAddr::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
             .ok_or(ApiError::MissingApiKey)?;
         let value = value.to_str().map_err(|_| ApiError::InvalidApiKey)?;
         let (scheme, key) = value.split_once(' ').ok_or(ApiError::InvalidApiKey)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || !expected.get().matches(key.trim()) {
-            tracing::info!("POST /tokens with a wrong API key");
+        if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::InvalidApiKey);
         }
-        Ok(Self)
+        match state
+            .throttle
+            .check_api_key(address, || expected.get().matches(key.trim()))
+        {
+            Ok(true) => Ok(Self),
+            Ok(false) => {
+                crate::log::refused("POST /tokens with a wrong API key", address);
+                Err(ApiError::InvalidApiKey)
+            }
+            Err(retry_after) => {
+                crate::log::refused(
+                    "POST /tokens refused: too many wrong API keys from this address",
+                    address,
+                );
+                Err(ApiError::TooManyAttempts { retry_after })
+            }
+        }
     }
 }
 

@@ -314,7 +314,20 @@ impl Server {
 
     /// [`Server::start`] as `user`.
     pub fn start_as(user: Option<&RunAs>, args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut command = binary_as(user);
+        Self::start_command(binary_as(user), args, env)
+    }
+
+    /// [`Server::start`] with at most `files` open file descriptors (soft and hard), through util-linux's
+    /// `prlimit`.
+    pub fn start_with_open_files(files: u64, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = std::process::Command::new("prlimit");
+        command
+            .arg(format!("--nofile={files}:{files}"))
+            .arg(env!("CARGO_BIN_EXE_tiledesk-auth"));
+        Self::start_command(command, args, env)
+    }
+
+    fn start_command(mut command: std::process::Command, args: &[&str], env: &[(&str, String)]) -> Self {
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
