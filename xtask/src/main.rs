@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use tiledesk_test_support::{Broker, Process};
 
 mod bench;
+mod flood;
 mod widget;
 use bench::bench;
 

@@ -50,6 +50,14 @@ async fn sign_in(
             ApiError::TooManyAttempts { retry_after }
         })?;
 
+    // A hashing thread before anything else: under a flood, a refusal costs no database query.
+    let ticket = match state.passwords.admit().await {
+        Ok(ticket) => ticket,
+        Err(err) => {
+            attempt.void();
+            return Err(hash_error(err, address));
+        }
+    };
     let found = match state.users.find_by_email(&account).await {
         Ok(found) => found,
         Err(err) => {
@@ -58,20 +66,12 @@ async fn sign_in(
         }
     };
     let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
-    let matched = match state.passwords.verify(hash, password).await {
+    let matched = match ticket.verify(hash, password).await {
         Ok(matched) => matched,
         Err(err) => {
             // Not judged: the guess was not checked, so it costs the guesser nothing and the visitor nothing.
             attempt.void();
-            return Err(match err {
-                HashError::Busy => {
-                    crate::log::refused("login refused: the password hasher is busy", address);
-                    ApiError::Busy {
-                        retry_after: BUSY_RETRY_AFTER,
-                    }
-                }
-                HashError::Failed(err) => ApiError::Internal(err),
-            });
+            return Err(hash_error(err, address));
         }
     };
     let Some(user) = user.filter(|_| matched) else {
@@ -115,6 +115,18 @@ async fn sign_in(
             },
         ),
     ))
+}
+
+fn hash_error(err: HashError, address: std::net::IpAddr) -> ApiError {
+    match err {
+        HashError::Busy => {
+            crate::log::refused("login refused: the password hasher is busy", address);
+            ApiError::Busy {
+                retry_after: BUSY_RETRY_AFTER,
+            }
+        }
+        HashError::Failed(err) => ApiError::Internal(err),
+    }
 }
 
 pub(crate) fn store_error(err: StoreError) -> ApiError {
