@@ -2,9 +2,11 @@
 //! by side (same load generator, concurrency, body and duration; interleaved rounds; medians).
 //!
 //! `cargo xtask bench --quick` runs shorter rounds and writes `target/bench/BENCHMARKS.md` (for checking the
-//! harness, not for publishing); `--only <mint|tokens|curve|flood|soak|browser|real>` runs one section.
+//! harness, not for publishing); `--only <mint|tokens|curve|flood|soak|browser|real|attacks>` runs one section.
 
 use crate::flood;
+
+mod attacks;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -111,6 +113,12 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     if wanted("real") {
         real_widget(&plan, &mut report)?;
     }
+    if wanted("attacks") && !plan.quick {
+        step("the attacks of issue 11, against a fresh release server each (into SECURITY.md)");
+        let table = attacks::run(&project, &dir)?;
+        println!("{table}");
+        write_between_markers(&root().join("SECURITY.md"), "attacks", &table)?;
+    }
 
     let path = if plan.quick || only.is_some() {
         dir.join("BENCHMARKS.md")
@@ -120,6 +128,18 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     std::fs::write(&path, report.markdown(&plan)?)?;
     println!("\n{}", report.summary.join("\n"));
     println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+/// Replaces what lies between `<!-- {name}:begin -->` and `<!-- {name}:end -->` in `path` with `text`.
+fn write_between_markers(path: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let document = std::fs::read_to_string(path)?;
+    let (begin, end) = (format!("<!-- {name}:begin -->\n"), format!("<!-- {name}:end -->"));
+    let (Some(start), Some(stop)) = (document.find(&begin), document.find(&end)) else {
+        bail!("{} has no {begin:?} ... {end:?} markers", path.display());
+    };
+    let updated = format!("{}{begin}{text}{}", &document[..start], &document[stop..]);
+    std::fs::write(path, updated)?;
     Ok(())
 }
 
