@@ -13,7 +13,7 @@ use serde_json::Value;
 use tiledesk_e2e::{Browser, built, free_port, root, start, start_mock};
 
 const PROJECT: &str = "bench0c0ffee0123456789ab";
-const SECRET: &str = "bench-secret-9d1f0a3c-77e2-4b1e";
+const SECRET: &str = "bench-secret-9d1f0a3c-77e2-4b1e-9c1a";
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())

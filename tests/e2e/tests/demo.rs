@@ -314,3 +314,69 @@ async fn the_readme_screenshot_of_the_demo() {
     }
     browser.close().await;
 }
+
+/// A wrong-password login for `email` from `source` (any address of 127.0.0.0/8), without cookies: its status.
+async fn guess_from(source: [u8; 4], stack: &Stack, email: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target: std::net::SocketAddr = stack
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+    let mut stream = socket.connect(target).await.unwrap();
+    let body = json!({"email": email, "password": "guess"}).to_string();
+    let request = format!(
+        "POST /auth HTTP/1.1\r\nHost: {target}\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_distributed_guesser_cannot_lock_the_owner_out_of_their_usual_browser() {
+    let stack = Stack::start(&[]);
+    stack.add_user(EMAIL, "Andrew", PASSWORD);
+    let browser = Browser::open().await;
+    browser.sign_in(&stack, PASSWORD).await;
+    browser.wait_status("authenticated").await;
+    // The browser kept the device cookie from its login, where page scripts cannot read it.
+    let cookies = browser.client.get_all_cookies().await.unwrap();
+    let device = cookies
+        .iter()
+        .find(|c| c.name() == "tdauth_device")
+        .expect("a device cookie");
+    assert_eq!(device.http_only(), Some(true));
+    assert!(
+        !browser
+            .js("return document.cookie;")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("tdauth_device")
+    );
+    browser.click(Locator::Id("sign-out")).await;
+    browser.wait_status("signed_out").await;
+
+    // 100 wrong passwords for Andrew's email from 20 addresses: the account is shut to anyone without the cookie,
+    // the right password included, from the browser's own address.
+    for round in 0..5u8 {
+        for host in 1..=20u8 {
+            assert_eq!(guess_from([127, 20, round, host], &stack, EMAIL).await, 401);
+        }
+    }
+    let stranger =
+        tiledesk_e2e::http_post(&stack.url("auth"), &json!({"email": EMAIL, "password": PASSWORD}));
+    assert_eq!(stranger, 429);
+
+    // Andrew, in his usual browser, signs in as always.
+    browser.sign_in(&stack, PASSWORD).await;
+    browser.wait_status("authenticated").await;
+    browser.close().await;
+}

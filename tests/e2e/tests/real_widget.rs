@@ -87,7 +87,11 @@ async fn a_refresh_whose_sign_in_fails_once_recovers() {
 #[tokio::test]
 async fn tiledesk_refusing_the_token_is_sign_in_rejected() {
     // The service signs with a secret that is not the project's: Tiledesk answers 401.
-    let (_stack, _, browser) = ada(&["--secret", "not-the-projects-secret-at-all"], &json!({})).await;
+    let (_stack, _, browser) = ada(
+        &["--secret", "not-the-projects-secret-at-all-3f1c9a52"],
+        &json!({}),
+    )
+    .await;
     let outcome = sign_in(&browser).await;
     assert_eq!(outcome["error"]["code"], json!("sign_in_rejected"), "{outcome}");
     browser.expect_widget(None, false).await;
