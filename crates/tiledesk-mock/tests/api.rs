@@ -95,7 +95,7 @@ async fn sign_in_refuses_what_tiledesk_refuses() {
         ),
         (Some(good.replacen("JWT ", "JWT  ", 1)), StatusCode::FORBIDDEN),
         (
-            Some(token("other-secret", "proj1", None)),
+            Some(token("other-secret-3f1c9a52-5d2e-4f7b-9c1a", "proj1", None)),
             StatusCode::UNAUTHORIZED,
         ),
         (
