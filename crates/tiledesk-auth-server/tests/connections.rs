@@ -97,6 +97,33 @@ fn a_client_that_stops_reading_is_disconnected_at_the_write_deadline() {
 }
 
 #[test]
+fn a_download_that_keeps_going_is_cut_at_the_request_deadline() {
+    let site = Site::new();
+    // The client keeps reading, so the write deadline never trips: only the whole-request deadline can end it.
+    let server = site.start(
+        &["--request-timeout", "1s", "--write-timeout", "5m"],
+        "tiledesk_auth_server=info",
+    );
+    let mut client = stalled_download(server.addr);
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading: {e}"),
+        }
+        // A slow reader: 64 KiB every 20 ms (about 3 MB/s; the whole file would take 20 s).
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        received < BIG_FILE / 2,
+        "cut off at the deadline: {received} of {BIG_FILE} bytes"
+    );
+}
+
+#[test]
 fn shutdown_closes_what_is_still_running_at_its_deadline() {
     let site = Site::new();
     // A write deadline far away: only the shutdown deadline can end the stalled download.
