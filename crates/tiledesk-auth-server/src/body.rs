@@ -11,13 +11,14 @@ use serde_json::{Map, Value};
 
 use crate::ApiError;
 
-/// How long a client has to send a request's body; set per connection by [`crate::serve`], 10 s otherwise.
+/// How long a client has to send a request's body; set per connection by [`crate::serve`], the default read
+/// timeout otherwise.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyTimeout(pub std::time::Duration);
 
 impl Default for BodyTimeout {
     fn default() -> Self {
-        Self(std::time::Duration::from_secs(10))
+        Self(crate::serve::defaults::READ_TIMEOUT)
     }
 }
 

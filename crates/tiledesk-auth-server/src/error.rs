@@ -139,6 +139,51 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::users::StoreError> for ApiError {
+    fn from(err: crate::users::StoreError) -> Self {
+        match err {
+            crate::users::StoreError::Database(db) => Self::Unavailable(db),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::passwords::HashError> for ApiError {
+    fn from(err: crate::passwords::HashError) -> Self {
+        match err {
+            crate::passwords::HashError::Busy => Self::Busy {
+                retry_after: crate::passwords::BUSY_RETRY_AFTER,
+            },
+            crate::passwords::HashError::Failed(err) => Self::Internal(err),
+        }
+    }
+}
+
+/// A claims error from the token core, named after the request field it came from; anything else (a token that
+/// cannot be signed) is internal.
+impl From<tiledesk_jwt::Error> for ApiError {
+    fn from(err: tiledesk_jwt::Error) -> Self {
+        use tiledesk_jwt::Error as E;
+        let field = |core_name: &'static str| match core_name {
+            "user id" => "user_id",
+            other => other,
+        };
+        match err {
+            E::ReservedClaim { name } => Self::ReservedClaim(name),
+            E::EmptyUserId => Self::MissingField("user_id"),
+            E::InvalidEmail => Self::invalid("email", "is not a valid email address"),
+            E::TooLong {
+                field: name,
+                len,
+                max,
+            } => Self::invalid(field(name), format!("is too long ({len} bytes, at most {max})")),
+            E::ControlCharacter { field: name } => Self::invalid(field(name), "contains a control character"),
+            E::InvalidAttributeKey { reason } => Self::invalid("attributes", reason),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -39,6 +39,25 @@ use crate::proxy::TrustedProxy;
 /// 500 connections with 380 KiB of unfinished headers took 203 MiB under hyper's default (about 400 KiB).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+/// Every connection limit's default, in one place: [`Limits::default`], the body reader and the command line all
+/// read them from here.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// [`super::Limits::read_timeout`].
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// [`super::Limits::write_timeout`].
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// [`super::Limits::request_timeout`].
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// [`super::Limits::shutdown_timeout`].
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// [`super::Limits::max_connections`].
+    pub const MAX_CONNECTIONS: u32 = 4096;
+    /// [`super::Limits::max_connections_per_address`].
+    pub const MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
+}
+
 /// File descriptors kept for everything but client connections (the database, the log, the listener...).
 const RESERVED_FDS: u64 = 64;
 
@@ -66,13 +85,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            read_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
-            max_connections: 4096,
-            max_connections_per_address: 256,
+            read_timeout: defaults::READ_TIMEOUT,
+            write_timeout: defaults::WRITE_TIMEOUT,
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            max_connections: defaults::MAX_CONNECTIONS as usize,
+            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS as usize,
             trusted_proxies: Arc::new([]),
-            shutdown_timeout: Duration::from_secs(10),
+            shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
         }
     }
 }

@@ -120,6 +120,26 @@ impl VisitorClaimsBuilder {
         }
         self
     }
+    /// Applies `set` when `value` is there: a field the caller may or may not have, in one line.
+    ///
+    /// ```
+    /// # use tiledesk_jwt::{VisitorClaims, VisitorClaimsBuilder};
+    /// let firstname: Option<&str> = Some("Ada");
+    /// let email: Option<&str> = None;
+    /// let claims = VisitorClaims::builder("42")
+    ///     .with(firstname, VisitorClaimsBuilder::firstname)
+    ///     .with(email, VisitorClaimsBuilder::email)
+    ///     .build()?;
+    /// assert_eq!((claims.firstname(), claims.email()), (Some("Ada"), None));
+    /// # Ok::<(), tiledesk_jwt::Error>(())
+    /// ```
+    pub fn with<T>(self, value: Option<T>, set: impl FnOnce(Self, T) -> Self) -> Self {
+        match value {
+            Some(value) => set(self, value),
+            None => self,
+        }
+    }
+
     /// Uses the site's user id as `_id` verbatim, without the `<project id>_` prefix.
     ///
     /// Only for a site that already puts globally unique ids in its tokens: otherwise two Tiledesk projects'

@@ -6,14 +6,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
-use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims};
+use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
 
-use super::{ClientAddr, TokenResponse, UserView, claims_error, no_store};
+use super::{ClientAddr, TokenResponse, UserView, no_store};
 use crate::body::{Fields, JsonObject};
 use crate::device::{self, DeviceCookies};
-use crate::passwords::{BUSY_RETRY_AFTER, HashError, MAX_PASSWORD_LEN};
-use crate::users::{StoreError, email_key};
+use crate::passwords::{HashError, MAX_PASSWORD_LEN};
+use crate::users::email_key;
 use crate::{ApiError, AppState};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -55,14 +55,14 @@ async fn sign_in(
         Ok(ticket) => ticket,
         Err(err) => {
             attempt.void();
-            return Err(hash_error(err, address));
+            return Err(refused(err, address));
         }
     };
     let found = match state.users.find_by_email(&account).await {
         Ok(found) => found,
         Err(err) => {
             attempt.void();
-            return Err(store_error(err));
+            return Err(err.into());
         }
     };
     let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
@@ -71,7 +71,7 @@ async fn sign_in(
         Err(err) => {
             // Not judged: the guess was not checked, so it costs the guesser nothing and the visitor nothing.
             attempt.void();
-            return Err(hash_error(err, address));
+            return Err(refused(err, address));
         }
     };
     let Some(user) = user.filter(|_| matched) else {
@@ -82,18 +82,13 @@ async fn sign_in(
     };
     attempt.succeeded();
 
-    let mut claims = VisitorClaims::builder(user.id.as_str()).email(user.email.as_str());
-    if let Some(name) = &user.firstname {
-        claims = claims.firstname(name.as_str());
-    }
-    if let Some(name) = &user.lastname {
-        claims = claims.lastname(name.as_str());
-    }
-    let claims = claims
+    let claims = VisitorClaims::builder(user.id.as_str())
+        .email(user.email.as_str())
+        .with(user.firstname.as_deref(), VisitorClaimsBuilder::firstname)
+        .with(user.lastname.as_deref(), VisitorClaimsBuilder::lastname)
         .attributes(user.attributes.clone().into())
-        .build()
-        .map_err(claims_error)?;
-    let token = issuer.mint(&claims).map_err(|e| ApiError::Internal(e.into()))?;
+        .build()?;
+    let token = issuer.mint(&claims)?;
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in");
     let mut reply_headers = HeaderMap::new();
     reply_headers.insert(
@@ -117,21 +112,10 @@ async fn sign_in(
     ))
 }
 
-fn hash_error(err: HashError, address: std::net::IpAddr) -> ApiError {
-    match err {
-        HashError::Busy => {
-            crate::log::refused("login refused: the password hasher is busy", address);
-            ApiError::Busy {
-                retry_after: BUSY_RETRY_AFTER,
-            }
-        }
-        HashError::Failed(err) => ApiError::Internal(err),
+/// A password check not done, logged (sampled) when it is the flood defence at work.
+fn refused(err: HashError, address: std::net::IpAddr) -> ApiError {
+    if matches!(err, HashError::Busy) {
+        crate::log::refused("login refused: the password hasher is busy", address);
     }
-}
-
-pub(crate) fn store_error(err: StoreError) -> ApiError {
-    match err {
-        StoreError::Database(db) => ApiError::Unavailable(db),
-        other => ApiError::Internal(other.into()),
-    }
+    err.into()
 }

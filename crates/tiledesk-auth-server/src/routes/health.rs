@@ -12,9 +12,6 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.users.ping().await.map_err(|e| match e {
-        crate::users::StoreError::Database(db) => ApiError::Unavailable(db),
-        other => ApiError::Internal(other.into()),
-    })?;
+    state.users.ping().await?;
     Ok(Json(json!({ "status": "ok" })))
 }

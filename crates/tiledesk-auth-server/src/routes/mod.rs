@@ -97,27 +97,3 @@ impl FromRequestParts<AppState> for ClientAddr {
         )))
     }
 }
-
-/// Maps a claims error from the token core to the request field it came from.
-pub(crate) fn claims_error(err: tiledesk_jwt::Error) -> ApiError {
-    use tiledesk_jwt::Error as E;
-    match err {
-        E::ReservedClaim { name } => ApiError::ReservedClaim(name),
-        E::EmptyUserId => ApiError::MissingField("user_id"),
-        E::InvalidEmail => ApiError::invalid("email", "is not a valid email address"),
-        E::TooLong { field, len, max } => ApiError::invalid(
-            field_name(field),
-            format!("is too long ({len} bytes, at most {max})"),
-        ),
-        E::ControlCharacter { field } => ApiError::invalid(field_name(field), "contains a control character"),
-        E::InvalidAttributeKey { reason } => ApiError::invalid("attributes", reason),
-        other => ApiError::Internal(other.into()),
-    }
-}
-
-fn field_name(core_name: &'static str) -> &'static str {
-    match core_name {
-        "user id" => "user_id",
-        other => other,
-    }
-}

@@ -6,9 +6,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::post;
-use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims};
+use serde_json::Value;
+use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 
-use super::{ClientAddr, TokenResponse, UserView, claims_error, no_store};
+use super::{ClientAddr, TokenResponse, UserView, no_store};
 use crate::body::{Fields, JsonObject};
 use crate::{ApiError, AppState};
 
@@ -70,25 +71,13 @@ async fn issue_token(
     let email = fields.optional_str("email", MAX_EMAIL_LEN)?;
     let attributes = fields.optional_object("attributes")?;
 
-    let mut claims = VisitorClaims::builder(user_id.as_str());
-    if let Some(name) = &firstname {
-        claims = claims.firstname(name.as_str());
-    }
-    if let Some(name) = &lastname {
-        claims = claims.lastname(name.as_str());
-    }
-    if let Some(email) = &email {
-        claims = claims.email(email.as_str());
-    }
-    if let Some(attributes) = attributes {
-        claims = claims.attributes(attributes.into());
-    }
-    let claims = claims.build().map_err(claims_error)?;
-    let token = state
-        .issuer
-        .get()
-        .mint(&claims)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let claims = VisitorClaims::builder(user_id.as_str())
+        .with(firstname.as_deref(), VisitorClaimsBuilder::firstname)
+        .with(lastname.as_deref(), VisitorClaimsBuilder::lastname)
+        .with(email.as_deref(), VisitorClaimsBuilder::email)
+        .with(attributes.map(Value::Object), VisitorClaimsBuilder::attributes)
+        .build()?;
+    let token = state.issuer.get().mint(&claims)?;
     // Debug, not info: a site backend may mint thousands a second; logins (POST /auth) are logged at info.
     tracing::debug!(
         chat_user_id = token.chat_user_id(),

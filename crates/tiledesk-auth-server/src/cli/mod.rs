@@ -1,0 +1,223 @@
+//! The `tiledesk-auth` command line: `serve`, `users ...`, `token`, `check-token`.
+//!
+//! Parsed once in `main`; nothing else reads the environment.
+
+// A command-line tool's output is its interface.
+#![allow(clippy::print_stdout)]
+
+mod import;
+mod serve;
+mod token;
+mod users;
+
+pub use serve::ServeArgs;
+pub use token::{CheckTokenArgs, TokenArgs};
+pub use users::UsersCommand;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+use tiledesk_jwt::{MAX_TOKEN_TTL, ProjectId, ProjectSecret};
+
+/// Signs a site's logged-in users into the Tiledesk chat widget with verified tokens.
+#[derive(Debug, Parser)]
+#[command(name = "tiledesk-auth", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (POST /auth, POST /tokens, GET /healthz).
+    Serve(ServeArgs),
+    /// Manage the site users who sign in through POST /auth.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Mint a token for a user id and print it (`JWT ...`).
+    Token(TokenArgs),
+    /// Check a token against Tiledesk's rules; exit 1 when Tiledesk would reject it or it is dangerous.
+    CheckToken(CheckTokenArgs),
+}
+
+/// The Tiledesk project and its shared secret.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// The Tiledesk project id (dashboard: Settings > Project).
+    #[arg(long, env = "TILEDESK_PROJECT_ID")]
+    pub project_id: Option<ProjectId>,
+    /// The project's shared secret. Prefer --secret-file: a flag is visible to other local users.
+    #[arg(
+        long,
+        env = "TILEDESK_SECRET",
+        hide_env_values = true,
+        conflicts_with = "secret_file"
+    )]
+    pub secret: Option<SecretArg>,
+    /// A file holding the project's shared secret (a trailing newline is ignored).
+    #[arg(long, env = "TILEDESK_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The secret as given on the command line or in `TILEDESK_SECRET`, checked by [`ProjectArgs::resolve`]: were clap
+/// to check it, its error would quote the refused value, the secret itself, on stderr.
+#[derive(Clone)]
+pub struct SecretArg(zeroize::Zeroizing<String>);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl ProjectArgs {
+    /// The project id and secret, or one clear line saying which is missing.
+    pub fn resolve(&self) -> anyhow::Result<(ProjectId, ProjectSecret)> {
+        let Some(project) = self.project_id.clone() else {
+            bail!("no Tiledesk project id: set TILEDESK_PROJECT_ID or pass --project-id");
+        };
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(SecretArg(secret)), _) => ProjectSecret::new(secret)?,
+            (None, Some(path)) => ProjectSecret::from_file(path)?,
+            (None, None) => bail!(
+                "no Tiledesk project secret: set TILEDESK_SECRET_FILE (or TILEDESK_SECRET), or pass --secret-file"
+            ),
+        };
+        Ok((project, secret))
+    }
+}
+
+/// Where the users live.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The user database; created with its schema on first run.
+    #[arg(
+        long,
+        env = "TILEDESK_AUTH_DATABASE",
+        default_value = "sqlite://tiledesk-auth.db"
+    )]
+    pub database: String,
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30m, 1h, 90s)"))?;
+    if ttl < Duration::from_secs(1) || ttl > MAX_TOKEN_TTL {
+        return Err("must be between 1s and 24h".to_owned());
+    }
+    Ok(ttl)
+}
+
+/// A time limit on the command line (`10s`, `1m30s`, `500ms`), between 100 ms and 5 minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+impl std::str::FromStr for Timeout {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+        if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(300) {
+            return Err("must be between 100ms and 5m".to_owned());
+        }
+        Ok(Self(timeout))
+    }
+}
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        humantime::format_duration(self.0).fmt(f)
+    }
+}
+
+fn parse_attribute(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or("expected KEY=VALUE")?;
+    if let Some(name) = tiledesk_jwt::reserved_claim(key) {
+        return Err(format!("`{name}` is a reserved claim"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Users(command) => users::users(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Token(args) => token::token(&args).map(|()| ExitCode::SUCCESS),
+        Command::CheckToken(args) => token::check_token(&args),
+    }
+}
+
+fn attributes_map(pairs: Vec<(String, String)>) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_ttl("24h").unwrap(), MAX_TOKEN_TTL);
+        assert!(parse_ttl("25h").is_err());
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("soon").unwrap_err().contains("examples"));
+    }
+
+    #[test]
+    fn serve_limits_and_trusted_proxies_parse() {
+        let Command::Serve(args) = Cli::try_parse_from([
+            "tiledesk-auth",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.0/8,192.0.2.7",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--read-timeout",
+            "2s",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(args.trusted_proxies.len(), 3);
+        assert_eq!(args.read_timeout, Timeout(Duration::from_secs(2)));
+        assert_eq!(args.max_connections, 4096);
+        for bad in [
+            ["--trusted-proxy", "10.0.0.0/33"],
+            ["--trusted-proxy", "proxy.internal"],
+            ["--read-timeout", "50ms"],
+            ["--read-timeout", "1h"],
+            ["--max-connections", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["tiledesk-auth", "serve", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn attribute_parsing_refuses_reserved_claims() {
+        assert_eq!(
+            parse_attribute("plan=pro").unwrap(),
+            ("plan".to_owned(), "pro".to_owned())
+        );
+        assert_eq!(parse_attribute("note=a=b").unwrap().1, "a=b");
+        assert!(parse_attribute("role=agent").unwrap_err().contains("reserved"));
+        assert!(parse_attribute("novalue").is_err());
+    }
+}

@@ -1,0 +1,332 @@
+//! `tiledesk-auth serve`: the configuration checked in full, the listener, SIGHUP reloads and shutdown signals.
+
+#![allow(clippy::print_stdout)] // a command-line tool's output is its interface
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::http::HeaderValue;
+use clap::Args;
+use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
+use tokio::net::TcpListener;
+
+use crate::api_key::ApiKeyError;
+use crate::serve::defaults;
+use crate::users::UserStore;
+use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
+
+use super::{DatabaseArgs, ProjectArgs, Timeout, parse_ttl};
+
+/// `tiledesk-auth serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "TILEDESK_AUTH_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+    /// Token lifetime (e.g. 30m, 1h; at most 24h). The token is the widget's chat session: when it
+    /// expires the widget must be signed in again.
+    #[arg(long, env = "TILEDESK_TOKEN_TTL", default_value = "1h", value_parser = parse_ttl)]
+    pub token_ttl: Duration,
+    /// A browser origin allowed to call the service cross-origin, such as <https://www.example.com>.
+    /// Repeat for several (comma-separated in the environment); none means same-origin only.
+    #[arg(long = "allowed-origin", env = "TILEDESK_AUTH_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub allowed_origins: Vec<HeaderValue>,
+    /// The API key for POST /tokens (at least 16 characters). Without one, the route does not exist.
+    #[arg(
+        long,
+        env = "TILEDESK_API_KEY",
+        hide_env_values = true,
+        conflicts_with = "api_key_file"
+    )]
+    pub api_key: Option<ApiKey>,
+    /// A file holding the API key for POST /tokens: one key per line (blank lines and `#` comments
+    /// skipped); several keys are all accepted, which lets a key rotate with an overlap.
+    #[arg(long, env = "TILEDESK_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// A directory of static files to serve at / (your site, same-origin with /auth: no CORS needed).
+    #[arg(long, env = "TILEDESK_AUTH_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Time a client has to send a request's headers, and then its body (e.g. 10s). Also the longest an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "TILEDESK_AUTH_READ_TIMEOUT", default_value_t = Timeout(defaults::READ_TIMEOUT))]
+    pub read_timeout: Timeout,
+    /// A reverse proxy (address or CIDR block, such as 10.0.0.0/8) whose X-Forwarded-For is believed, so that
+    /// login throttling counts each visitor's own address. Repeat for several (comma-separated in the environment).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TILEDESK_AUTH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::proxy::TrustedProxy>,
+    /// Connections open at once; more wait in the kernel's accept queue. Lowered at start to what the open-file
+    /// limit allows (the soft limit is first raised to the hard one).
+    #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Connections open at once from one client address (IPv6: one /64); more are closed unanswered. Trusted
+    /// proxies are exempt.
+    #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = defaults::MAX_CONNECTIONS_PER_ADDRESS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_address: u32,
+    /// Longest a connection may go without a byte of its answer being taken by the client (e.g. 10s).
+    #[arg(long, env = "TILEDESK_AUTH_WRITE_TIMEOUT", default_value_t = Timeout(defaults::WRITE_TIMEOUT))]
+    pub write_timeout: Timeout,
+    /// Longest a request may take, from its headers to the last byte of its answer (e.g. 60s).
+    #[arg(long, env = "TILEDESK_AUTH_REQUEST_TIMEOUT", default_value_t = Timeout(defaults::REQUEST_TIMEOUT))]
+    pub request_timeout: Timeout,
+    /// After SIGTERM or Ctrl-C, how long requests in flight have to finish before their connections are closed.
+    #[arg(long, env = "TILEDESK_AUTH_SHUTDOWN_TIMEOUT", default_value_t = Timeout(defaults::SHUTDOWN_TIMEOUT))]
+    pub shutdown_timeout: Timeout,
+}
+
+fn parse_origin(text: &str) -> Result<HeaderValue, String> {
+    let text = text.trim();
+    if text == "*" {
+        return Err("`*` would let any site mint tokens for its visitors; list the origins".to_owned());
+    }
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("an origin starts with https:// or http://")?;
+    if rest.is_empty() || rest.contains('/') || rest.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err("an origin is scheme://host[:port], with no path or trailing slash".to_owned());
+    }
+    HeaderValue::from_str(text).map_err(|e| e.to_string())
+}
+
+impl ServeArgs {
+    fn api_key(&self) -> anyhow::Result<Option<ApiKey>> {
+        Ok(match (&self.api_key, &self.api_key_file) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(path)) => Some(ApiKey::from_file(path)?),
+            (None, None) => None,
+        })
+    }
+}
+
+/// The file of a `sqlite://` database URL (`None` for `:memory:` or another scheme).
+fn database_file(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Whether `file` (which may not exist yet) lies inside the directory `dir`, links resolved.
+fn inside(file: &Path, dir: &Path) -> bool {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    match (parent.canonicalize(), dir.canonicalize()) {
+        (Ok(parent), Ok(dir)) => parent.starts_with(dir),
+        _ => false,
+    }
+}
+
+/// Configuration is checked in full before the listener is bound.
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (project, secret) = args.project.resolve()?;
+    let api_key = args.api_key()?;
+    if let Some(dir) = &args.static_dir {
+        if !dir.is_dir() {
+            bail!("the static directory {} does not exist", dir.display());
+        }
+        if let Some(db) = database_file(&args.database.database)
+            && inside(&db, dir)
+        {
+            bail!(
+                "the user database {} is inside --static-dir {}: it would be served to anyone; keep it out of the site",
+                db.display(),
+                dir.display()
+            );
+        }
+    }
+    let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
+    let users = UserStore::connect(&args.database.database)
+        .await
+        .with_context(|| format!("cannot open the user database {}", args.database.database))?;
+    let state = AppState {
+        issuer: Reloadable::new(issuer),
+        users: users.clone(),
+        passwords: Passwords::for_this_machine()?,
+        throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
+        api_key: api_key.map(Reloadable::new),
+        allowed_origins: args.allowed_origins.into(),
+        static_dir: args.static_dir.map(Into::into),
+        trusted_proxies: args.trusted_proxies.clone().into(),
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let current = state.issuer.get();
+    tracing::info!(
+        project = %current.project(),
+        token_ttl_secs = current.ttl().as_secs(),
+        tokens_route = state.api_key.is_some(),
+        allowed_origins = state.allowed_origins.len(),
+        trusted_proxies = state.trusted_proxies.len(),
+        read_timeout_ms = args.read_timeout.0.as_millis(),
+        max_connections = args.max_connections,
+        "tiledesk-auth listening on http://{}",
+        listener.local_addr()?
+    );
+    let reload = Reload {
+        project,
+        ttl: args.token_ttl,
+        secret_file: args
+            .project
+            .secret
+            .is_none()
+            .then_some(args.project.secret_file)
+            .flatten(),
+        api_key_file: args.api_key.is_none().then_some(args.api_key_file).flatten(),
+        issuer: state.issuer.clone(),
+        api_key: state.api_key.clone(),
+    };
+    #[cfg(unix)]
+    let reloader = tokio::spawn(reload.on_sighup());
+    #[cfg(not(unix))]
+    drop(reload);
+    let limits = crate::serve::Limits {
+        read_timeout: args.read_timeout.0,
+        write_timeout: args.write_timeout.0,
+        request_timeout: args.request_timeout.0,
+        max_connections: args.max_connections as usize,
+        max_connections_per_address: args.max_connections_per_address as usize,
+        trusted_proxies: Arc::clone(&state.trusted_proxies),
+        shutdown_timeout: args.shutdown_timeout.0,
+    };
+    crate::serve::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
+    #[cfg(unix)]
+    reloader.abort();
+    users.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-reads the secret file and the API key file on SIGHUP: rotation without a restart. New requests use the new
+/// values; requests in flight finish with the old. A file that cannot be read, or holds an unusable value, is
+/// logged and the previous value kept.
+struct Reload {
+    project: ProjectId,
+    ttl: Duration,
+    secret_file: Option<PathBuf>,
+    api_key_file: Option<PathBuf>,
+    issuer: Reloadable<TokenIssuer>,
+    api_key: Option<Reloadable<ApiKey>>,
+}
+
+impl Reload {
+    #[cfg(unix)]
+    async fn on_sighup(self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGHUP: rotation needs a restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            self.reload();
+        }
+    }
+
+    fn reload(&self) {
+        match &self.secret_file {
+            Some(path) => {
+                let issuer = ProjectSecret::from_file(path)
+                    .map_err(anyhow::Error::from)
+                    .and_then(
+                        |secret| Ok(TokenIssuer::new(self.project.clone(), secret).with_ttl(self.ttl)?),
+                    );
+                match issuer {
+                    Ok(issuer) => {
+                        self.issuer.replace(issuer);
+                        tracing::info!(file = %path.display(), "project secret reloaded");
+                    }
+                    Err(err) => {
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            "project secret NOT reloaded: keeping the previous one"
+                        );
+                    }
+                }
+            }
+            None => tracing::warn!("SIGHUP: the secret was not given as a file; nothing to reload"),
+        }
+        if let (Some(path), Some(current)) = (&self.api_key_file, &self.api_key) {
+            match ApiKey::from_file(path) {
+                Ok(key) => {
+                    let keys = key.count();
+                    current.replace(key);
+                    tracing::info!(file = %path.display(), keys, "API key reloaded");
+                }
+                // Emptying the file is how an operator revokes the keys: honour it, loudly.
+                Err(ApiKeyError::NoKey { path }) => {
+                    current.replace(ApiKey::revoked());
+                    tracing::warn!(
+                        file = %path.display(),
+                        "the API key file holds no key: every API key revoked; POST /tokens refuses every request \
+                         until a key is added and the file reloaded"
+                    );
+                }
+                Err(err) => tracing::error!(%err, "API key NOT reloaded: keeping the previous one"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_parsing() {
+        assert!(parse_origin("https://www.example.com").is_ok());
+        assert!(parse_origin("http://localhost:8080").is_ok());
+        for bad in [
+            "*",
+            "example.com",
+            "https://example.com/",
+            "https://a.com/path",
+            "https://",
+            "ftp://a.com",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+}

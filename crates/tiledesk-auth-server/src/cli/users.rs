@@ -1,0 +1,205 @@
+//! `tiledesk-auth users ...`: add, list, remove, set a password, import.
+
+#![allow(clippy::print_stdout)] // a command-line tool's output is its interface
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Map, Value};
+use tiledesk_jwt::{VisitorClaims, VisitorClaimsBuilder};
+use zeroize::Zeroizing;
+
+use crate::passwords::{MAX_PASSWORD_LEN, hash_blocking};
+use crate::users::{NewUser, UserStore};
+
+use super::{DatabaseArgs, attributes_map, parse_attribute};
+
+/// `tiledesk-auth users ...`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// The user's email, the login name.
+        #[arg(long)]
+        email: String,
+        /// First name, shown to agents.
+        #[arg(long)]
+        first_name: Option<String>,
+        /// Last name, shown to agents.
+        #[arg(long)]
+        last_name: Option<String>,
+        /// An attribute passed to Tiledesk as `attributes.KEY` (repeatable).
+        #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = parse_attribute)]
+        attributes: Vec<(String, String)>,
+        /// Read the password from standard input (required: a password never goes on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user, by email or id.
+    Remove {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// The user's email or id.
+        user: String,
+    },
+    /// Set a user's password, read from standard input.
+    SetPassword {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// The user's email or id.
+        user: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Import users from a CSV file (header: email,password,first_name,last_name, other columns become
+    /// attributes) or JSON lines ({"email","password","firstname","lastname","attributes"}). All or nothing.
+    Import {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// The file; `.csv` is read as CSV, anything else as JSON lines.
+        file: PathBuf,
+    },
+}
+
+pub(super) async fn users(command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Add {
+            database,
+            email,
+            first_name,
+            last_name,
+            attributes,
+            password_stdin: _,
+        } => {
+            let password = read_password()?;
+            let user = checked_user(
+                &email,
+                first_name.as_deref(),
+                last_name.as_deref(),
+                attributes_map(attributes),
+                &password,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let store = open(&database).await?;
+            let created = store.add(&user).await?;
+            println!("added {} ({})", created.email, created.id);
+        }
+        UsersCommand::List { database, json } => {
+            let store = open(&database).await?;
+            for user in store.list().await? {
+                if json {
+                    println!("{}", serde_json::to_string(&user)?);
+                } else {
+                    let name = [user.firstname.as_deref(), user.lastname.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    println!("{}\t{}\t{}", user.id, user.email, name);
+                }
+            }
+        }
+        UsersCommand::Remove { database, user } => {
+            open(&database).await?.remove(&user).await?;
+            println!("removed {user}");
+        }
+        UsersCommand::SetPassword {
+            database,
+            user,
+            password_stdin: _,
+        } => {
+            let password = read_password()?;
+            let hash = hash_blocking(password.as_bytes())?;
+            open(&database).await?.set_password(&user, &hash).await?;
+            println!("password set for {user}");
+        }
+        UsersCommand::Import { database, file } => {
+            let users = super::import::read_import(&file)?;
+            let store = open(&database).await?;
+            let count = users.len();
+            store
+                .add_all(&users.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>())
+                .await
+                .map_err(|(index, err)| super::import::ImportError::Row {
+                    path: file.clone(),
+                    line: users.get(index).map_or(0, |(line, _)| *line),
+                    problem: err.to_string(),
+                })?;
+            println!("imported {count} users");
+        }
+    }
+    Ok(())
+}
+
+async fn open(database: &DatabaseArgs) -> anyhow::Result<UserStore> {
+    UserStore::connect(&database.database)
+        .await
+        .with_context(|| format!("cannot open the user database {}", database.database))
+}
+
+fn read_password() -> anyhow::Result<Zeroizing<String>> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
+    check_password(&password).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(password)
+}
+
+fn check_password(password: &str) -> Result<(), String> {
+    if password.is_empty() {
+        return Err("the password is empty".to_owned());
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(format!("the password is longer than {MAX_PASSWORD_LEN} bytes"));
+    }
+    Ok(())
+}
+
+/// Checks a user's fields as POST /auth and the token core will, and hashes the password.
+pub(super) fn checked_user(
+    email: &str,
+    firstname: Option<&str>,
+    lastname: Option<&str>,
+    attributes: Map<String, Value>,
+    password: &str,
+) -> Result<NewUser, String> {
+    let email = email.trim();
+    check_password(password)?;
+    // The token core is the one judge of names, email and attributes.
+    let claims = VisitorClaims::builder("check")
+        .email(email)
+        .attributes(Value::Object(attributes.clone()))
+        .with(firstname, VisitorClaimsBuilder::firstname)
+        .with(lastname, VisitorClaimsBuilder::lastname)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let password_hash = hash_blocking(password.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(NewUser {
+        email: email.to_owned(),
+        firstname: claims.firstname().map(str::to_owned),
+        lastname: claims.lastname().map(str::to_owned),
+        attributes,
+        password_hash,
+    })
+}
