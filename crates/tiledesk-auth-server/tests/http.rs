@@ -218,40 +218,46 @@ async fn repeated_failures_are_throttled_but_the_real_user_gets_in_elsewhere() {
     assert_eq!(real_user.status, StatusCode::OK);
 }
 
-/// A login request carrying `cookie`.
-fn with_cookie(mut request: Request<Body>, cookie: &str) -> Request<Body> {
-    request.headers_mut().insert("cookie", cookie.parse().unwrap());
-    request
+/// `POST /auth` with `body` from `address`, carrying `cookie` when there is one.
+async fn login(app: &common::TestApp, body: &str, address: [u8; 4], cookie: Option<&str>) -> common::Reply {
+    let mut request = from_address(post_json("/auth", body.to_owned()), address);
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    }
+    app.send(request).await
+}
+
+/// The `name=value` part of a reply's `Set-Cookie`.
+fn cookie_of(reply: &common::Reply) -> String {
+    let set_cookie = reply.header("set-cookie").expect("a Set-Cookie header");
+    set_cookie.split(';').next().unwrap().to_owned()
 }
 
 #[tokio::test]
 async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_browser() {
     let app = test_app(Options::default()).await;
     app.add_user("andrew@scientists.com", "correct horse", None).await;
+    app.add_user("eve@example.org", "eves password", None).await;
     let right = r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#;
+    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
     let home = [198, 51, 100, 1];
     // Andrew signed in from his browser before: it holds a device cookie for his account.
-    let earlier = app.send(from_address(post_json("/auth", right), home)).await;
+    let earlier = login(&app, right, home, None).await;
     assert_eq!(earlier.status, StatusCode::OK);
-    let set_cookie = earlier.header("set-cookie").unwrap().to_owned();
+    let set_cookie = earlier.header("set-cookie").unwrap();
     assert!(
         set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
         "{set_cookie}"
     );
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let cookie = cookie_of(&earlier);
     assert!(cookie.starts_with("tdauth_device=v1."), "{cookie}");
 
     // 100 wrong passwords for his email from 20 addresses (the attack measured: 15 minutes of 429, repeatable).
-    let wrong = r#"{"email": "andrew@scientists.com", "password": "guess"}"#;
     for n in 0..100u8 {
-        let reply = app
-            .send(from_address(post_json("/auth", wrong), [203, 0, 113, n % 20]))
-            .await;
+        let reply = login(&app, wrong, [203, 0, 113, n % 20], None).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "guess {n}");
     }
-    let guess = app
-        .send(from_address(post_json("/auth", wrong), [203, 0, 113, 99]))
-        .await;
+    let guess = login(&app, wrong, [203, 0, 113, 99], None).await;
     assert_eq!(
         guess.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -259,80 +265,41 @@ async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_brow
     );
 
     // Andrew, from his browser and his address, gets in; and his browser is given a fresh cookie.
-    let andrew = app
-        .send(with_cookie(
-            from_address(post_json("/auth", right), home),
-            &cookie,
-        ))
-        .await;
+    let andrew = login(&app, right, home, Some(&cookie)).await;
     assert_eq!(andrew.status, StatusCode::OK, "{}", andrew.text);
-    let renewed = andrew
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let renewed = cookie_of(&andrew);
     assert_ne!(renewed, cookie);
     // From another address too: the cookie, not the address, is what is known.
-    let travelling = app
-        .send(with_cookie(
-            from_address(post_json("/auth", right), [192, 0, 2, 50]),
-            &renewed,
-        ))
-        .await;
+    let travelling = login(&app, right, [192, 0, 2, 50], Some(&renewed)).await;
     assert_eq!(travelling.status, StatusCode::OK);
 
     // Without it, with an altered one, or with one issued for another account, the account stays shut.
-    app.add_user("eve@example.org", "eves password", None).await;
-    let eve = app
-        .send(from_address(
-            post_json(
-                "/auth",
-                r#"{"email": "eve@example.org", "password": "eves password"}"#,
-            ),
-            [203, 0, 113, 200],
-        ))
-        .await;
-    let eves_cookie = eve
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let eve = login(
+        &app,
+        r#"{"email": "eve@example.org", "password": "eves password"}"#,
+        [203, 0, 113, 200],
+        None,
+    )
+    .await;
+    let eves_cookie = cookie_of(&eve);
     let mut altered = renewed.clone();
     altered.pop();
     altered.push(if renewed.ends_with('A') { 'B' } else { 'A' });
     for cookie in [None, Some(altered.as_str()), Some(eves_cookie.as_str())] {
-        let mut request = from_address(post_json("/auth", right), [192, 0, 2, 51]);
-        if let Some(cookie) = cookie {
-            request = with_cookie(request, cookie);
-        }
-        let reply = app.send(request).await;
+        let reply = login(&app, right, [192, 0, 2, 51], cookie).await;
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{cookie:?}");
     }
 
     // The cookie has a budget of its own: a thief of it gets five guesses, then that browser waits too.
     for n in 0..5 {
-        let reply = app
-            .send(with_cookie(
-                from_address(post_json("/auth", wrong), [192, 0, 2, 52]),
-                &renewed,
-            ))
-            .await;
+        let reply = login(&app, wrong, [192, 0, 2, 52], Some(&renewed)).await;
         assert_eq!(
             reply.status,
             StatusCode::UNAUTHORIZED,
             "guess {n} with the cookie"
         );
     }
-    let spent = app
-        .send(with_cookie(
-            from_address(post_json("/auth", right), home),
-            &renewed,
-        ))
-        .await;
+    let spent = login(&app, right, home, Some(&renewed)).await;
     assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
