@@ -9,10 +9,8 @@ use crate::flood;
 mod attacks;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -212,41 +210,16 @@ impl Server {
     }
 }
 
-/// Spawns `command`, waits for a line containing `ready` on its stdout or stderr (the other goes to null), and
-/// keeps draining the pipe so a chatty server never blocks on a full pipe.
-fn spawn_ready(mut command: Command, ready: &'static str, stderr: bool) -> anyhow::Result<(Process, String)> {
-    if stderr {
-        command.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        command.stdout(Stdio::piped()).stderr(Stdio::null());
-    }
-    let mut child = Process(
-        command
-            .spawn()
-            .with_context(|| format!("cannot start {command:?}"))?,
-    );
-    let pipe: Box<dyn std::io::Read + Send> = if stderr {
-        Box::new(child.0.stderr.take().context("piped")?)
-    } else {
-        Box::new(child.0.stdout.take().context("piped")?)
-    };
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    loop {
-        match lines.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.contains(ready) => return Ok((child, line)),
-            Ok(_) => {}
-            Err(_) => bail!("{command:?} never said {ready:?}"),
-        }
-    }
+/// Spawns `command` and waits for a line containing `ready` on its stdout or stderr (the other goes to null); the
+/// pipe keeps being drained, so a chatty server never blocks on a full pipe.
+fn spawn_ready(command: Command, ready: &'static str, stderr: bool) -> anyhow::Result<(Process, String)> {
+    let started = tiledesk_test_support::try_start(command, ready, stderr, Duration::from_secs(30))
+        .map_err(anyhow::Error::msg)?;
+    Ok((started.process, started.ready))
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(tiledesk_test_support::free_port())
 }
 
 /// The release `tiledesk-auth serve`, with the API key (so `POST /tokens` exists), at the default log level.

@@ -613,8 +613,7 @@ impl MockTiledesk {
         command
             .args(["--listen", listen, "--project-id", project])
             .env("TILEDESK_SECRET", secret)
-            .env_remove("TILEDESK_SECRET_FILE")
-            .stdout(Stdio::piped());
+            .env_remove("TILEDESK_SECRET_FILE");
         if let Some((widget, broker)) = real {
             command
                 .arg("--widget-dir")
@@ -622,15 +621,16 @@ impl MockTiledesk {
                 .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
                 .args(["--mqtt-ws", &broker.ws_url()]);
         }
-        let mut process = Process(command.spawn().context("cannot start tiledesk-mock")?);
-        let mut line = String::new();
-        BufReader::new(process.0.stdout.take().expect("piped")).read_line(&mut line)?;
-        let Some(url) = line.trim().strip_prefix("tiledesk-mock listening on ") else {
-            bail!("tiledesk-mock said {line:?}");
+        const READY: &str = "tiledesk-mock listening on ";
+        let started =
+            tiledesk_test_support::try_start(command, READY, false, std::time::Duration::from_secs(30))
+                .map_err(anyhow::Error::msg)?;
+        let Some(url) = started.ready.trim().strip_prefix(READY) else {
+            bail!("tiledesk-mock said {:?}", started.ready);
         };
         Ok(Self {
             url: url.to_owned(),
-            _process: process,
+            _process: started.process,
         })
     }
 }

@@ -31,33 +31,68 @@ impl Drop for Process {
     }
 }
 
-/// Starts `command` and waits for a line of its output containing `ready`; returns the process and the line.
-pub fn start(mut command: Command, ready: &str, from_stderr: bool) -> (Process, String) {
-    if from_stderr {
-        command.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        command.stdout(Stdio::piped()).stderr(Stdio::null());
-    }
-    let mut child = command.spawn().unwrap();
-    let pipe: Box<dyn std::io::Read + Send> = if from_stderr {
-        Box::new(child.stderr.take().unwrap())
-    } else {
-        Box::new(child.stdout.take().unwrap())
-    };
+/// The lines of a child's output, read on a thread of their own, so a chatty child never blocks on a full pipe.
+pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (sender, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             let _ = sender.send(line);
         }
     });
+    lines
+}
+
+/// A started child, the line that said it was ready, and the rest of its output as it comes.
+pub struct Started {
+    /// The child.
+    pub process: Process,
+    /// The line containing the readiness text.
+    pub ready: String,
+    /// Every later line (stdout or stderr, whichever was watched).
+    pub lines: mpsc::Receiver<String>,
+}
+
+/// Starts `command` and waits (at most `wait`) for a line of its output (stderr with `from_stderr`, else stdout; the
+/// other goes to null) containing `ready`. An error says which command never said what.
+pub fn try_start(
+    mut command: Command,
+    ready: &str,
+    from_stderr: bool,
+    wait: Duration,
+) -> Result<Started, String> {
+    if from_stderr {
+        command.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let lines = if from_stderr {
+        lines_of(child.stderr.take().expect("piped"))
+    } else {
+        lines_of(child.stdout.take().expect("piped"))
+    };
     let process = Process(child);
     loop {
-        match lines.recv_timeout(WAIT) {
-            Ok(line) if line.contains(ready) => return (process, line),
+        match lines.recv_timeout(wait) {
+            Ok(line) if line.contains(ready) => {
+                return Ok(Started {
+                    process,
+                    ready: line,
+                    lines,
+                });
+            }
             Ok(_) => {}
-            Err(_) => panic!("`{ready}` never came from {command:?}"),
+            Err(_) => return Err(format!("`{ready}` never came from {command:?}")),
         }
     }
+}
+
+/// [`try_start`] within [`WAIT`], for tests: a failure panics. Returns the process and its ready line.
+pub fn start(command: Command, ready: &str, from_stderr: bool) -> (Process, String) {
+    let started = try_start(command, ready, from_stderr, WAIT).unwrap_or_else(|e| panic!("{e}"));
+    (started.process, started.ready)
 }
 
 /// Debian's mosquitto on two ports of its own (plain MQTT for the mock's relay, websockets for the widget),
@@ -116,13 +151,7 @@ impl Broker {
         // Its stdout is block-buffered in a pipe; its stderr is not.
         command.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("mosquitto (apt-get install mosquitto)");
-        let stdout = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
+        let lines = lines_of(child.stderr.take().unwrap());
         let process = Process(child);
         loop {
             match lines.recv_timeout(WAIT) {

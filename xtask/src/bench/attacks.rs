@@ -39,29 +39,23 @@ impl Target {
             .env("TILEDESK_API_KEY", &project.api_key)
             .env_remove("TILEDESK_SECRET")
             // The "listening on" line is how readiness is seen, whatever else is logged.
-            .env("RUST_LOG", format!("{log},tiledesk_auth_server::cli=info"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        let mut process = Process(command.spawn().context("cannot start tiledesk-auth")?);
-        let stderr = process.0.stderr.take().context("piped")?;
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (ready, listening) = std::sync::mpsc::channel();
+            .env("RUST_LOG", format!("{log},tiledesk_auth_server::cli=info"));
+        let started =
+            tiledesk_test_support::try_start(command, "listening on", true, Duration::from_secs(30))
+                .map_err(anyhow::Error::msg)?;
+        let logs = Arc::new(Mutex::new(vec![(Instant::now(), started.ready)]));
         {
             let logs = Arc::clone(&logs);
+            let lines = started.lines;
             std::thread::spawn(move || {
-                for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-                    if line.contains("listening on") {
-                        let _ = ready.send(());
-                    }
+                for line in lines {
                     logs.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .push((Instant::now(), line));
                 }
             });
         }
-        listening
-            .recv_timeout(Duration::from_secs(30))
-            .context("tiledesk-auth did not start listening")?;
+        let process = started.process;
         Ok(Self {
             process,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
