@@ -21,7 +21,6 @@ use anyhow::{Context, bail};
 use tiledesk_test_support::{Broker, Process};
 
 mod bench;
-mod flood;
 mod widget;
 use bench::bench;
 
@@ -718,10 +717,12 @@ fn serve_command(project: &DemoProject, listen: &str) -> Command {
 
 /// The dev loop's `demo-config.json`: which project, where the stand-in loader and the mock API are.
 fn demo_config(project: &DemoProject, mock_base: &str) -> String {
-    format!(
-        r#"{{"projectId": "{}", "widgetUrl": "{mock_base}/widget/launch.js", "settings": {{"apiUrl": "{mock_base}/api/", "fakeBootDelayMs": 300}}}}"#,
-        project.id
-    )
+    serde_json::json!({
+        "projectId": project.id,
+        "widgetUrl": format!("{mock_base}/widget/launch.js"),
+        "settings": {"apiUrl": format!("{mock_base}/api/"), "fakeBootDelayMs": 300},
+    })
+    .to_string()
 }
 
 /// The `tiledesk-auth` and `tiledesk-mock` binaries, in `target/debug`.
@@ -761,10 +762,11 @@ fn demo() -> anyhow::Result<()> {
         "127.0.0.1:0",
         Some((&widget, &broker)),
     )?;
-    let config = format!(
-        r#"{{"projectId": "{}", "widgetUrl": "{}/widget/launch.js"}}"#,
-        project.id, mock.url
-    );
+    let config = serde_json::json!({
+        "projectId": project.id,
+        "widgetUrl": format!("{}/widget/launch.js", mock.url),
+    })
+    .to_string();
     std::fs::write(site.join("demo-config.json"), config)?;
 
     let listen = "127.0.0.1:3000";

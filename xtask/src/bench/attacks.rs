@@ -138,7 +138,7 @@ fn post(path: &str, body: &str, extra: &str) -> String {
 fn login(email: &str, password: &str) -> String {
     post(
         "/auth",
-        &format!(r#"{{"email":"{email}","password":"{password}"}}"#),
+        &serde_json::json!({"email": email, "password": password}).to_string(),
         "",
     )
 }
@@ -260,7 +260,7 @@ pub(super) fn run(project: &Project, dir: &std::path::Path) -> anyhow::Result<St
             server.addr,
             &post(
                 "/auth",
-                &format!(r#"{{"email":"{BENCH_EMAIL}","password":"{}"}}"#, project.password),
+                &serde_json::json!({"email": BENCH_EMAIL, "password": project.password}).to_string(),
                 &format!("Cookie: {cookie}\r\n"),
             ),
         )

@@ -1,0 +1,123 @@
+//! The processes a bench measures: a throwaway project, the release `tiledesk-auth`, the Node baselines.
+
+use super::*;
+
+/// A throwaway project: secret, API key, a user database with one user.
+pub(super) struct Project {
+    pub(super) id: String,
+    pub(super) secret: String,
+    pub(super) secret_file: PathBuf,
+    pub(super) api_key: String,
+    pub(super) database: String,
+    pub(super) password: String,
+}
+
+impl Project {
+    pub(super) fn create(dir: &Path) -> anyhow::Result<Self> {
+        let project = Self {
+            id: random_hex(12)?,
+            secret: random_hex(24)?,
+            secret_file: dir.join("project-secret"),
+            api_key: random_hex(24)?,
+            database: format!("sqlite://{}", dir.join("users.db").display()),
+            password: random_hex(12)?,
+        };
+        std::fs::write(&project.secret_file, &project.secret)?;
+        crate::add_user(
+            &release_binary(),
+            &project.database,
+            &[BENCH_EMAIL, "Bench", "Mark"],
+            &project.password,
+        )?;
+        Ok(project)
+    }
+}
+
+pub(super) fn release_binary() -> PathBuf {
+    root().join("target/release/tiledesk-auth")
+}
+
+/// A server under test: its process, its base URL and its pid (for memory).
+pub(super) struct Server {
+    pub(super) process: Process,
+    pub(super) url: String,
+}
+
+impl Server {
+    pub(super) fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    /// Resident memory, in KiB, from `/proc`.
+    pub(super) fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc/<pid>/status")
+    }
+}
+
+/// Spawns `command` and waits for a line containing `ready` on its stdout or stderr (the other goes to null); the
+/// pipe keeps being drained, so a chatty server never blocks on a full pipe.
+pub(super) fn spawn_ready(
+    command: Command,
+    ready: &'static str,
+    stderr: bool,
+) -> anyhow::Result<(Process, String)> {
+    let started = tiledesk_test_support::try_start(command, ready, stderr, Duration::from_secs(30))
+        .map_err(anyhow::Error::msg)?;
+    Ok((started.process, started.ready))
+}
+
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(tiledesk_test_support::free_port())
+}
+
+/// The release `tiledesk-auth serve`, with the API key (so `POST /tokens` exists), at the default log level.
+pub(super) fn start_server(project: &Project, dir: &Path) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let key_file = dir.join("api-key");
+    std::fs::write(&key_file, &project.api_key)?;
+    let mut command = Command::new(release_binary());
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database", &project.database])
+        .arg("--api-key-file")
+        .arg(&key_file)
+        .env("TILEDESK_PROJECT_ID", &project.id)
+        .env("TILEDESK_SECRET_FILE", &project.secret_file)
+        .env_remove("TILEDESK_SECRET")
+        .env_remove("TILEDESK_API_KEY")
+        .env_remove("RUST_LOG")
+        // wrk's connections all come from 127.0.0.1: the per-address cap (256) would refuse the benches' own
+        // clients. The login floods come from addresses of their own (see `flood.rs`).
+        .args(["--max-connections-per-address", "4096"]);
+    let (process, _) = spawn_ready(command, "listening on", true)?;
+    Ok(Server {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+/// `bench/baseline-node/server.js`: Express + jsonwebtoken, the tutorial's stack; `tuned`: with the secret made a
+/// `KeyObject` once (jsonwebtoken's slow path for string secrets avoided).
+pub(super) fn start_baseline(project: &Project, tuned: bool) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let mut command = Command::new("node");
+    command
+        .arg("server.js")
+        .current_dir(root().join("bench/baseline-node"))
+        .env("PORT", port.to_string())
+        .env("TILEDESK_PROJECT_ID", &project.id)
+        .env("TILEDESK_SECRET", &project.secret)
+        .env("TILEDESK_API_KEY", &project.api_key)
+        .env("BASELINE_KEY_OBJECT", if tuned { "1" } else { "0" })
+        .env("NODE_ENV", "production");
+    let (process, _) = spawn_ready(command, "listening on", false)?;
+    Ok(Server {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
