@@ -637,20 +637,20 @@ impl MockTiledesk {
 // ----------------------------------------------------------------------------------------------- demo
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .context("/dev/urandom")?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    tiledesk_test_support::random_hex(bytes).context("/dev/urandom")
 }
 
-/// A throwaway project for the demo and the dev loop: its id, secret, user database and demo user.
+/// A throwaway project for the demo and the dev loop, with its demo user's password.
 struct DemoProject {
-    id: String,
-    secret: String,
-    secret_file: PathBuf,
-    database: String,
+    project: tiledesk_test_support::Project,
     password: String,
+}
+
+impl std::ops::Deref for DemoProject {
+    type Target = tiledesk_test_support::Project;
+    fn deref(&self) -> &Self::Target {
+        &self.project
+    }
 }
 
 const DEMO_EMAIL: &str = "andrew@scientists.com";
@@ -662,57 +662,25 @@ fn tiledesk_auth() -> PathBuf {
 /// Creates the project under `dir` (emptied first) with the demo user.
 fn demo_project(dir: &Path) -> anyhow::Result<DemoProject> {
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir)?;
     let project = DemoProject {
-        id: random_hex(12)?, // the shape of a Tiledesk project id
-        secret: random_hex(24)?,
-        secret_file: dir.join("project-secret"),
-        database: format!("sqlite://{}", dir.join("users.db").display()),
+        project: tiledesk_test_support::Project::create(dir)?,
         password: random_hex(8)?,
     };
-    std::fs::write(&project.secret_file, &project.secret)?;
     step(&format!("creating the demo user {DEMO_EMAIL}"));
-    add_user(
-        &tiledesk_auth(),
-        &project.database,
-        &[DEMO_EMAIL, "Andrew", "Wiles"],
-        &project.password,
-    )?;
+    project
+        .add_user(
+            &tiledesk_auth(),
+            DEMO_EMAIL,
+            &["Andrew", "Wiles"],
+            &project.password,
+        )
+        .map_err(anyhow::Error::msg)?;
     Ok(project)
 }
 
-/// `<binary> users add` on `database` for `[email, first name, last name]`, the password on standard input.
-fn add_user(
-    binary: &Path,
-    database: &str,
-    [email, first, last]: &[&str; 3],
-    password: &str,
-) -> anyhow::Result<()> {
-    let mut add = Command::new(binary)
-        .args(["users", "add", "--database", database, "--email", email])
-        .args(["--first-name", first, "--last-name", last, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    std::io::Write::write_all(
-        &mut add.stdin.take().context("piped")?,
-        format!("{password}\n").as_bytes(),
-    )?;
-    if !add.wait()?.success() {
-        bail!("could not create the user {email}");
-    }
-    Ok(())
-}
-
-/// `tiledesk-auth serve` for the project, with extra arguments.
+/// `tiledesk-auth serve` for the project.
 fn serve_command(project: &DemoProject, listen: &str) -> Command {
-    let mut command = Command::new(tiledesk_auth());
-    command
-        .args(["serve", "--listen", listen, "--database", &project.database])
-        .env("TILEDESK_PROJECT_ID", &project.id)
-        .env("TILEDESK_SECRET_FILE", &project.secret_file)
-        .env_remove("TILEDESK_SECRET");
-    command
+    project.serve(&tiledesk_auth(), listen)
 }
 
 /// The dev loop's `demo-config.json`: which project, where the stand-in loader and the mock API are.

@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure should panic
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 
-pub use tiledesk_test_support::{Broker, Process, WAIT, free_port, start};
+pub use tiledesk_test_support::{Broker, Process, Project, WAIT, free_port, start};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -134,6 +134,7 @@ pub struct Stack {
     server_args: Vec<String>,
     /// The port `tiledesk-auth` listens on.
     pub port: u16,
+    project: Project,
     dir: tempfile::TempDir,
 }
 
@@ -167,6 +168,7 @@ impl Stack {
             server: None,
             server_args: server_args.iter().map(|a| (*a).to_owned()).collect(),
             port: free_port(),
+            project: Project::with(dir.path(), PROJECT, SECRET).unwrap(),
             dir,
         };
         stack.start_server();
@@ -180,32 +182,16 @@ impl Stack {
         }
     }
 
-    fn database(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("users.db").display())
-    }
-
     /// Adds a user to the service's database; returns their site user id.
     pub fn add_user(&self, email: &str, first_name: &str, password: &str) -> String {
-        let mut add = Command::new(built("target/debug/tiledesk-auth"))
-            .args(["users", "add", "--database", &self.database(), "--email", email])
-            .args(["--first-name", first_name, "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut add.stdin.take().unwrap(), format!("{password}\n").as_bytes())
-            .unwrap();
-        let output = add.wait_with_output().unwrap();
-        assert!(output.status.success(), "users add {email}");
-        // "added <email> (<id>)"
-        String::from_utf8(output.stdout)
+        self.project
+            .add_user(
+                &built("target/debug/tiledesk-auth"),
+                email,
+                &[first_name],
+                password,
+            )
             .unwrap()
-            .trim()
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_owned()
     }
 
     /// The chat id Tiledesk knows a site user by.
@@ -215,15 +201,14 @@ impl Stack {
 
     /// Starts `tiledesk-auth serve` (again).
     pub fn start_server(&mut self) {
-        let mut command = Command::new(built("target/debug/tiledesk-auth"));
+        let mut command = self.project.serve(
+            &built("target/debug/tiledesk-auth"),
+            &format!("127.0.0.1:{}", self.port),
+        );
         command
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--database", &self.database(), "--static-dir"])
+            .arg("--static-dir")
             .arg(self.dir.path().join("site"))
-            .args(&self.server_args)
-            .env("TILEDESK_PROJECT_ID", PROJECT)
-            .env("TILEDESK_SECRET", SECRET)
-            .env_remove("TILEDESK_SECRET_FILE");
+            .args(&self.server_args);
         self.server = Some(start(command, "listening on", true).0);
     }
 

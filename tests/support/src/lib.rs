@@ -1,10 +1,12 @@
 //! Test support shared by the end-to-end tests, the benches and `cargo xtask`: child processes killed on drop,
-//! free ports, and Debian's mosquitto as the MQTT broker Tiledesk's widget connects to.
+//! free ports, throwaway Tiledesk projects with their user database, and Debian's mosquitto as the MQTT broker
+//! Tiledesk's widget connects to.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure should panic
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,6 +21,103 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `bytes` random bytes from the system, as lower-case hex.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A throwaway Tiledesk project on disk: its id, its secret (also in a file, as `--secret-file` reads it), and a
+/// `tiledesk-auth` user database beside it.
+pub struct Project {
+    /// The project id.
+    pub id: String,
+    /// The shared secret.
+    pub secret: String,
+    /// The file holding the secret.
+    pub secret_file: PathBuf,
+    /// The user database's URL.
+    pub database: String,
+}
+
+impl Project {
+    /// A project with a random id (the shape of a Tiledesk one: 24 hex digits) and secret, under `dir`.
+    pub fn create(dir: &Path) -> std::io::Result<Self> {
+        Self::with(dir, &random_hex(12)?, &random_hex(24)?)
+    }
+
+    /// A project with this id and secret, under `dir`.
+    pub fn with(dir: &Path, id: &str, secret: &str) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let secret_file = dir.join("project-secret");
+        std::fs::write(&secret_file, secret)?;
+        Ok(Self {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+            secret_file,
+            database: format!("sqlite://{}", dir.join("users.db").display()),
+        })
+    }
+
+    /// `<binary> users add` for `email` with these names, the password on standard input; the new user's id. An
+    /// error carries what the command said.
+    pub fn add_user(
+        &self,
+        binary: &Path,
+        email: &str,
+        names: &[&str],
+        password: &str,
+    ) -> Result<String, String> {
+        let mut command = Command::new(binary);
+        command.args(["users", "add", "--database", &self.database, "--email", email]);
+        for (flag, name) in ["--first-name", "--last-name"].iter().zip(names) {
+            command.args([flag, name]);
+        }
+        let mut add = command
+            .arg("--password-stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        add.stdin
+            .take()
+            .expect("piped")
+            .write_all(format!("{password}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        let output = add.wait_with_output().map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(format!(
+                "users add {email}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        // "added <email> (<id>)"
+        let said = String::from_utf8_lossy(&output.stdout);
+        Ok(said
+            .trim()
+            .rsplit('(')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(')')
+            .to_owned())
+    }
+
+    /// `<binary> serve --listen <listen>` for this project: its id, its secret file and its database.
+    pub fn serve(&self, binary: &Path, listen: &str) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--listen", listen, "--database", &self.database])
+            .env("TILEDESK_PROJECT_ID", &self.id)
+            .env("TILEDESK_SECRET_FILE", &self.secret_file)
+            .env_remove("TILEDESK_SECRET")
+            .env_remove("TILEDESK_API_KEY")
+            .env_remove("TILEDESK_API_KEY_FILE");
+        command
+    }
 }
 
 /// A child process killed when dropped, even when the test fails.

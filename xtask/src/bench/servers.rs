@@ -2,33 +2,35 @@
 
 use super::*;
 
-/// A throwaway project: secret, API key, a user database with one user.
+/// A throwaway project (secret, user database) with an API key and one user, `BENCH_EMAIL`.
 pub(super) struct Project {
-    pub(super) id: String,
-    pub(super) secret: String,
-    pub(super) secret_file: PathBuf,
+    project: tiledesk_test_support::Project,
     pub(super) api_key: String,
-    pub(super) database: String,
     pub(super) password: String,
+}
+
+impl std::ops::Deref for Project {
+    type Target = tiledesk_test_support::Project;
+    fn deref(&self) -> &Self::Target {
+        &self.project
+    }
 }
 
 impl Project {
     pub(super) fn create(dir: &Path) -> anyhow::Result<Self> {
         let project = Self {
-            id: random_hex(12)?,
-            secret: random_hex(24)?,
-            secret_file: dir.join("project-secret"),
+            project: tiledesk_test_support::Project::create(dir)?,
             api_key: random_hex(24)?,
-            database: format!("sqlite://{}", dir.join("users.db").display()),
             password: random_hex(12)?,
         };
-        std::fs::write(&project.secret_file, &project.secret)?;
-        crate::add_user(
-            &release_binary(),
-            &project.database,
-            &[BENCH_EMAIL, "Bench", "Mark"],
-            &project.password,
-        )?;
+        project
+            .add_user(
+                &release_binary(),
+                BENCH_EMAIL,
+                &["Bench", "Mark"],
+                &project.password,
+            )
+            .map_err(anyhow::Error::msg)?;
         Ok(project)
     }
 }
@@ -80,16 +82,10 @@ pub(super) fn start_server(project: &Project, dir: &Path) -> anyhow::Result<Serv
     let port = free_port()?;
     let key_file = dir.join("api-key");
     std::fs::write(&key_file, &project.api_key)?;
-    let mut command = Command::new(release_binary());
+    let mut command = project.serve(&release_binary(), &format!("127.0.0.1:{port}"));
     command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database", &project.database])
         .arg("--api-key-file")
         .arg(&key_file)
-        .env("TILEDESK_PROJECT_ID", &project.id)
-        .env("TILEDESK_SECRET_FILE", &project.secret_file)
-        .env_remove("TILEDESK_SECRET")
-        .env_remove("TILEDESK_API_KEY")
         .env_remove("RUST_LOG")
         // wrk's connections all come from 127.0.0.1: the per-address cap (256) would refuse the benches' own
         // clients. The login floods come from addresses of their own (see `flood.rs`).
