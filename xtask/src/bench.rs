@@ -2,7 +2,7 @@
 //! by side (same load generator, concurrency, body and duration; interleaved rounds; medians).
 //!
 //! `cargo xtask bench --quick` runs shorter rounds and writes `target/bench/BENCHMARKS.md` (for checking the
-//! harness, not for publishing); `--only <mint|tokens|curve|flood|soak|browser|real|attacks>` runs one section.
+//! harness, not for publishing); `--only <mint|tokens|floor|curve|flood|soak|browser|real|attacks>` runs one section.
 
 mod attacks;
 mod browser;
@@ -89,6 +89,8 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         "--quiet",
         "--package",
         "tiledesk-auth-server",
+        "--package",
+        "baseline-axum",
     ]))?;
     step("building the mock Tiledesk and the browser package");
     build_binaries()?;
@@ -105,6 +107,9 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("tokens") {
         service::side_by_side(&plan, &project, &dir, &mut report)?;
+    }
+    if wanted("floor") {
+        service::floor(&plan, &project, &dir, &mut report)?;
     }
     if wanted("curve") {
         service::curve_and_memory(&plan, &project, &dir, &mut report)?;

@@ -89,7 +89,7 @@ impl<'de> Visitor<'de> for StrictObject {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
-        strict_map(access, "")
+        strict_map(access, Path::Root)
     }
 
     // Anything but an object: consume it whole so the message is ours, not a half-parsed one.
@@ -116,20 +116,38 @@ impl<'de> Visitor<'de> for StrictObject {
     }
 }
 
-/// The entries of an object at `path` (`""` for the body itself), each value strict in turn: a key twice, at any
-/// depth, is an error naming it by its path (`attributes.plan`).
-fn strict_map<'de, A: MapAccess<'de>>(mut access: A, path: &str) -> Result<Map<String, Value>, A::Error> {
+/// Where a value sits in the body, kept as a chain of borrowed segments: the text (`attributes.plan`, `a[1].y`) is
+/// only built for an error.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Root => Ok(()),
+            Self::Key(Self::Root, key) => f.write_str(key),
+            Self::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Self::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+/// The entries of an object at `path`, each value strict in turn: a key twice, at any depth, is an error naming it
+/// by its path.
+fn strict_map<'de, A: MapAccess<'de>>(mut access: A, path: Path<'_>) -> Result<Map<String, Value>, A::Error> {
     let mut map = Map::new();
     while let Some(key) = access.next_key::<String>()? {
-        let here = if path.is_empty() {
-            key.clone()
-        } else {
-            format!("{path}.{key}")
-        };
         if map.contains_key(&key) {
-            return Err(de::Error::custom(format_args!("{DUPLICATE_PREFIX}{here}")));
+            return Err(de::Error::custom(format_args!(
+                "{DUPLICATE_PREFIX}{}",
+                Path::Key(&path, &key)
+            )));
         }
-        let value = access.next_value_seed(StrictValue(&here))?;
+        let value = access.next_value_seed(StrictValue(Path::Key(&path, &key)))?;
         map.insert(key, value);
     }
     Ok(map)
@@ -137,7 +155,7 @@ fn strict_map<'de, A: MapAccess<'de>>(mut access: A, path: &str) -> Result<Map<S
 
 /// Any JSON value found at a path, with objects inside it as strict as the body. serde_json's own nesting limit
 /// still applies: each level goes through its `deserialize_any`.
-struct StrictValue<'p>(&'p str);
+struct StrictValue<'p>(Path<'p>);
 
 impl<'de> de::DeserializeSeed<'de> for StrictValue<'_> {
     type Value = Value;
@@ -177,9 +195,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) =
-            access.next_element_seed(StrictValue(&format!("{}[{}]", self.0, items.len())))?
-        {
+        while let Some(item) = access.next_element_seed(StrictValue(Path::Index(&self.0, items.len())))? {
             items.push(item);
         }
         Ok(Value::Array(items))

@@ -242,6 +242,9 @@ pub async fn serve(
                 // The handler's part of the deadline; what is left of it bounds sending the answer.
                 let deadline = Instant::now() + request_timeout;
                 match tokio::time::timeout_at(deadline, answer).await {
+                    // An answer already whole in memory goes out in one write, under the write deadline; only a
+                    // streamed one (a static file) needs a timer of its own.
+                    Ok(Ok(response)) if is_small(response.body()) => Ok(response),
                     Ok(Ok(response)) => {
                         Ok(response.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline))))
                     }
@@ -291,6 +294,13 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Whether an answer's body is known to be small: sent in one go, it needs no deadline beyond the write deadline.
+fn is_small(body: &axum::body::Body) -> bool {
+    hyper::body::Body::size_hint(body)
+        .exact()
+        .is_some_and(|len| len <= 64 * 1024)
 }
 
 fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {

@@ -117,3 +117,18 @@ pub(super) fn start_baseline(project: &Project, tuned: bool) -> anyhow::Result<S
         url: format!("http://127.0.0.1:{port}"),
     })
 }
+
+/// `bench/baseline-axum`, release build (see [`super::service::floor`]).
+pub(super) fn start_bare_axum(project: &Project) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let mut command = Command::new(root().join("target/release/baseline-axum"));
+    command
+        .env("PORT", port.to_string())
+        .env("TILEDESK_PROJECT_ID", &project.id)
+        .env("TILEDESK_SECRET", &project.secret);
+    let (process, _) = spawn_ready(command, "listening on", false)?;
+    Ok(Server {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}

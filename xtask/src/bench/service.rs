@@ -244,3 +244,61 @@ pub(super) fn curve_and_memory(
     drop(server);
     Ok(())
 }
+
+/// `POST /tokens` against the floor: `bench/baseline-axum`, a bare axum + jsonwebtoken endpoint minting the same
+/// claims with none of the service's checks, both release builds, rounds alternating.
+pub(super) fn floor(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+    step("POST /tokens: tiledesk-auth against a bare axum + jsonwebtoken endpoint (wrk)");
+    let ours = start_server(project, dir)?;
+    let bare = start_bare_axum(project)?;
+    let script = tokens_script(dir, project)?;
+    let urls = [&ours, &bare].map(|server| format!("{}/tokens", server.url));
+    for url in &urls {
+        wrk(url, &script, 16, plan.warmup_secs)?;
+    }
+    let mut table = String::from(
+        "| connections | tiledesk-auth req/s, p50 / p99 | bare axum req/s, p50 / p99 | ratio (target at least 0.9) |\n|---|---|---|---|\n",
+    );
+    for connections in [16, 256] {
+        let mut runs: [Vec<Load>; 2] = Default::default();
+        for round in 0..plan.rounds {
+            for turn in 0..2 {
+                let side = (round + turn) % 2;
+                runs[side].push(wrk(&urls[side], &script, connections, plan.run_secs)?);
+            }
+        }
+        let [ours, bare] = runs.map(|r| summarise(&r));
+        if ours.errors + ours.non_2xx + bare.errors + bare.non_2xx > 0 {
+            bail!("errors at {connections} connections: ours {ours:?}, bare {bare:?}");
+        }
+        let ratio = ours.rps / bare.rps;
+        writeln!(
+            table,
+            "| {connections} | {:.0}, {:.2} / {:.2} ms | {:.0}, {:.2} / {:.2} ms | **{ratio:.2}** ({}) |",
+            ours.rps,
+            ours.p50_ms,
+            ours.p99_ms,
+            bare.rps,
+            bare.p50_ms,
+            bare.p99_ms,
+            verdict(ratio >= 0.9)
+        )?;
+        report.line(format!(
+            "POST /tokens against a bare axum endpoint at c={connections}: {:.0} vs {:.0} req/s = {ratio:.2} (target at least 0.9: {})",
+            ours.rps,
+            bare.rps,
+            verdict(ratio >= 0.9)
+        ));
+    }
+    report.commands.push(format!(
+        "wrk -c <16|256> -d {}s -s target/bench/tokens.lua <url>/tokens   # x{} per side, alternating, against target/release/baseline-axum",
+        plan.run_secs, plan.rounds
+    ));
+    report.sections.push(format!(
+        "## POST /tokens against a bare axum endpoint\n\n\
+         The floor: `bench/baseline-axum`, axum and jsonwebtoken as their documentation shows them, minting the same \
+         claims from the same body with none of this service's checks (no API key, no strict body, no limits, no \
+         log). Both release builds, same wrk, rounds alternating.\n\n{table}"
+    ));
+    Ok(())
+}
