@@ -58,6 +58,9 @@ pub struct AppState {
     pub trusted_proxies: Arc<[proxy::TrustedProxy]>,
 }
 
+/// The state the router holds: one reference count per request instead of one per field (`State` clones it).
+pub(crate) type Shared = Arc<AppState>;
+
 /// A value replaced whole while the service runs (the issuer when the secret file is rotated, the API key when
 /// its file is). Readers take a snapshot: a request in flight finishes with the value it started with.
 pub struct Reloadable<T>(Arc<RwLock<Arc<T>>>);
@@ -131,5 +134,5 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(tower::util::option_layer(cors))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(Arc::new(state))
 }

@@ -14,14 +14,14 @@ use crate::body::{Fields, JsonObject};
 use crate::device::{self, DeviceCookies};
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
 use crate::users::email_key;
-use crate::{ApiError, AppState};
+use crate::{ApiError, Shared};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<Shared> {
     no_store(Router::new().route("/auth", post(sign_in)))
 }
 
 async fn sign_in(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     JsonObject(body): JsonObject,

@@ -5,13 +5,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, Shared};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<Shared> {
     Router::new().route("/healthz", get(healthz))
 }
 
-async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn healthz(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     state.users.ping().await?;
     Ok(Json(json!({ "status": "ok" })))
 }

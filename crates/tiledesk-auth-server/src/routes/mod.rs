@@ -16,7 +16,7 @@ use serde::Serialize;
 use tiledesk_jwt::VisitorToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, Shared};
 
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
@@ -61,7 +61,7 @@ impl IntoResponse for TokenResponse {
 }
 
 /// Routes whose answers carry a token: no cache, shared or private, may keep them.
-pub(crate) fn no_store(router: Router<AppState>) -> Router<AppState> {
+pub(crate) fn no_store(router: Router<Shared>) -> Router<Shared> {
     router.layer(SetResponseHeaderLayer::overriding(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
@@ -72,10 +72,10 @@ pub(crate) fn no_store(router: Router<AppState>) -> Router<AppState> {
 /// Tests through `oneshot` without connect info get `0.0.0.0`.
 pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
-impl FromRequestParts<AppState> for ClientAddr {
+impl FromRequestParts<Shared> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -11,19 +11,19 @@ use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, 
 
 use super::{ClientAddr, TokenResponse, UserView, no_store};
 use crate::body::{Fields, JsonObject};
-use crate::{ApiError, AppState};
+use crate::{ApiError, Shared};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<Shared> {
     no_store(Router::new().route("/tokens", post(issue_token)))
 }
 
 /// Proof that the caller presented the configured API key. Checked before the body is even read.
 struct SiteBackend;
 
-impl FromRequestParts<AppState> for SiteBackend {
+impl FromRequestParts<Shared> for SiteBackend {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
         let Some(expected) = &state.api_key else {
             return Err(ApiError::NotFound);
         };
@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for SiteBackend {
 
 async fn issue_token(
     _caller: SiteBackend,
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     JsonObject(body): JsonObject,
 ) -> Result<TokenResponse, ApiError> {
     let mut fields = Fields::new(body, &["user_id", "firstname", "lastname", "email", "attributes"])?;
