@@ -16,7 +16,7 @@ pub mod serve;
 pub mod throttle;
 pub mod users;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -62,24 +62,24 @@ pub struct AppState {
 pub(crate) type Shared = Arc<AppState>;
 
 /// A value replaced whole while the service runs (the issuer when the secret file is rotated, the API key when
-/// its file is). Readers take a snapshot: a request in flight finishes with the value it started with.
-pub struct Reloadable<T>(Arc<RwLock<Arc<T>>>);
+/// its file is). Readers take a snapshot: a request in flight finishes with the value it started with. Reading
+/// takes no lock and, mostly, no shared reference count (`arc-swap`): every request reads the issuer or the key.
+pub struct Reloadable<T>(Arc<arc_swap::ArcSwap<T>>);
 
 impl<T> Reloadable<T> {
     /// Holds `value`.
     pub fn new(value: T) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(value))))
+        Self(Arc::new(arc_swap::ArcSwap::from_pointee(value)))
     }
 
-    /// The current value.
-    pub fn get(&self) -> Arc<T> {
-        // A panic while holding the lock leaves a whole value behind (it is only ever swapped).
-        Arc::clone(&self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    /// The current value, for the length of a request.
+    pub fn get(&self) -> arc_swap::Guard<Arc<T>> {
+        self.0.load()
     }
 
     /// Replaces the value for every request that starts from now on.
     pub fn replace(&self, value: T) {
-        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(value);
+        self.0.store(Arc::new(value));
     }
 }
 

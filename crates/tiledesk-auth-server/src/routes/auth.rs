@@ -34,7 +34,8 @@ async fn sign_in(
         return Err(ApiError::invalid("email", "is not a valid email address"));
     }
     let account = email_key(&email);
-    let issuer = state.issuer.get();
+    // Held across the password check: a full reference, not a short-lived guard.
+    let issuer = std::sync::Arc::clone(&*state.issuer.get());
     let cookies = DeviceCookies::new(issuer.secret());
     // A browser that signed in to this account before is judged on its own failures (see `device.rs`).
     let device =
