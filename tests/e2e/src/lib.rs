@@ -209,6 +209,10 @@ impl Stack {
             .arg("--static-dir")
             .arg(self.dir.path().join("site"))
             .args(&self.server_args);
+        if self.server_args.iter().any(|a| a == "--secret") {
+            // A test giving a secret of its own: the project's file would conflict with it.
+            command.env_remove("TILEDESK_SECRET_FILE");
+        }
         self.server = Some(start(command, "listening on", true).0);
     }
 
