@@ -262,13 +262,6 @@ impl LoginThrottle {
         Ok(matched)
     }
 
-    /// A successful login clears the failures of that account from that address.
-    pub fn record_success(&self, account: &str, address: IpAddr) {
-        self.lock()
-            .entries
-            .remove(&Key::AccountAddress(account.to_owned(), throttled_as(address)));
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // A panic while holding the lock leaves plain data behind, still usable.
         self.failures
@@ -491,7 +484,7 @@ mod tests {
         for _ in 0..2 {
             t.record_failure_at("u", A, now);
         }
-        t.record_success("u", A);
+        t.try_begin_at("u", A, None, now).ok().unwrap().succeeded();
         t.record_failure_at("u", A, now);
         t.record_failure_at("u", A, now);
         assert!(

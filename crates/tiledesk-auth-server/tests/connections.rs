@@ -124,6 +124,29 @@ fn a_download_that_keeps_going_is_cut_at_the_request_deadline() {
 }
 
 #[test]
+fn a_request_whose_handler_outlasts_the_request_deadline_is_answered_at_it() {
+    let site = Site::new();
+    // The body reader would wait 5 minutes for the rest of the body; the request deadline is 1 s.
+    let server = site.start(
+        &["--request-timeout", "1s", "--read-timeout", "5m"],
+        "tiledesk_auth_server=info",
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "POST /auth HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\"",
+        server.addr
+    )
+    .unwrap();
+    let mut answer = [0u8; 1024];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"busy\""), "{answer}");
+}
+
+#[test]
 fn shutdown_closes_what_is_still_running_at_its_deadline() {
     let site = Site::new();
     // A write deadline far away: only the shutdown deadline can end the stalled download.

@@ -3,12 +3,11 @@
 //! fixed number of requests to 127.0.0.0/8 only, and every wait has a limit.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use socket2::{Domain, Socket, Type};
 
 use super::{BENCH_EMAIL, Process, Project, free_port, release_binary};
 
@@ -95,12 +94,7 @@ impl Target {
 }
 
 fn connect_from(source: Ipv4Addr, target: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
-    socket.connect(&target.into())?;
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    Ok(stream)
+    super::flood::connect(target, source)
 }
 
 /// One request on a fresh connection from `source`: the status (0 when the connection was closed unanswered), the

@@ -143,7 +143,8 @@ fn client(
     (times, statuses, errors)
 }
 
-fn connect(target: SocketAddr, from: Ipv4Addr) -> std::io::Result<std::net::TcpStream> {
+/// A connection to `target` from `from` (any address of 127.0.0.0/8), with a 30 s read limit.
+pub(super) fn connect(target: SocketAddr, from: Ipv4Addr) -> std::io::Result<std::net::TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(from, 0)).into())?;
     socket.connect(&target.into())?;
