@@ -85,15 +85,6 @@ fn string(options: &JsValue, key: &str) -> Result<Option<String>, AuthError> {
     }
 }
 
-/// Whether `id` can be a Tiledesk project id (it becomes part of storage keys and URLs).
-pub(crate) fn valid_project_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 impl Options {
     pub(crate) fn parse(options: &JsValue) -> Result<Self, AuthError> {
         if !options.is_object() || options.is_function() {
@@ -106,8 +97,9 @@ impl Options {
             }
         }
         let project_id = string(options, "projectId")?.ok_or_else(|| bad("`projectId` is required"))?;
-        if !valid_project_id(&project_id) {
-            return Err(bad("`projectId` may hold only letters, digits, '-' and '_'"));
+        // The id becomes part of storage keys and URLs: the same rule as the token's `aud`.
+        if let Err(tiledesk_jwt::InvalidProjectId(reason)) = tiledesk_jwt::ProjectId::check(&project_id) {
+            return Err(bad(format!("`projectId` is not valid: {reason}")));
         }
         let auth_url = string(options, "authUrl")?;
         let credentials = get(options, "credentials");
@@ -174,18 +166,5 @@ impl Options {
             on_failure,
             refresh,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_project_id;
-
-    #[test]
-    fn project_ids() {
-        assert!(valid_project_id("64f0c0ffee0123456789abcd"));
-        assert!(!valid_project_id(""));
-        assert!(!valid_project_id("a/b"));
-        assert!(!valid_project_id(&"a".repeat(65)));
     }
 }

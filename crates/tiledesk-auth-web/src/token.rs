@@ -104,7 +104,7 @@ fn read_token_object(body: &JsValue) -> Result<(String, Option<f64>), AuthError>
 pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
     let raw = raw.trim();
     let jwt = match raw.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("jwt") => rest.trim(),
+        Some((scheme, rest)) if tiledesk_jwt::is_token_scheme(scheme) => rest.trim(),
         Some((scheme, _)) => {
             let shown: String = scheme.chars().take(16).collect();
             return Err(AuthError::AuthEndpoint(format!(
@@ -113,18 +113,31 @@ pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
         }
         None => raw,
     };
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let looks_like_jwt = parts.len() == 3
-        && parts[..2].iter().all(|p| !p.is_empty())
-        && jwt
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if !looks_like_jwt {
+    if !is_compact_jwt(jwt) {
         return Err(AuthError::AuthEndpoint(
             "the answer's `token` is not a JWT".to_owned(),
         ));
     }
     Ok(format!("JWT {jwt}"))
+}
+
+/// Whether `jwt` has the shape of a signed JWT in compact form: three base64url parts joined by dots, the header and
+/// payload not empty. One pass over the bytes, no iterator of parts: code is size here.
+fn is_compact_jwt(jwt: &str) -> bool {
+    let mut dots = [0; 2];
+    let mut seen = 0;
+    for (i, &b) in jwt.as_bytes().iter().enumerate() {
+        if b == b'.' {
+            let Some(slot) = dots.get_mut(seen) else {
+                return false;
+            };
+            *slot = i;
+            seen += 1;
+        } else if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return false;
+        }
+    }
+    seen == 2 && dots[0] > 0 && dots[1] > dots[0] + 1
 }
 
 /// The claims of `JWT <jwt>`, read without verifying (the widget and Tiledesk verify).
@@ -157,6 +170,11 @@ mod tests {
         assert_eq!(normalize(&format!("JWT {JWT}")).unwrap(), format!("JWT {JWT}"));
         assert_eq!(normalize(&format!("jwt {JWT}\n")).unwrap(), format!("JWT {JWT}"));
         assert_eq!(normalize(&format!("  {JWT}  ")).unwrap(), format!("JWT {JWT}"));
+        assert_eq!(
+            normalize("a.b.").unwrap(),
+            "JWT a.b.",
+            "an empty signature is the server's to refuse"
+        );
     }
 
     #[test]
@@ -168,6 +186,11 @@ mod tests {
             "a.b".to_owned(),
             "<b>.x.y z".to_owned(),
             "..".to_owned(),
+            "a.b.c.d".to_owned(),
+            ".b.c".to_owned(),
+            "a..c".to_owned(),
+            "a.b.c=".to_owned(),
+            "a.b/c.d".to_owned(),
         ] {
             assert!(normalize(&bad).is_err(), "{bad:?}");
         }

@@ -226,7 +226,7 @@ pub fn check_at(token: &str, project: &ProjectId, secret: &ProjectSecret, now: u
         Some((scheme, rest)) => {
             if rest.contains(' ') {
                 report.push(Rejected, C::Scheme, "more than one space: the server answers 403");
-            } else if !scheme.eq_ignore_ascii_case("jwt") {
+            } else if !crate::is_token_scheme(scheme) {
                 report.push(
                     Rejected,
                     C::Scheme,

@@ -25,6 +25,14 @@ pub enum Error {
         /// Its length in bytes, once trimmed.
         len: usize,
     },
+    /// A setting the command needs was not given.
+    #[error("no {what}: {how}")]
+    NotConfigured {
+        /// What is missing.
+        what: &'static str,
+        /// How to give it.
+        how: &'static str,
+    },
     /// The secret file could not be read.
     #[error("cannot read the secret file {path}: {source}")]
     SecretFile {

@@ -20,6 +20,8 @@
 //! # Ok::<(), tiledesk_jwt::Error>(())
 //! ```
 
+#[cfg(feature = "clap")]
+pub mod args;
 mod check;
 mod claims;
 mod error;
@@ -33,10 +35,28 @@ pub use claims::{
 };
 pub use error::Error;
 pub use issuer::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, TokenIssuer, VisitorToken};
-pub use project::{MIN_SECRET_LEN, ProjectId, ProjectSecret, TILEDESK_AUDIENCE_PREFIX};
+pub use project::{InvalidProjectId, MIN_SECRET_LEN, ProjectId, ProjectSecret, TILEDESK_AUDIENCE_PREFIX};
 
 /// The `sub` every visitor token carries: Tiledesk treats any other subject as a dashboard user.
 pub const VISITOR_SUBJECT: &str = "userexternal";
 
 /// The scheme the Tiledesk server expects in front of the token, with its one space.
 pub const TOKEN_SCHEME_PREFIX: &str = "JWT ";
+
+/// Whether `scheme` is the one the Tiledesk server reads in front of a token: `JWT`, in any case (it splits the
+/// `Authorization` value on one space and compares the scheme case-insensitively).
+#[inline]
+pub fn is_token_scheme(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("JWT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_token_scheme;
+
+    #[test]
+    fn token_scheme() {
+        assert!(is_token_scheme("JWT") && is_token_scheme("jwt") && is_token_scheme("Jwt"));
+        assert!(!is_token_scheme("Bearer") && !is_token_scheme("JWT ") && !is_token_scheme(""));
+    }
+}

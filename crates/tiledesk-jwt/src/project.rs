@@ -13,6 +13,12 @@ pub const TILEDESK_AUDIENCE_PREFIX: &str = "https://tiledesk.com/projects/";
 
 const MAX_PROJECT_ID_LEN: usize = 64;
 
+/// Why a text cannot be a project id: [`ProjectId::check`]'s error, and the reason in
+/// [`Error::InvalidProjectId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid project id: {0}")]
+pub struct InvalidProjectId(pub &'static str);
+
 /// A Tiledesk project id (in practice a 24-digit hex Mongo id).
 ///
 /// Only ASCII letters, digits, `-` and `_` are accepted: the id becomes a URL path segment in `aud`
@@ -24,25 +30,28 @@ impl ProjectId {
     /// Checks and wraps a project id.
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
-        if id.is_empty() {
-            return Err(Error::InvalidProjectId {
-                reason: "it is empty",
-            });
+        match Self::check(&id) {
+            Ok(()) => Ok(Self(id)),
+            Err(InvalidProjectId(reason)) => Err(Error::InvalidProjectId { reason }),
         }
-        if id.len() > MAX_PROJECT_ID_LEN {
-            return Err(Error::InvalidProjectId {
-                reason: "it is longer than 64 characters",
-            });
-        }
-        if !id
+    }
+
+    /// Checks a project id without keeping it (the browser module checks its `projectId` option with it).
+    #[inline]
+    pub fn check(id: &str) -> Result<(), InvalidProjectId> {
+        let reason = if id.is_empty() {
+            "it is empty"
+        } else if id.len() > MAX_PROJECT_ID_LEN {
+            "it is longer than 64 characters"
+        } else if !id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(Error::InvalidProjectId {
-                reason: "only ASCII letters, digits, '-' and '_' are allowed",
-            });
-        }
-        Ok(Self(id))
+            "only ASCII letters, digits, '-' and '_' are allowed"
+        } else {
+            return Ok(());
+        };
+        Err(InvalidProjectId(reason))
     }
 
     /// The id as text.

@@ -1,7 +1,7 @@
 //! `tiledesk-mock`: runs the Tiledesk test double on a local port and prints its URL.
 
 use clap::Parser;
-use tiledesk_jwt::{ProjectId, ProjectSecret};
+use tiledesk_jwt::args::ProjectArgs;
 use tiledesk_mock::{MockState, WidgetSource};
 use tracing_subscriber::EnvFilter;
 
@@ -12,20 +12,9 @@ struct Args {
     /// Address to listen on (port 0 picks a free one; the URL is printed).
     #[arg(long, env = "TILEDESK_MOCK_LISTEN", default_value = "127.0.0.1:0")]
     listen: std::net::SocketAddr,
-    /// The project the mock holds.
-    #[arg(long, env = "TILEDESK_PROJECT_ID")]
-    project_id: ProjectId,
-    /// That project's secret.
-    #[arg(
-        long,
-        env = "TILEDESK_SECRET",
-        hide_env_values = true,
-        conflicts_with = "secret_file"
-    )]
-    secret: Option<ProjectSecret>,
-    /// A file holding that project's secret.
-    #[arg(long, env = "TILEDESK_SECRET_FILE")]
-    secret_file: Option<std::path::PathBuf>,
+    /// The project the mock holds, and its secret.
+    #[command(flatten)]
+    project: ProjectArgs,
     /// Serve the real Tiledesk widget built in this directory (`cargo xtask widget`) instead of the stand-in.
     #[arg(long)]
     widget_dir: Option<std::path::PathBuf>,
@@ -44,12 +33,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
         .init();
-    let secret = match (args.secret, args.secret_file) {
-        (Some(secret), _) => secret,
-        (None, Some(path)) => ProjectSecret::from_file(path)?,
-        (None, None) => anyhow::bail!("no project secret: set TILEDESK_SECRET or TILEDESK_SECRET_FILE"),
-    };
-    let mut state = MockState::new(args.project_id, secret);
+    let (project, secret) = args.project.resolve()?;
+    let mut state = MockState::new(project, secret);
     if let Some(dir) = args.widget_dir {
         anyhow::ensure!(
             dir.join("launch.js").is_file(),

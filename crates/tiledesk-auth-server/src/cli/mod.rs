@@ -14,14 +14,13 @@ pub use serve::ServeArgs;
 pub use token::{CheckTokenArgs, TokenArgs};
 pub use users::UsersCommand;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
-use tiledesk_jwt::{MAX_TOKEN_TTL, ProjectId, ProjectSecret};
+use tiledesk_jwt::MAX_TOKEN_TTL;
+pub use tiledesk_jwt::args::ProjectArgs;
 
 /// Signs a site's logged-in users into the Tiledesk chat widget with verified tokens.
 #[derive(Debug, Parser)]
@@ -44,60 +43,6 @@ pub enum Command {
     Token(TokenArgs),
     /// Check a token against Tiledesk's rules; exit 1 when Tiledesk would reject it or it is dangerous.
     CheckToken(CheckTokenArgs),
-}
-
-/// The Tiledesk project and its shared secret.
-#[derive(Debug, Args)]
-pub struct ProjectArgs {
-    /// The Tiledesk project id (dashboard: Settings > Project).
-    #[arg(long, env = "TILEDESK_PROJECT_ID")]
-    pub project_id: Option<ProjectId>,
-    /// The project's shared secret. Prefer --secret-file: a flag is visible to other local users.
-    #[arg(
-        long,
-        env = "TILEDESK_SECRET",
-        hide_env_values = true,
-        conflicts_with = "secret_file"
-    )]
-    pub secret: Option<SecretArg>,
-    /// A file holding the project's shared secret (a trailing newline is ignored).
-    #[arg(long, env = "TILEDESK_SECRET_FILE")]
-    pub secret_file: Option<PathBuf>,
-}
-
-/// The secret as given on the command line or in `TILEDESK_SECRET`, checked by [`ProjectArgs::resolve`]: were clap
-/// to check it, its error would quote the refused value, the secret itself, on stderr.
-#[derive(Clone)]
-pub struct SecretArg(zeroize::Zeroizing<String>);
-
-impl std::str::FromStr for SecretArg {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(zeroize::Zeroizing::new(s.to_owned())))
-    }
-}
-
-impl std::fmt::Debug for SecretArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl ProjectArgs {
-    /// The project id and secret, or one clear line saying which is missing.
-    pub fn resolve(&self) -> anyhow::Result<(ProjectId, ProjectSecret)> {
-        let Some(project) = self.project_id.clone() else {
-            bail!("no Tiledesk project id: set TILEDESK_PROJECT_ID or pass --project-id");
-        };
-        let secret = match (&self.secret, &self.secret_file) {
-            (Some(SecretArg(secret)), _) => ProjectSecret::new(secret)?,
-            (None, Some(path)) => ProjectSecret::from_file(path)?,
-            (None, None) => bail!(
-                "no Tiledesk project secret: set TILEDESK_SECRET_FILE (or TILEDESK_SECRET), or pass --secret-file"
-            ),
-        };
-        Ok((project, secret))
-    }
 }
 
 /// Where the users live.

@@ -182,12 +182,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let reload = Reload {
         project,
         ttl: args.token_ttl,
-        secret_file: args
-            .project
-            .secret
-            .is_none()
-            .then_some(args.project.secret_file)
-            .flatten(),
+        secret_file: args.project.secret_file().map(Path::to_owned),
         api_key_file: args.api_key.is_none().then_some(args.api_key_file).flatten(),
         issuer: state.issuer.clone(),
         api_key: state.api_key.clone(),
