@@ -1,6 +1,7 @@
 //! Strict JSON bodies: `application/json` only, one object, no key twice, no key the endpoint does not know,
 //! each field of the right type, with a precise error for each way a body can be wrong.
 
+use std::cell::Cell;
 use std::fmt;
 
 use axum::body::Bytes;
@@ -58,61 +59,24 @@ fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
     mime.eq_ignore_ascii_case("application/json")
 }
 
-/// Parses `bytes` as one JSON object, refusing duplicate keys at its top level.
+/// Parses `bytes` as one JSON object, refusing a key given twice in any object of it.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let duplicate = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
+    let root = StrictValue {
+        path: Path::Root,
+        duplicate: &duplicate,
+    };
     let parsed = de
-        .deserialize_any(StrictObject)
-        .and_then(|map| de.end().map(|()| map));
-    parsed.map_err(|err| {
-        let text = err.to_string();
-        match text.strip_prefix(DUPLICATE_PREFIX) {
-            Some(rest) => ApiError::DuplicateField(truncate(rest.split(" at line").next().unwrap_or(rest))),
-            None if text.starts_with(NOT_OBJECT) => {
-                ApiError::InvalidJson("the body must be a JSON object".to_owned())
-            }
-            None => ApiError::InvalidJson(format!("the body is not valid JSON: {text}")),
-        }
-    })
-}
-
-const DUPLICATE_PREFIX: &str = "duplicate key: ";
-const NOT_OBJECT: &str = "not an object";
-
-struct StrictObject;
-
-impl<'de> Visitor<'de> for StrictObject {
-    type Value = Map<String, Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
-        strict_map(access, Path::Root)
-    }
-
-    // Anything but an object: consume it whole so the message is ours, not a half-parsed one.
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_OBJECT))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_OBJECT))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_OBJECT))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_OBJECT))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_OBJECT))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_OBJECT))
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(de::Error::custom(NOT_OBJECT))
+        .deserialize_any(root)
+        .and_then(|value| de.end().map(|()| value));
+    match (parsed, duplicate.take()) {
+        (_, Some(path)) => Err(ApiError::DuplicateField(truncate(&path))),
+        (Ok(Value::Object(map)), None) => Ok(map),
+        (Ok(_), None) => Err(ApiError::InvalidJson("the body must be a JSON object".to_owned())),
+        (Err(err), None) => Err(ApiError::InvalidJson(format!(
+            "the body is not valid JSON: {err}"
+        ))),
     }
 }
 
@@ -136,26 +100,22 @@ impl fmt::Display for Path<'_> {
     }
 }
 
-/// The entries of an object at `path`, each value strict in turn: a key twice, at any depth, is an error naming it
-/// by its path.
-fn strict_map<'de, A: MapAccess<'de>>(mut access: A, path: Path<'_>) -> Result<Map<String, Value>, A::Error> {
-    let mut map = Map::new();
-    while let Some(key) = access.next_key::<String>()? {
-        if map.contains_key(&key) {
-            return Err(de::Error::custom(format_args!(
-                "{DUPLICATE_PREFIX}{}",
-                Path::Key(&path, &key)
-            )));
-        }
-        let value = access.next_value_seed(StrictValue(Path::Key(&path, &key)))?;
-        map.insert(key, value);
-    }
-    Ok(map)
+/// Any JSON value found at a path, in which a key given twice, at any depth, stops the parse: its path is left in
+/// `duplicate` (the parse error itself only says it stopped). serde_json's own nesting limit still applies: each
+/// level goes through its `deserialize_any`.
+struct StrictValue<'p> {
+    path: Path<'p>,
+    duplicate: &'p Cell<Option<String>>,
 }
 
-/// Any JSON value found at a path, with objects inside it as strict as the body. serde_json's own nesting limit
-/// still applies: each level goes through its `deserialize_any`.
-struct StrictValue<'p>(Path<'p>);
+impl StrictValue<'_> {
+    fn at<'q>(&'q self, path: Path<'q>) -> StrictValue<'q> {
+        StrictValue {
+            path,
+            duplicate: self.duplicate,
+        }
+    }
+}
 
 impl<'de> de::DeserializeSeed<'de> for StrictValue<'_> {
     type Value = Value;
@@ -195,13 +155,22 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = access.next_element_seed(StrictValue(Path::Index(&self.0, items.len())))? {
+        while let Some(item) = access.next_element_seed(self.at(Path::Index(&self.path, items.len())))? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Value, A::Error> {
-        strict_map(access, self.0).map(Value::Object)
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                self.duplicate.set(Some(Path::Key(&self.path, &key).to_string()));
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let value = access.next_value_seed(self.at(Path::Key(&self.path, &key)))?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -304,6 +273,15 @@ mod tests {
         ] {
             assert_eq!(code(bad), "invalid_json", "{:?}", String::from_utf8_lossy(bad));
         }
+        // Which of the two: told by what was parsed, not by the words of serde's message.
+        let message = |bytes: &[u8]| match parse_object(bytes) {
+            Err(ApiError::InvalidJson(message)) => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(message(b"[1]"), "the body must be a JSON object");
+        assert_eq!(message(br#""not an object""#), "the body must be a JSON object");
+        assert!(message(b"{\"a\":}").starts_with("the body is not valid JSON: "));
+        assert!(message(br#"{"duplicate key: a": 1,"#).starts_with("the body is not valid JSON: "));
     }
 
     #[test]
