@@ -4,9 +4,9 @@
 use std::cell::Cell;
 use std::fmt;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -30,23 +30,24 @@ pub(crate) struct JsonObject(pub(crate) Map<String, Value>);
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let deadline = req.extensions().get::<BodyTimeout>().copied().unwrap_or_default();
-        let read = Bytes::from_request(req, state);
+        let read = Limited::new(req.into_body(), crate::MAX_BODY_BYTES).collect();
         // A client trickling its body (slow-loris) holds a connection and a task: it gets a deadline.
         let bytes = tokio::time::timeout(deadline.0, read)
             .await
             .map_err(|_| ApiError::RequestTimeout)?
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            .map_err(|err| {
+                if err.is::<LengthLimitError>() {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::InvalidJson("the body could not be read".to_owned())
                 }
-            })?;
+            })?
+            .to_bytes();
         parse_object(&bytes).map(Self)
     }
 }

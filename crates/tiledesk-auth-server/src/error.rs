@@ -193,7 +193,7 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let body = Json(json!({ "error": self.code(), "message": self.to_string() }));
-        let mut response = (status, body).into_response();
+        let mut response = (status, [crate::routes::NO_STORE], body).into_response();
         let headers = response.headers_mut();
         match &self {
             Self::TooManyAttempts { retry_after } | Self::Busy { retry_after } => {

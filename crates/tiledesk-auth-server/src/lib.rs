@@ -16,12 +16,16 @@ pub mod serve;
 pub mod throttle;
 pub mod users;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::Response;
 use tiledesk_jwt::TokenIssuer;
+use tower::Service;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -95,9 +99,34 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Reloadable<T> {
     }
 }
 
+/// What [`app`] builds and [`serve::serve`] serves: an HTTP service that answers every request (its errors are
+/// answers too), cheap to clone.
+pub trait HttpService:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The whole HTTP service: `POST /auth`, `POST /tokens` (with an API key configured), `GET /healthz`, and the
-/// static files of `static_dir` for every other `GET`.
-pub fn app(state: AppState) -> Router {
+/// static files of `static_dir` for every other `GET`. Hyper clones it for every request.
+///
+/// What applies to every answer (CORS, `nosniff`, the trace span) wraps the router from outside, as axum's guide to
+/// middleware shows for middleware that runs around routing: a layer added with `Router::layer` wraps each route
+/// in one more boxed service, and every request clones every box. `Cache-Control: no-store` is set by the answers
+/// that need it (every answer carrying a token, and every [`ApiError`]) rather than by a layer per route.
+pub fn app(state: AppState) -> impl HttpService {
     let mut router = Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router());
@@ -125,14 +154,22 @@ pub fn app(state: AppState) -> Router {
         ),
         None => router.fallback(routes::not_found),
     };
-    router
+    let router = router
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Arc::new(state));
+    // A span and a log line per request, at debug level: only when that level is on, since the layer reads the
+    // clock four times per answer and wraps its body whether or not anything is logged.
+    let trace = tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG).then(|| {
+        tower::ServiceBuilder::new()
+            .map_response(|response: Response<_>| response.map(Body::new))
+            .layer(TraceLayer::new_for_http())
+    });
+    tower::ServiceBuilder::new()
+        .option_layer(trace)
+        .option_layer(cors)
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(tower::util::option_layer(cors))
-        .layer(TraceLayer::new_for_http())
-        .with_state(Arc::new(state))
+        .service(router)
 }

@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -171,7 +170,7 @@ impl Drop for Counted {
 /// after its current request, and returns once all are closed or [`Limits::shutdown_timeout`] has passed.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl crate::HttpService,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {

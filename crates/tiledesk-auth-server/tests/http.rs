@@ -845,6 +845,12 @@ async fn static_dir_serves_the_site_beside_the_api() {
     let page = app.send(Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.text, "<h1>shop</h1>");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        page.header("cache-control"),
+        None,
+        "the site's own files may be cached"
+    );
     let wasm = app
         .send(Request::get("/pkg/module.wasm").body(Body::empty()).unwrap())
         .await;
@@ -898,6 +904,8 @@ async fn static_dir_serves_the_site_beside_the_api() {
         (StatusCode::UNAUTHORIZED, "invalid_credentials"),
         "the API is unchanged"
     );
+    assert_eq!(api.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(api.header("cache-control"), Some("no-store"));
     let health = app
         .send(Request::get("/healthz").body(Body::empty()).unwrap())
         .await;

@@ -154,6 +154,40 @@ fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
     }
 }
 
+/// At the default level the service logs what it decides, not each request: the per-request span and its lines
+/// exist only from `debug` on (the full session above checks them at `trace`).
+#[test]
+fn at_the_default_level_requests_leave_no_line_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        &[],
+        &[
+            ("RUST_LOG", "info".to_owned()),
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET", SECRET.to_owned()),
+            (
+                "TILEDESK_AUTH_DATABASE",
+                format!("sqlite://{}", dir.path().join("users.db").display()),
+            ),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(http(server.addr, "GET", "/healthz?probe=quiet", &[], "").0, 200);
+    }
+    assert_eq!(http(server.addr, "GET", "/nowhere?probe=quiet", &[], "").0, 404);
+    signal(&server, "TERM");
+    assert!(server.wait_exit().success());
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("listening on") && logs.contains("stopped"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("probe=quiet") && !logs.contains("processing request"),
+        "{logs}"
+    );
+}
+
 /// Whether `token` (`JWT <jwt>`) is a valid visitor token of the test project signed with `secret`.
 fn signed_with(token: &str, secret: &str) -> bool {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);

@@ -76,15 +76,36 @@ pub(super) fn wrk_timeout(
     timeout_secs: u32,
 ) -> anyhow::Result<Load> {
     let threads = connections.clamp(1, 2);
-    let output = Command::new("wrk")
+    run_wrk(wrk_command(threads, connections, secs, timeout_secs), script, url)
+}
+
+/// [`wrk`] with one thread, kept to CPU `cpu` (see [`super::servers::pinned`]).
+pub(super) fn wrk_on(
+    cpu: usize,
+    url: &str,
+    script: &Path,
+    connections: u32,
+    secs: u32,
+) -> anyhow::Result<Load> {
+    run_wrk(pinned(&wrk_command(1, connections, secs, 10), cpu), script, url)
+}
+
+fn wrk_command(threads: u32, connections: u32, secs: u32, timeout_secs: u32) -> Command {
+    let mut command = Command::new("wrk");
+    command
         .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
         .args([
             "-d",
             &format!("{secs}s"),
             "--timeout",
             &format!("{timeout_secs}s"),
-            "-s",
-        ])
+        ]);
+    command
+}
+
+fn run_wrk(mut command: Command, script: &Path, url: &str) -> anyhow::Result<Load> {
+    let output = command
+        .arg("-s")
         .arg(script)
         .arg(url)
         .output()
@@ -144,7 +165,7 @@ pub(super) fn summarise(runs: &[Load]) -> Load {
     }
 }
 
-/// `POST /auth` with the benchmark user's correct password.
+/// `POST /tokens` with the API key and the benchmark's body.
 pub(super) fn tokens_script(dir: &Path, project: &Project) -> anyhow::Result<PathBuf> {
     let bearer = format!("Bearer {}", project.api_key);
     wrk_script(

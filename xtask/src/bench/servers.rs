@@ -79,6 +79,11 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
 
 /// The release `tiledesk-auth serve`, with the API key (so `POST /tokens` exists), at the default log level.
 pub(super) fn start_server(project: &Project, dir: &Path) -> anyhow::Result<Server> {
+    start_server_on(project, dir, None)
+}
+
+/// [`start_server`], its threads kept to CPU `cpu` when one is given (see [`pinned`]).
+pub(super) fn start_server_on(project: &Project, dir: &Path, cpu: Option<usize>) -> anyhow::Result<Server> {
     let port = free_port()?;
     let key_file = dir.join("api-key");
     std::fs::write(&key_file, &project.api_key)?;
@@ -90,11 +95,45 @@ pub(super) fn start_server(project: &Project, dir: &Path) -> anyhow::Result<Serv
         // wrk's connections all come from 127.0.0.1: the per-address cap (256) would refuse the benches' own
         // clients. The login floods come from addresses of their own (see `flood.rs`).
         .args(["--max-connections-per-address", "4096"]);
+    let command = match cpu {
+        Some(cpu) => pinned(&command, cpu),
+        None => command,
+    };
     let (process, _) = spawn_ready(command, "listening on", true)?;
     Ok(Server {
         process,
         url: format!("http://127.0.0.1:{port}"),
     })
+}
+
+/// `command` run by `taskset -c <cpu>`: the process and every thread it starts stay on that CPU, and the runtime,
+/// which sizes its worker pool from the CPUs it may use, starts one worker. Two servers compared this way get the
+/// same CPU each, and the load generator, pinned to another, takes none of it.
+pub(super) fn pinned(command: &Command, cpu: usize) -> Command {
+    let mut taskset = Command::new("taskset");
+    taskset
+        .args(["-c", &cpu.to_string()])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => taskset.env(name, value),
+            None => taskset.env_remove(name),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        taskset.current_dir(dir);
+    }
+    taskset
+}
+
+/// Whether [`pinned`] can give a server and its load generator a CPU each.
+pub(super) fn can_pin() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
 }
 
 /// `bench/baseline-node/server.js`: Express + jsonwebtoken, the tutorial's stack; `tuned`: with the secret made a
@@ -118,14 +157,18 @@ pub(super) fn start_baseline(project: &Project, tuned: bool) -> anyhow::Result<S
     })
 }
 
-/// `bench/baseline-axum`, release build (see [`super::service::floor`]).
-pub(super) fn start_bare_axum(project: &Project) -> anyhow::Result<Server> {
+/// `bench/baseline-axum`, release build (see [`super::service::floor`]), on CPU `cpu` when one is given.
+pub(super) fn start_bare_axum(project: &Project, cpu: Option<usize>) -> anyhow::Result<Server> {
     let port = free_port()?;
     let mut command = Command::new(root().join("target/release/baseline-axum"));
     command
         .env("PORT", port.to_string())
         .env("TILEDESK_PROJECT_ID", &project.id)
         .env("TILEDESK_SECRET", &project.secret);
+    let command = match cpu {
+        Some(cpu) => pinned(&command, cpu),
+        None => command,
+    };
     let (process, _) = spawn_ready(command, "listening on", false)?;
     Ok(Server {
         process,

@@ -9,7 +9,7 @@ use axum::routing::post;
 use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
 
-use super::{ClientAddr, TokenResponse, UserView, no_store};
+use super::{ClientAddr, TokenResponse, UserView};
 use crate::body::{Fields, JsonObject};
 use crate::device::{self, DeviceCookies};
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
@@ -17,7 +17,7 @@ use crate::users::email_key;
 use crate::{ApiError, Shared};
 
 pub(crate) fn router() -> Router<Shared> {
-    no_store(Router::new().route("/auth", post(sign_in)))
+    Router::new().route("/auth", post(sign_in))
 }
 
 async fn sign_in(

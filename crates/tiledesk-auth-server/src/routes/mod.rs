@@ -7,14 +7,13 @@ pub(crate) mod tokens;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use serde::Serialize;
 use tiledesk_jwt::VisitorToken;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{ApiError, Shared};
 
@@ -54,19 +53,16 @@ impl TokenResponse {
     }
 }
 
+/// An answer that carries a token: no cache, shared or private, may keep it.
 impl IntoResponse for TokenResponse {
     fn into_response(self) -> Response {
-        Json(self).into_response()
+        ([NO_STORE], Json(self)).into_response()
     }
 }
 
-/// Routes whose answers carry a token: no cache, shared or private, may keep them.
-pub(crate) fn no_store(router: Router<Shared>) -> Router<Shared> {
-    router.layer(SetResponseHeaderLayer::overriding(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    ))
-}
+/// `Cache-Control: no-store`, on every answer that carries a token and on every error.
+pub(crate) const NO_STORE: (header::HeaderName, HeaderValue) =
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 
 /// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded (see [`crate::proxy`]).
 /// Tests through `oneshot` without connect info get `0.0.0.0`.

@@ -9,12 +9,12 @@ use axum::routing::post;
 use serde_json::Value;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 
-use super::{ClientAddr, TokenResponse, UserView, no_store};
+use super::{ClientAddr, TokenResponse, UserView};
 use crate::body::{Fields, JsonObject};
 use crate::{ApiError, Shared};
 
 pub(crate) fn router() -> Router<Shared> {
-    no_store(Router::new().route("/tokens", post(issue_token)))
+    Router::new().route("/tokens", post(issue_token))
 }
 
 /// Proof that the caller presented the configured API key. Checked before the body is even read.

@@ -6,7 +6,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -18,13 +17,14 @@ use tiledesk_auth_server::{
 };
 use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
 use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 
 pub const PROJECT: &str = "64f0c0ffee0123456789abcd";
 pub const SECRET: &str = "3f1c9a52-test-secret-2b8e6d4f0a17";
 pub const API_KEY: &str = "site-backend-key-0123456789";
 
 pub struct TestApp {
-    pub router: Router,
+    pub router: BoxCloneSyncService<Request<Body>, axum::response::Response, std::convert::Infallible>,
     pub state: AppState,
     _dir: tempfile::TempDir,
 }
@@ -71,7 +71,7 @@ pub async fn test_app(options: Options) -> TestApp {
         trusted_proxies: parsed(&options.trusted_proxies),
     };
     TestApp {
-        router: app(state.clone()),
+        router: BoxCloneSyncService::new(app(state.clone())),
         state,
         _dir: dir,
     }
