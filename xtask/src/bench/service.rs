@@ -271,7 +271,7 @@ pub(super) fn floor(plan: &Plan, project: &Project, dir: &Path, report: &mut Rep
     let mut table = String::from(
         "| connections | tiledesk-auth req/s, p50 / p99 | bare axum req/s, p50 / p99 | ratio per round | ratio (target at least 0.9) |\n|---|---|---|---|---|\n",
     );
-    let rounds = plan.rounds.max(5);
+    let rounds = plan.rounds.max(7);
     for connections in [16, 256] {
         let mut runs: [Vec<Load>; 2] = Default::default();
         let mut ratios = Vec::new();
