@@ -3,6 +3,9 @@
 //!
 //! No I/O beyond reading a secret file on request, so it compiles for any target.
 //!
+//! With the `clap` feature, `args::ProjectArgs` gives a command line `--project-id`, `--secret` and
+//! `--secret-file` (with their environment variables), resolved the way `tiledesk-auth` resolves them.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer, VisitorClaims};
