@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::fmt;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -34,22 +35,44 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let deadline = req.extensions().get::<BodyTimeout>().copied().unwrap_or_default();
-        let read = Limited::new(req.into_body(), crate::MAX_BODY_BYTES).collect();
-        // A client trickling its body (slow-loris) holds a connection and a task: it gets a deadline.
-        let bytes = tokio::time::timeout(deadline.0, read)
-            .await
-            .map_err(|_| ApiError::RequestTimeout)?
-            .map_err(|err| {
-                if err.is::<LengthLimitError>() {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::InvalidJson("the body could not be read".to_owned())
-                }
-            })?
-            .to_bytes();
-        parse_object(&bytes).map(Self)
+        parse_object(&read(req).await?).map(Self)
     }
+}
+
+/// A request body that is either empty (no `Content-Type` needed) or a [`JsonObject`].
+#[derive(Debug)]
+pub(crate) struct OptionalJsonObject(pub(crate) Option<Map<String, Value>>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let json = is_json_content_type(req.headers().get(header::CONTENT_TYPE));
+        let bytes = read(req).await?;
+        match (bytes.is_empty(), json) {
+            (true, _) => Ok(Self(None)),
+            (false, true) => parse_object(&bytes).map(|map| Self(Some(map))),
+            (false, false) => Err(ApiError::UnsupportedMediaType),
+        }
+    }
+}
+
+/// The whole body, at most [`crate::MAX_BODY_BYTES`], within the connection's [`BodyTimeout`].
+async fn read(req: Request) -> Result<Bytes, ApiError> {
+    let deadline = req.extensions().get::<BodyTimeout>().copied().unwrap_or_default();
+    let read = Limited::new(req.into_body(), crate::MAX_BODY_BYTES).collect();
+    // A client trickling its body (slow-loris) holds a connection and a task: it gets a deadline.
+    let collected = tokio::time::timeout(deadline.0, read)
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+        .map_err(|err| {
+            if err.is::<LengthLimitError>() {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidJson("the body could not be read".to_owned())
+            }
+        })?;
+    Ok(collected.to_bytes())
 }
 
 fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {

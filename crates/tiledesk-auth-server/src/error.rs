@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::session::SessionError;
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -65,6 +67,9 @@ pub enum ApiError {
         /// When the caller may try again.
         retry_after: Duration,
     },
+    /// The session bridge could not sign the visitor in (see [`crate::session`]).
+    #[error("{}", .0.public_message())]
+    Session(#[from] crate::session::SessionError),
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -94,6 +99,11 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidCredentials | Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Session(err) => match err {
+                SessionError::Rejected(_) => StatusCode::UNAUTHORIZED,
+                SessionError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            },
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,6 +128,7 @@ impl ApiError {
             Self::InvalidApiKey => "invalid_api_key",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Busy { .. } => "busy",
+            Self::Session(err) => err.code(),
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "service_unavailable",
@@ -190,12 +201,19 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Unavailable(source) => tracing::error!(error = %source, "user database unavailable"),
             Self::Internal(source) => tracing::error!(error = format!("{source:#}"), "internal error"),
+            Self::Session(SessionError::Rejected(status)) => {
+                tracing::debug!(%status, "session bridge: the site does not know the visitor");
+            }
+            Self::Session(err) => crate::log::failed("session bridge failed", err),
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let body = Json(json!({ "error": self.code(), "message": self.to_string() }));
         let mut response = (status, [crate::routes::NO_STORE], body).into_response();
         let headers = response.headers_mut();
         match &self {
+            Self::Session(SessionError::Busy) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
             Self::TooManyAttempts { retry_after } | Self::Busy { retry_after } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

@@ -13,6 +13,7 @@ pub mod passwords;
 pub mod proxy;
 mod routes;
 pub mod serve;
+pub mod session;
 pub mod throttle;
 pub mod users;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub static_dir: Option<Arc<std::path::Path>>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see [`proxy`]); none by default.
     pub trusted_proxies: Arc<[proxy::TrustedProxy]>,
+    /// The site's own login, asked for a `POST /auth` without credentials (see [`session`]); none by default.
+    pub session: Option<Arc<session::SessionBridge>>,
 }
 
 /// The state the router holds: one reference count per request instead of one per field (`State` clones it).

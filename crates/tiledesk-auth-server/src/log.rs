@@ -45,6 +45,14 @@ pub(crate) fn refused(kind: &'static str, address: IpAddr) {
     }
 }
 
+/// Logs a failure of `kind` (a fixed sentence) with what caused it, sampled like [`refused`]: a visitor can cause
+/// these at will too (a session bridge whose site is down fails for every sign-in).
+pub(crate) fn failed(kind: &'static str, cause: &dyn std::fmt::Display) {
+    if let Some(left_out) = SAMPLER.admit(kind, Instant::now()) {
+        tracing::warn!(left_out, "{kind}: {cause}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

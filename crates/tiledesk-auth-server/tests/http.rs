@@ -490,8 +490,9 @@ async fn bad_input_gets_a_precise_4xx() {
             StatusCode::BAD_REQUEST,
             "invalid_json",
         ),
+        // An empty body is no credentials at /auth (tests/session.rs), but nothing to read at /tokens.
         (
-            "/auth",
+            "/tokens",
             Some("application/json"),
             "".into(),
             StatusCode::BAD_REQUEST,

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::api_key::ApiKeyError;
 use crate::serve::defaults;
+use crate::session::SessionBridge;
 use crate::users::UserStore;
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
 
@@ -55,6 +56,14 @@ pub struct ServeArgs {
     /// A directory of static files to serve at / (your site, same-origin with /auth: no CORS needed).
     #[arg(long, env = "TILEDESK_AUTH_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+    /// Sign in a `POST /auth` that carries no credentials as whoever the site's own session says: the service asks
+    /// `GET <URL>` with the visitor's Cookie and Authorization headers, and the site answers 200 with
+    /// `{"id", "email"?, "firstname"?, "lastname"?, "attributes"?}` or 401/403 (README: "Bring your own login").
+    #[arg(long, env = "TILEDESK_AUTH_SESSION_URL")]
+    pub session_url: Option<String>,
+    /// How long the site has to answer the session check.
+    #[arg(long, env = "TILEDESK_AUTH_SESSION_TIMEOUT", default_value_t = Timeout(crate::session::DEFAULT_TIMEOUT))]
+    pub session_timeout: Timeout,
     /// Time a client has to send a request's headers, and then its body (e.g. 10s). Also the longest an idle
     /// keep-alive connection stays open.
     #[arg(long, env = "TILEDESK_AUTH_READ_TIMEOUT", default_value_t = Timeout(defaults::READ_TIMEOUT))]
@@ -150,6 +159,19 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let session = match &args.session_url {
+        Some(url) => {
+            let bridge = SessionBridge::new(url, args.session_timeout.0)?;
+            if bridge.sends_cookies_in_clear() {
+                tracing::warn!(
+                    url = bridge.url(),
+                    "--session-url is plain http to another machine: visitors' session cookies cross the network unencrypted"
+                );
+            }
+            Some(Arc::new(bridge))
+        }
+        None => None,
+    };
     let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)
         .await
@@ -163,6 +185,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         allowed_origins: args.allowed_origins.into(),
         static_dir: args.static_dir.map(Into::into),
         trusted_proxies: args.trusted_proxies.clone().into(),
+        session,
     };
     let listener = TcpListener::bind(args.listen)
         .await
@@ -174,6 +197,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokens_route = state.api_key.is_some(),
         allowed_origins = state.allowed_origins.len(),
         trusted_proxies = state.trusted_proxies.len(),
+        session_url = state.session.as_ref().map(|bridge| bridge.url()),
         read_timeout_ms = args.read_timeout.0.as_millis(),
         max_connections = args.max_connections,
         "tiledesk-auth listening on http://{}",

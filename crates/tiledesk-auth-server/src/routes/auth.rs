@@ -1,4 +1,6 @@
-//! `POST /auth`: email and password in, a visitor token for that user out.
+//! `POST /auth`: a visitor token for whoever the request proves to be. Email and password in the body: a user of
+//! the password store. No body at all (or `{}`) with `--session-url`: whoever the site's own session says (see
+//! [`crate::session`]).
 
 use std::time::SystemTime;
 
@@ -10,9 +12,10 @@ use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
 
 use super::{ClientAddr, TokenResponse, UserView};
-use crate::body::{Fields, JsonObject};
+use crate::body::{Fields, OptionalJsonObject};
 use crate::device::{self, DeviceCookies};
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
+use crate::session::SessionBridge;
 use crate::users::email_key;
 use crate::{ApiError, Shared};
 
@@ -24,7 +27,42 @@ async fn sign_in(
     State(state): State<Shared>,
     ClientAddr(address): ClientAddr,
     headers: HeaderMap,
-    JsonObject(body): JsonObject,
+    OptionalJsonObject(body): OptionalJsonObject,
+) -> Result<(HeaderMap, TokenResponse), ApiError> {
+    let credentials = body.filter(|body| !body.is_empty());
+    match (credentials, &state.session) {
+        (Some(body), _) => with_password(&state, address, &headers, body).await,
+        (None, Some(bridge)) => Ok((HeaderMap::new(), from_session(&state, bridge, &headers).await?)),
+        (None, None) => Err(ApiError::MissingField("email")),
+    }
+}
+
+/// Signs in whoever the site's session says the visitor is.
+async fn from_session(
+    state: &Shared,
+    bridge: &SessionBridge,
+    headers: &HeaderMap,
+) -> Result<TokenResponse, ApiError> {
+    let user = bridge.visitor(headers).await?;
+    let token = state.issuer.get().mint(&user.claims)?;
+    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in by the site's session");
+    Ok(TokenResponse::new(
+        &token,
+        UserView {
+            id: user.id,
+            email: user.email,
+            firstname: user.firstname,
+            lastname: user.lastname,
+        },
+    ))
+}
+
+/// Signs in a user of the password store.
+async fn with_password(
+    state: &Shared,
+    address: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: serde_json::Map<String, serde_json::Value>,
 ) -> Result<(HeaderMap, TokenResponse), ApiError> {
     let mut fields = Fields::new(body, &["email", "password"])?;
     let email = fields.required_str("email", MAX_EMAIL_LEN)?;
@@ -39,7 +77,7 @@ async fn sign_in(
     let cookies = DeviceCookies::new(issuer.secret());
     // A browser that signed in to this account before is judged on its own failures (see `device.rs`).
     let device =
-        device::presented(&headers).and_then(|value| cookies.verify(value, &account, SystemTime::now()));
+        device::presented(headers).and_then(|value| cookies.verify(value, &account, SystemTime::now()));
 
     // Counted from here, before the password is checked: concurrent guesses see each other.
     let attempt = state

@@ -11,6 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use tiledesk_auth_server::session::{self, SessionBridge};
 use tiledesk_auth_server::users::{NewUser, User};
 use tiledesk_auth_server::{
     ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy, UserStore, app,
@@ -37,6 +38,10 @@ pub struct Options {
     pub trusted_proxies: Vec<&'static str>,
     /// The password hasher; two threads with the default queue when `None`.
     pub passwords: Option<Passwords>,
+    /// `--session-url`.
+    pub session_url: Option<String>,
+    /// The session bridge's time limit; its default when `None`.
+    pub session_timeout: Option<std::time::Duration>,
 }
 
 pub fn project() -> ProjectId {
@@ -69,6 +74,12 @@ pub async fn test_app(options: Options) -> TestApp {
         allowed_origins: parsed(&options.origins),
         static_dir: options.static_dir.map(Into::into),
         trusted_proxies: parsed(&options.trusted_proxies),
+        session: options.session_url.map(|url| {
+            Arc::new(
+                SessionBridge::new(&url, options.session_timeout.unwrap_or(session::DEFAULT_TIMEOUT))
+                    .unwrap(),
+            )
+        }),
     };
     TestApp {
         router: BoxCloneSyncService::new(app(state.clone())),

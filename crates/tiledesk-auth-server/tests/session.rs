@@ -1,0 +1,346 @@
+//! The session bridge (`--session-url`) against a small site with real cookie sessions: its login sets a session
+//! cookie, its `/me` answers who holds it. A `POST /auth` without credentials that carries the cookie is signed in
+//! as that user; the site sees the visitor's Cookie and Authorization headers and nothing else; every way the site
+//! can fail is a stable code, with none of the site's words.
+
+#![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use common::{Options, PROJECT, post_json, test_app};
+use serde_json::{Value, json};
+
+/// What the site saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    body: usize,
+}
+
+#[derive(Clone, Default)]
+struct SiteState {
+    /// Session id to user name: the site's own sessions.
+    sessions: Arc<Mutex<HashMap<String, String>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// The site, on a port of its own.
+struct Site {
+    url: String,
+    state: SiteState,
+}
+
+impl Site {
+    async fn start() -> Self {
+        let state = SiteState::default();
+        let app = axum::Router::new()
+            .route("/login", post(login))
+            .route("/me", get(me))
+            .route("/status/{code}", get(status))
+            .route(
+                "/redirect",
+                get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/me")]) }),
+            )
+            .route(
+                "/slow",
+                get(|| async { tokio::time::sleep(Duration::from_secs(60)).await }),
+            )
+            .route("/answer/{name}", get(answer))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), record))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Signs `user` in on the site, as a browser would, and returns the cookie the site set.
+    async fn sign_in(&self, user: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/login", self.url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(json!({ "user": user }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        set_cookie.split(';').next().unwrap().to_owned()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+}
+
+async fn record(State(site): State<SiteState>, request: Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    site.seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        headers: parts.headers.clone(),
+        body: bytes.len(),
+    });
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+async fn login(State(site): State<SiteState>, Json(body): Json<Value>) -> Response {
+    let user = body["user"].as_str().unwrap().to_owned();
+    let sid = uuid::Uuid::new_v4().simple().to_string();
+    site.sessions.lock().unwrap().insert(sid.clone(), user);
+    (
+        [(
+            header::SET_COOKIE,
+            format!("sid={sid}; HttpOnly; SameSite=Lax; Path=/"),
+        )],
+        "signed in",
+    )
+        .into_response()
+}
+
+async fn me(State(site): State<SiteState>, headers: HeaderMap) -> Response {
+    let sid = headers
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').find_map(|kv| kv.trim().strip_prefix("sid=")))
+        .map(str::to_owned);
+    let user = sid.and_then(|sid| site.sessions.lock().unwrap().get(&sid).cloned());
+    match user.as_deref() {
+        Some("ada") => Json(json!({
+            "id": "ada-1",
+            "email": "ada@example.com",
+            "firstname": "Ada",
+            "lastname": "Lovelace",
+            "attributes": {"plan": "pro"}
+        }))
+        .into_response(),
+        Some(other) => Json(json!({ "id": other })).into_response(),
+        None => (StatusCode::UNAUTHORIZED, "please log in").into_response(),
+    }
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        "SITE-INTERNALS: stack trace at db.query(users)",
+    )
+        .into_response()
+}
+
+async fn answer(Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "numeric" => Json(json!({ "id": 1234, "firstname": "Num" })).into_response(),
+        "role" => Json(json!({ "id": "eve", "attributes": { "role": "agent" } })).into_response(),
+        "html" => "<html>SITE-INTERNALS login page</html>".into_response(),
+        "huge" => Json(json!({ "id": "big", "attributes": { "blob": "x".repeat(100_000) } })).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn bridge_to(url: String, timeout: Option<Duration>) -> common::TestApp {
+    test_app(Options {
+        session_url: Some(url),
+        session_timeout: timeout,
+        ..Options::default()
+    })
+    .await
+}
+
+fn auth_without_credentials(headers: &[(&str, &str)]) -> axum::http::Request<Body> {
+    let mut request = axum::http::Request::post("/auth");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn the_sites_session_cookie_signs_the_visitor_in_as_the_sites_user() {
+    let site = Site::start().await;
+    let app = bridge_to(format!("{}/me", site.url), None).await;
+    let cookie = site.sign_in("ada").await;
+
+    let reply = app
+        .send(auth_without_credentials(&[
+            ("cookie", &format!("theme=dark; {cookie}")),
+            ("authorization", "Bearer site-session-token"),
+            ("x-site-secret", "only-for-tiledesk-auth"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("user-agent", "visitor-browser/1.0"),
+        ]))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.header("set-cookie"),
+        None,
+        "no device cookie: no password was checked"
+    );
+    assert_eq!(
+        reply.json["user"],
+        json!({"id": "ada-1", "email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"})
+    );
+    let report = tiledesk_jwt::check(
+        reply.json["token"].as_str().unwrap(),
+        &common::project(),
+        &common::secret(),
+    );
+    assert!(report.findings().is_empty(), "{report}");
+    let claims = report.claims().unwrap();
+    assert_eq!(
+        claims["_id"],
+        format!("{PROJECT}_ada-1"),
+        "namespaced like every user id"
+    );
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(claims["attributes"], json!({"plan": "pro"}));
+
+    // The site saw one GET of its URL with the visitor's Cookie and Authorization, and nothing else of the request.
+    let seen = site.seen();
+    let asked = seen.iter().filter(|s| s.path == "/me").collect::<Vec<_>>();
+    assert_eq!(asked.len(), 1, "{seen:?}");
+    let asked = asked[0];
+    assert_eq!((asked.method.as_str(), asked.body), ("GET", 0));
+    assert_eq!(
+        asked.headers[header::COOKIE],
+        format!("theme=dark; {cookie}").as_str()
+    );
+    assert_eq!(asked.headers[header::AUTHORIZATION], "Bearer site-session-token");
+    for name in ["x-site-secret", "x-forwarded-for", "content-type"] {
+        assert!(
+            !asked.headers.contains_key(name),
+            "{name} was forwarded: {asked:?}"
+        );
+    }
+    assert_ne!(asked.headers[header::USER_AGENT], "visitor-browser/1.0");
+
+    // `{}` as JSON is "no credentials" too; an integer id is taken as its text.
+    let numeric = bridge_to(format!("{}/answer/numeric", site.url), None).await;
+    let reply = numeric.send(post_json("/auth", "{}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["user"]["id"], "1234");
+}
+
+#[tokio::test]
+async fn no_session_or_an_unknown_one_is_401_auth_rejected() {
+    let site = Site::start().await;
+    let app = bridge_to(format!("{}/me", site.url), None).await;
+    for headers in [&[][..], &[("cookie", "sid=00000000000000000000000000000000")][..]] {
+        let reply = app.send(auth_without_credentials(headers)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "auth_rejected")
+        );
+        assert!(!reply.text.contains("please log in"), "{}", reply.text);
+    }
+    let forbidden = bridge_to(format!("{}/status/403", site.url), None).await;
+    let reply = forbidden.send(auth_without_credentials(&[])).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "auth_rejected")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_site_is_a_502_with_a_stable_code_and_none_of_its_words() {
+    let site = Site::start().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/me", listener.local_addr().unwrap())
+    };
+    let cases = [
+        (format!("{}/status/500", site.url), "session_failed"),
+        (format!("{}/status/404", site.url), "session_failed"),
+        (format!("{}/redirect", site.url), "session_failed"),
+        (format!("{}/answer/html", site.url), "session_invalid"),
+        (format!("{}/answer/role", site.url), "session_invalid"),
+        (format!("{}/answer/huge", site.url), "session_invalid"),
+        (format!("{}/slow", site.url), "session_unreachable"),
+        (closed, "session_unreachable"),
+    ];
+    for (url, code) in cases {
+        let app = bridge_to(url.clone(), Some(Duration::from_millis(300))).await;
+        let reply = app.send(auth_without_credentials(&[("cookie", "sid=x")])).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_GATEWAY, code),
+            "{url}"
+        );
+        for words in [
+            "SITE-INTERNALS",
+            "agent",
+            "role",
+            "500",
+            "404",
+            "Connection refused",
+        ] {
+            assert!(!reply.text.contains(words), "{url}: {}", reply.text);
+        }
+        assert!(
+            reply.json["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("the site's login"))
+        );
+    }
+    let seen = site.seen();
+    assert!(seen.iter().any(|s| s.path == "/redirect"));
+    assert!(
+        !seen.iter().any(|s| s.path == "/me"),
+        "a redirect is not followed: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_in_the_body_still_go_to_the_password_store() {
+    let site = Site::start().await;
+    let app = bridge_to(format!("{}/me", site.url), None).await;
+    app.add_user("marie@example.com", "correct horse", None).await;
+    let cookie = site.sign_in("ada").await;
+    let mut wrong = post_json("/auth", r#"{"email": "marie@example.com", "password": "nope"}"#);
+    wrong
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    let reply = app.send(wrong).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+        "a wrong password is not rescued by the site's session"
+    );
+    let right = app
+        .send(post_json(
+            "/auth",
+            r#"{"email": "marie@example.com", "password": "correct horse"}"#,
+        ))
+        .await;
+    assert_eq!(right.status, StatusCode::OK);
+    assert!(
+        !site.seen().iter().any(|s| s.path == "/me"),
+        "the site was not asked"
+    );
+}
+
+#[tokio::test]
+async fn without_a_bridge_a_request_without_credentials_is_told_what_is_missing() {
+    let app = test_app(Options::default()).await;
+    for request in [auth_without_credentials(&[]), post_json("/auth", "{}")] {
+        let reply = app.send(request).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "missing_field")
+        );
+        assert_eq!(reply.json["message"], "`email` is required");
+    }
+}
