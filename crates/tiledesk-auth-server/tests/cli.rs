@@ -410,3 +410,73 @@ fn check_token_flags_role_missing_expiry_and_other_project() {
     assert_eq!(code, 1);
     assert!(stdout.starts_with("REJECTED"), "{stdout}");
 }
+
+/// A site that answers every request with `response` (a whole HTTP/1.1 response), on a thread, until dropped with
+/// the test.
+fn answering(response: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/me", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn serve_check_says_what_is_enabled_and_refuses_a_session_url_that_signs_in_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("users.db").display());
+    let check = |session_url: Option<&str>| {
+        let mut args = vec!["serve", "--check", "--database", &db];
+        if let Some(url) = session_url {
+            args.extend(["--session-url", url, "--session-timeout", "2s"]);
+        }
+        run_cli(&args, &project_env(), "")
+    };
+
+    let (code, stdout, stderr) = check(None);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("0 user(s)") && stdout.contains("session bridge: off"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("POST /tokens  off") && stdout.trim_end().ends_with("all well"),
+        "{stdout}"
+    );
+
+    let refusing = answering("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let (code, stdout, _) = check(Some(&refusing));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("session bridge {refusing}: ok: 401")),
+        "{stdout}"
+    );
+
+    let anyone = answering(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\nconnection: close\r\n\r\n{\"id\":\"admin\"}",
+    );
+    let (code, stdout, _) = check(Some(&anyone));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("user `admin`") && stdout.contains("every visitor would be signed in"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("NOT well: see FAILED above"),
+        "{stdout}"
+    );
+
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/me", listener.local_addr().unwrap())
+    };
+    let (code, stdout, _) = check(Some(&closed));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("FAILED: the site cannot be reached"), "{stdout}");
+}

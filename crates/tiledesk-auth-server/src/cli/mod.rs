@@ -97,7 +97,7 @@ fn parse_attribute(text: &str) -> Result<(String, String), String> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::serve(args).await,
         Command::Users(command) => users::users(command).await.map(|()| ExitCode::SUCCESS),
         Command::Token(args) => token::token(&args).map(|()| ExitCode::SUCCESS),
         Command::CheckToken(args) => token::check_token(&args),

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::api_key::ApiKeyError;
 use crate::serve::defaults;
-use crate::session::SessionBridge;
+use crate::session::{SessionBridge, SessionError};
 use crate::users::UserStore;
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
 
@@ -93,6 +94,10 @@ pub struct ServeArgs {
     /// After SIGTERM or Ctrl-C, how long requests in flight have to finish before their connections are closed.
     #[arg(long, env = "TILEDESK_AUTH_SHUTDOWN_TIMEOUT", default_value_t = Timeout(defaults::SHUTDOWN_TIMEOUT))]
     pub shutdown_timeout: Timeout,
+    /// Check the configuration and what it relies on (the user database, the session bridge's site), print what
+    /// is enabled, and exit without serving: 0 when all is well, 1 otherwise.
+    #[arg(long)]
+    pub check: bool,
 }
 
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {
@@ -142,7 +147,7 @@ fn inside(file: &Path, dir: &Path) -> bool {
 }
 
 /// Configuration is checked in full before the listener is bound.
-pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (project, secret) = args.project.resolve()?;
     let api_key = args.api_key()?;
     if let Some(dir) = &args.static_dir {
@@ -187,6 +192,15 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies.clone().into(),
         session,
     };
+    if args.check {
+        let healthy = check(&state, &args.database.database).await;
+        users.close().await;
+        return Ok(if healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -229,7 +243,84 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     reloader.abort();
     users.close().await;
     tracing::info!("stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve --check`: what is enabled, one line each, and whether what it relies on answers as it should.
+async fn check(state: &AppState, database: &str) -> bool {
+    let mut healthy = true;
+    let issuer = state.issuer.get();
+    println!(
+        "project       {} (tokens live {})",
+        issuer.project(),
+        humantime::format_duration(issuer.ttl())
+    );
+    match state.users.list().await {
+        Ok(users) => println!(
+            "POST /auth    password store {}: {} user(s)",
+            database,
+            users.len()
+        ),
+        Err(err) => {
+            healthy = false;
+            println!("POST /auth    password store {database}: FAILED: {err}");
+        }
+    }
+    match &state.session {
+        None => println!("              session bridge: off (no --session-url)"),
+        Some(bridge) => {
+            // A request with no cookie at all must be refused: a site that answers it with a user would sign every
+            // visitor in as that user.
+            let verdict = match bridge.visitor(&axum::http::HeaderMap::new()).await {
+                Err(SessionError::Rejected(status)) => {
+                    Ok(format!("ok: {status} to a visitor without a session"))
+                }
+                Ok(user) => Err(format!(
+                    "answered 200 with user `{}` to a request without any cookie: every visitor would be signed in \
+                     as that user; it must answer 401 when nobody is signed in",
+                    user.id
+                )),
+                Err(err) => Err(err.to_string()),
+            };
+            match verdict {
+                Ok(line) => println!("              session bridge {}: {line}", bridge.url()),
+                Err(problem) => {
+                    healthy = false;
+                    println!("              session bridge {}: FAILED: {problem}", bridge.url());
+                }
+            }
+        }
+    }
+    match &state.api_key {
+        Some(keys) => println!("POST /tokens  on ({} API key(s))", keys.get().count()),
+        None => println!("POST /tokens  off (no API key)"),
+    }
+    match &state.static_dir {
+        Some(dir) => println!("static site   {}", dir.display()),
+        None => println!("static site   none"),
+    }
+    println!(
+        "browsers      {}",
+        if state.allowed_origins.is_empty() {
+            "same origin only".to_owned()
+        } else {
+            let origins: Vec<_> = state
+                .allowed_origins
+                .iter()
+                .filter_map(|o| o.to_str().ok())
+                .collect();
+            format!("same origin and {}", origins.join(", "))
+        }
+    );
+    println!(
+        "{}",
+        if healthy {
+            "all well"
+        } else {
+            "NOT well: see FAILED above"
+        }
+    );
+    healthy
 }
 
 /// Re-reads the secret file and the API key file on SIGHUP: rotation without a restart. New requests use the new
