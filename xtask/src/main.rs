@@ -360,6 +360,15 @@ fn test() -> anyhow::Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings"),
         false,
     );
+    let mut provider = Command::new("npm");
+    provider
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(root().join("crates/tiledesk-auth-server/tests/oidc"));
+    gates.run(
+        "npm ci: the OpenID provider the OIDC bridge is tested against (oidc-provider 8)",
+        &mut provider,
+        false,
+    );
     gates.run(
         "cargo test --workspace (all but the end-to-end tests, which need the package)",
         cargo().args(["test", "--workspace", "--exclude", "tiledesk-e2e"]),

@@ -8,7 +8,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::oidc::OidcError;
 use crate::session::SessionError;
+
+impl From<OidcError> for ApiError {
+    fn from(err: OidcError) -> Self {
+        match err {
+            OidcError::Invalid(why) => Self::InvalidIdToken(why),
+            OidcError::Unavailable(why) => Self::IdentityProviderUnavailable(why),
+        }
+    }
+}
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +80,12 @@ pub enum ApiError {
     /// The session bridge could not sign the visitor in (see [`crate::session`]).
     #[error("{}", .0.public_message())]
     Session(#[from] crate::session::SessionError),
+    /// The ID token does not sign the visitor in (see [`crate::oidc`]); why goes to the log.
+    #[error("the ID token is not valid for this service")]
+    InvalidIdToken(String),
+    /// The identity provider's keys cannot be fetched.
+    #[error("the identity provider cannot be reached; try again in 5 s")]
+    IdentityProviderUnavailable(String),
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -99,6 +115,8 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidCredentials | Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidIdToken(_) => StatusCode::UNAUTHORIZED,
+            Self::IdentityProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Session(err) => match err {
                 SessionError::Rejected(_) => StatusCode::UNAUTHORIZED,
                 SessionError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -129,6 +147,8 @@ impl ApiError {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Busy { .. } => "busy",
             Self::Session(err) => err.code(),
+            Self::InvalidIdToken(_) => "invalid_id_token",
+            Self::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "service_unavailable",
@@ -205,12 +225,19 @@ impl IntoResponse for ApiError {
                 tracing::debug!(%status, "session bridge: the site does not know the visitor");
             }
             Self::Session(err) => crate::log::failed("session bridge failed", err),
+            Self::InvalidIdToken(why) => crate::log::failed("ID token refused", why),
+            Self::IdentityProviderUnavailable(why) => {
+                crate::log::failed("identity provider unavailable", why);
+            }
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let body = Json(json!({ "error": self.code(), "message": self.to_string() }));
         let mut response = (status, [crate::routes::NO_STORE], body).into_response();
         let headers = response.headers_mut();
         match &self {
+            Self::IdentityProviderUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(5));
+            }
             Self::Session(SessionError::Busy) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
             }

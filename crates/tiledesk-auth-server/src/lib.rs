@@ -9,6 +9,7 @@ pub mod cli;
 pub mod device;
 pub mod error;
 mod log;
+pub mod oidc;
 pub mod passwords;
 pub mod proxy;
 mod routes;
@@ -63,6 +64,9 @@ pub struct AppState {
     pub trusted_proxies: Arc<[proxy::TrustedProxy]>,
     /// The site's own login, asked for a `POST /auth` without credentials (see [`session`]); none by default.
     pub session: Option<Arc<session::SessionBridge>>,
+    /// The site's identity provider, whose ID tokens `POST /auth` takes as `Authorization: Bearer` (see [`oidc`]);
+    /// none by default.
+    pub oidc: Option<Arc<oidc::OidcBridge>>,
 }
 
 /// The state the router holds: one reference count per request instead of one per field (`State` clones it).

@@ -33,6 +33,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start: its size costs nothing
 pub enum Command {
     /// Run the HTTP service (POST /auth, POST /tokens, GET /healthz).
     Serve(ServeArgs),

@@ -15,6 +15,7 @@ use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
 use tokio::net::TcpListener;
 
 use crate::api_key::ApiKeyError;
+use crate::oidc::OidcBridge;
 use crate::serve::defaults;
 use crate::session::{SessionBridge, SessionError};
 use crate::users::UserStore;
@@ -65,6 +66,14 @@ pub struct ServeArgs {
     /// How long the site has to answer the session check.
     #[arg(long, env = "TILEDESK_AUTH_SESSION_TIMEOUT", default_value_t = Timeout(crate::session::DEFAULT_TIMEOUT))]
     pub session_timeout: Timeout,
+    /// Sign in a `POST /auth` that carries `Authorization: Bearer <ID token>` as the token's subject, when this
+    /// OpenID Connect issuer signed it for --oidc-audience (an https URL; its discovery document and keys are
+    /// fetched from it).
+    #[arg(long, env = "TILEDESK_AUTH_OIDC_ISSUER", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The site's client id at the OpenID Connect provider: the `aud` its ID tokens must carry.
+    #[arg(long, env = "TILEDESK_AUTH_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
     /// Time a client has to send a request's headers, and then its body (e.g. 10s). Also the longest an idle
     /// keep-alive connection stays open.
     #[arg(long, env = "TILEDESK_AUTH_READ_TIMEOUT", default_value_t = Timeout(defaults::READ_TIMEOUT))]
@@ -177,6 +186,14 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let oidc = match (&args.oidc_issuer, &args.oidc_audience) {
+        (Some(issuer), Some(audience)) => Some(Arc::new(OidcBridge::new(
+            issuer,
+            audience,
+            crate::oidc::DEFAULT_TIMEOUT,
+        )?)),
+        _ => None,
+    };
     let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)
         .await
@@ -191,6 +208,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         static_dir: args.static_dir.map(Into::into),
         trusted_proxies: args.trusted_proxies.clone().into(),
         session,
+        oidc,
     };
     if args.check {
         let healthy = check(&state, &args.database.database).await;
@@ -212,6 +230,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed_origins = state.allowed_origins.len(),
         trusted_proxies = state.trusted_proxies.len(),
         session_url = state.session.as_ref().map(|bridge| bridge.url()),
+        oidc_issuer = state.oidc.as_ref().map(|bridge| bridge.issuer()),
         read_timeout_ms = args.read_timeout.0.as_millis(),
         max_connections = args.max_connections,
         "tiledesk-auth listening on http://{}",
@@ -290,6 +309,20 @@ async fn check(state: &AppState, database: &str) -> bool {
                 }
             }
         }
+    }
+    match &state.oidc {
+        None => println!("              OpenID Connect: off (no --oidc-issuer)"),
+        Some(bridge) => match bridge.check().await {
+            Ok(keys) => println!(
+                "              OpenID Connect {} for {}: ok: {keys} key(s) published",
+                bridge.issuer(),
+                bridge.audience()
+            ),
+            Err(err) => {
+                healthy = false;
+                println!("              OpenID Connect {}: FAILED: {err}", bridge.issuer());
+            }
+        },
     }
     match &state.api_key {
         Some(keys) => println!("POST /tokens  on ({} API key(s))", keys.get().count()),

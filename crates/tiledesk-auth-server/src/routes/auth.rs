@@ -1,6 +1,7 @@
 //! `POST /auth`: a visitor token for whoever the request proves to be. Email and password in the body: a user of
 //! the password store. No body at all (or `{}`) with `--session-url`: whoever the site's own session says (see
-//! [`crate::session`]).
+//! [`crate::session`]). No body with `Authorization: Bearer <ID token>` and `--oidc-issuer`: the token's subject (see
+//! [`crate::oidc`]).
 
 use std::time::SystemTime;
 
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 use super::{ClientAddr, TokenResponse, UserView};
 use crate::body::{Fields, OptionalJsonObject};
 use crate::device::{self, DeviceCookies};
+use crate::oidc::OidcBridge;
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
 use crate::session::SessionBridge;
 use crate::users::email_key;
@@ -30,11 +32,39 @@ async fn sign_in(
     OptionalJsonObject(body): OptionalJsonObject,
 ) -> Result<(HeaderMap, TokenResponse), ApiError> {
     let credentials = body.filter(|body| !body.is_empty());
-    match (credentials, &state.session) {
-        (Some(body), _) => with_password(&state, address, &headers, body).await,
-        (None, Some(bridge)) => Ok((HeaderMap::new(), from_session(&state, bridge, &headers).await?)),
-        (None, None) => Err(ApiError::MissingField("email")),
+    if let Some(body) = credentials {
+        return with_password(&state, address, &headers, body).await;
     }
+    if let (Some(bridge), Some(token)) = (&state.oidc, bearer(&headers)) {
+        return Ok((HeaderMap::new(), from_id_token(&state, bridge, token).await?));
+    }
+    match &state.session {
+        Some(bridge) => Ok((HeaderMap::new(), from_session(&state, bridge, &headers).await?)),
+        None => Err(ApiError::MissingField("email")),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Signs in the subject of an ID token from the site's identity provider.
+async fn from_id_token(state: &Shared, bridge: &OidcBridge, token: &str) -> Result<TokenResponse, ApiError> {
+    let user = bridge.visitor(token).await?;
+    let token = state.issuer.get().mint(&user.claims)?;
+    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in by an ID token");
+    Ok(TokenResponse::new(
+        &token,
+        UserView {
+            id: user.id,
+            email: user.email,
+            firstname: user.firstname,
+            lastname: user.lastname,
+        },
+    ))
 }
 
 /// Signs in whoever the site's session says the visitor is.

@@ -42,6 +42,8 @@ pub struct Options {
     pub session_url: Option<String>,
     /// The session bridge's time limit; its default when `None`.
     pub session_timeout: Option<std::time::Duration>,
+    /// The OpenID Connect bridge.
+    pub oidc: Option<Arc<tiledesk_auth_server::oidc::OidcBridge>>,
 }
 
 pub fn project() -> ProjectId {
@@ -80,6 +82,7 @@ pub async fn test_app(options: Options) -> TestApp {
                     .unwrap(),
             )
         }),
+        oidc: options.oidc,
     };
     TestApp {
         router: BoxCloneSyncService::new(app(state.clone())),

@@ -1,0 +1,345 @@
+//! The OpenID Connect bridge (`serve --oidc-issuer URL --oidc-audience CLIENT_ID`): a `POST /auth` with
+//! `Authorization: Bearer <ID token>` signs the visitor in as the token's subject, when the site's identity provider
+//! (Auth0, Keycloak, Google, Entra...) signed it for this site.
+//!
+//! The provider's keys come from its discovery document (`/.well-known/openid-configuration`, whose `issuer` must be
+//! the configured one) and its JWKS, cached; a token signed with a key id not in the cache makes the service fetch
+//! the JWKS again, at most once per [`REFETCH_INTERVAL`], so a flood of made-up key ids is not a flood of fetches.
+//! Only asymmetric signatures are taken (RS256, ES256, EdDSA), each with a key of its own kind from the JWKS: `none`
+//! and HMAC are refused before any key is looked at, so a token "signed" with the provider's public key as an HMAC
+//! secret goes nowhere, and a key in the token's own header is never used. `iss`, `aud`, `exp` and `nbf` are checked
+//! with [`LEEWAY`]. The user id is `sub`; names come from `given_name` and `family_name`, and the email only when
+//! `email_verified` is true.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tiledesk_jwt::{VisitorClaims, VisitorClaimsBuilder};
+use tokio::sync::Mutex;
+
+/// The signature algorithms taken: asymmetric only.
+pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
+/// Clock difference allowed on `exp` and `nbf`.
+pub const LEEWAY: Duration = Duration::from_secs(60);
+
+/// Least time between two fetches of the provider's keys (after a failed one too).
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The default time the provider has to answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest discovery document or JWKS read, in bytes.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// Checks ID tokens from one issuer, for one audience.
+#[derive(Debug)]
+pub struct OidcBridge {
+    issuer: String,
+    audience: String,
+    client: reqwest::Client,
+    refetch_interval: Duration,
+    keys: Mutex<Keys>,
+}
+
+#[derive(Debug, Default)]
+struct Keys {
+    set: Option<Arc<JwkSet>>,
+    /// When the keys were last asked for, whether or not that worked.
+    fetched_at: Option<Instant>,
+}
+
+/// The visitor an ID token proves: the claims to mint, and what the answer tells the page.
+#[derive(Debug)]
+pub struct IdentifiedUser {
+    /// The claims, checked.
+    pub claims: VisitorClaims,
+    /// The provider's `sub`.
+    pub id: String,
+    /// The email, when the provider says it is verified.
+    pub email: Option<String>,
+    /// `given_name`.
+    pub firstname: Option<String>,
+    /// `family_name`.
+    pub lastname: Option<String>,
+}
+
+/// Why an ID token does not sign the visitor in.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OidcError {
+    /// The token is not one this service takes: its words say why, for the log.
+    #[error("the ID token is refused: {0}")]
+    Invalid(String),
+    /// The provider's keys cannot be had (it is down, or answers nonsense) and none cached fits the token.
+    #[error("the identity provider's keys cannot be fetched: {0}")]
+    Unavailable(String),
+}
+
+/// Why `--oidc-issuer` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcConfigError {
+    /// Not an `https` URL (plain `http` is taken for loopback hosts only, for tests and local providers).
+    #[error("--oidc-issuer {0}: {1}")]
+    Refused(String, &'static str),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client for --oidc-issuer: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// The claims read from an ID token.
+#[derive(Debug, Deserialize)]
+struct IdClaims {
+    sub: String,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+}
+
+/// The part of the discovery document used.
+#[derive(Debug, Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+impl OidcBridge {
+    /// A bridge for tokens `issuer` signs for `audience` (the site's client id at the provider).
+    pub fn new(issuer: &str, audience: &str, timeout: Duration) -> Result<Self, OidcConfigError> {
+        let url = reqwest::Url::parse(issuer)
+            .map_err(|_| OidcConfigError::Refused(issuer.to_owned(), "not a URL"))?;
+        let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+            || url.host_str() == Some("localhost");
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(OidcConfigError::Refused(
+                    issuer.to_owned(),
+                    "an issuer is an https URL (plain http only on this machine)",
+                ));
+            }
+        }
+        if audience.trim().is_empty() {
+            return Err(OidcConfigError::Refused(
+                issuer.to_owned(),
+                "--oidc-audience is empty",
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .user_agent(concat!("tiledesk-auth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(OidcConfigError::Client)?;
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            client,
+            refetch_interval: REFETCH_INTERVAL,
+            keys: Mutex::new(Keys::default()),
+        })
+    }
+
+    /// The same bridge with another least time between two key fetches (tests use a short one).
+    #[must_use]
+    pub fn with_refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Fetches the provider's keys now (`serve --check`): how many it publishes.
+    pub async fn check(&self) -> Result<usize, OidcError> {
+        let set = self.fetch_keys().await?;
+        let count = set.keys.len();
+        let mut keys = self.keys.lock().await;
+        keys.set = Some(Arc::new(set));
+        keys.fetched_at = Some(Instant::now());
+        Ok(count)
+    }
+
+    /// Checks `token` and returns the visitor it proves.
+    pub async fn visitor(&self, token: &str) -> Result<IdentifiedUser, OidcError> {
+        let invalid = |why: &dyn std::fmt::Display| OidcError::Invalid(why.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|err| invalid(&err))?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(invalid(&format_args!("algorithm {:?} is not taken", header.alg)));
+        }
+        let jwk = self.key_for(header.kid.as_deref(), header.alg).await?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|err| invalid(&err))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY.as_secs();
+        validation.validate_nbf = true;
+        let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
+            .map_err(|err| invalid(&err))?
+            .claims;
+        user(claims).map_err(|err| invalid(&err))
+    }
+
+    /// The provider's key for `kid` that fits `alg`, from the cache or, when it is not there, from a fresh fetch.
+    async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, OidcError> {
+        let mut keys = self.keys.lock().await;
+        if let Some(set) = &keys.set
+            && let Some(jwk) = pick(set, kid, alg)
+        {
+            return Ok(jwk.clone());
+        }
+        let due = keys
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= self.refetch_interval);
+        if !due {
+            return Err(match keys.set {
+                Some(_) => OidcError::Invalid(format!("no key {kid:?} for {alg:?} in the provider's keys")),
+                None => OidcError::Unavailable("the last fetch failed; waiting before the next".to_owned()),
+            });
+        }
+        keys.fetched_at = Some(Instant::now());
+        let set = Arc::new(self.fetch_keys().await?);
+        keys.set = Some(Arc::clone(&set));
+        tracing::info!(issuer = %self.issuer, keys = set.keys.len(), "identity provider keys fetched");
+        pick(&set, kid, alg)
+            .cloned()
+            .ok_or_else(|| OidcError::Invalid(format!("no key {kid:?} for {alg:?} in the provider's keys")))
+    }
+
+    async fn fetch_keys(&self) -> Result<JwkSet, OidcError> {
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = self.get_json(&discovery_url).await?;
+        if discovery.issuer != self.issuer {
+            return Err(OidcError::Unavailable(format!(
+                "the discovery document names the issuer {:?}, not {:?}",
+                discovery.issuer, self.issuer
+            )));
+        }
+        self.get_json(&discovery.jwks_uri).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OidcError> {
+        let unavailable = |why: &dyn std::fmt::Display| OidcError::Unavailable(format!("{url}: {why}"));
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|err| unavailable(&err))?;
+        if !response.status().is_success() {
+            return Err(unavailable(&response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|err| unavailable(&err))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(unavailable(&"larger than 256 KiB"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|err| unavailable(&err))
+    }
+}
+
+/// The key named `kid` (or, without one, the only key) whose kind fits `alg`, and whose own `alg`, when it says
+/// one, is `alg`.
+fn pick<'a>(set: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
+    let fits = |jwk: &&Jwk| {
+        let kind = matches!(
+            (&jwk.algorithm, alg),
+            (AlgorithmParameters::RSA(_), Algorithm::RS256)
+                | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+                | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        );
+        let declared = jwk
+            .common
+            .key_algorithm
+            .is_none_or(|declared| Algorithm::try_from(declared).is_ok_and(|declared| declared == alg));
+        kind && declared
+    };
+    match kid {
+        Some(kid) => set
+            .keys
+            .iter()
+            .filter(|jwk| jwk.common.key_id.as_deref() == Some(kid))
+            .find(fits),
+        None => {
+            let mut fitting = set.keys.iter().filter(fits);
+            let only = fitting.next();
+            only.filter(|_| fitting.next().is_none())
+        }
+    }
+}
+
+fn user(claims: IdClaims) -> Result<IdentifiedUser, tiledesk_jwt::Error> {
+    // An unverified email could be anyone's: it is left out, not trusted.
+    let email = claims
+        .email
+        .filter(|_| claims.email_verified == Some(true))
+        .filter(|email| tiledesk_jwt::is_valid_email(email));
+    let built = VisitorClaims::builder(claims.sub.as_str())
+        .with(email.as_deref(), VisitorClaimsBuilder::email)
+        .with(claims.given_name.as_deref(), VisitorClaimsBuilder::firstname)
+        .with(claims.family_name.as_deref(), VisitorClaimsBuilder::lastname)
+        .build()?;
+    Ok(IdentifiedUser {
+        claims: built,
+        id: claims.sub,
+        email,
+        firstname: claims.given_name,
+        lastname: claims.family_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_are_https_but_on_this_machine() {
+        assert!(OidcBridge::new("https://id.example.com", "site", DEFAULT_TIMEOUT).is_ok());
+        assert!(OidcBridge::new("http://127.0.0.1:4000", "site", DEFAULT_TIMEOUT).is_ok());
+        for issuer in ["http://id.example.com", "id.example.com", "ftp://id.example.com"] {
+            assert!(
+                OidcBridge::new(issuer, "site", DEFAULT_TIMEOUT).is_err(),
+                "{issuer}"
+            );
+        }
+        assert!(OidcBridge::new("https://id.example.com", " ", DEFAULT_TIMEOUT).is_err());
+    }
+
+    #[test]
+    fn an_unverified_email_is_left_out() {
+        let claims = |verified| IdClaims {
+            sub: "s-1".to_owned(),
+            email: Some("ada@example.com".to_owned()),
+            email_verified: verified,
+            given_name: Some("Ada".to_owned()),
+            family_name: None,
+        };
+        assert_eq!(
+            user(claims(Some(true))).unwrap().email.as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(user(claims(Some(false))).unwrap().email, None);
+        assert_eq!(user(claims(None)).unwrap().email, None);
+        assert_eq!(user(claims(None)).unwrap().claims.email(), None);
+    }
+}

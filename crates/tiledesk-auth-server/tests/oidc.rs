@@ -1,0 +1,356 @@
+//! The OpenID Connect bridge (`--oidc-issuer`, `--oidc-audience`) against a real, independent provider: npm's
+//! `oidc-provider` 8 (OpenID Certified) on Node, run by these tests (`tests/oidc/provider.mjs`; `cargo xtask test`
+//! installs it with `npm ci`). Its ID tokens sign visitors in, for each of RS256, ES256 and EdDSA; `none`, HMAC with
+//! the provider's public key, another audience, another issuer, an expired or altered token are refused; a flood of
+//! unknown key ids is not a flood of key fetches; a provider that is down is a `503`, and logins recover when it is
+//! back.
+
+#![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Options, PROJECT, TestApp, test_app};
+use serde_json::{Value, json};
+use tiledesk_auth_server::oidc::OidcBridge;
+use tiledesk_test_support::{Process, free_port, try_start};
+
+/// The provider, running until dropped.
+struct Provider {
+    _process: Process,
+    url: String,
+}
+
+fn provider_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
+}
+
+/// Starts the provider on `port`, signing with the keys in `keys` (made there on first start), naming itself the
+/// issuer on `issuer_port` (its own port when `None`).
+fn start_provider(keys: &Path, port: u16, issuer_port: Option<u16>) -> Provider {
+    assert!(
+        provider_dir().join("node_modules/oidc-provider").is_dir(),
+        "the test provider is not installed: run `cargo xtask test`, or `npm ci` in {}",
+        provider_dir().display()
+    );
+    let mut command = Command::new("node");
+    command
+        .arg("provider.mjs")
+        .current_dir(provider_dir())
+        .env("PORT", port.to_string())
+        .env("KEYS_FILE", keys)
+        .env("ISSUER_PORT", issuer_port.unwrap_or(port).to_string());
+    let started = try_start(command, "listening on", false, Duration::from_secs(30)).unwrap();
+    Provider {
+        _process: started.process,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn get_json(url: &str) -> Value {
+    let response = reqwest::get(url).await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// An ID token the provider issues for `client` (its audience), with these claims.
+async fn id_token(provider: &Provider, client: &str, claims: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse(&format!("{}/test/id-token", provider.url)).unwrap();
+    url.query_pairs_mut().append_pair("client", client);
+    for (name, value) in claims {
+        url.query_pairs_mut().append_pair(name, value);
+    }
+    get_json(url.as_str()).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn jwks_fetches(provider: &Provider) -> u64 {
+    get_json(&format!("{}/test/jwks-fetches", provider.url)).await["fetches"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn app_for(issuer: &str, audience: &str, refetch: Option<Duration>) -> TestApp {
+    let mut bridge = OidcBridge::new(issuer, audience, Duration::from_secs(2)).unwrap();
+    if let Some(interval) = refetch {
+        bridge = bridge.with_refetch_interval(interval);
+    }
+    test_app(Options {
+        oidc: Some(Arc::new(bridge)),
+        ..Options::default()
+    })
+    .await
+}
+
+fn with_id_token(token: &str) -> Request<Body> {
+    Request::post("/auth")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn part(token: &str, index: usize) -> Value {
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(index).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn encode(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn the_providers_id_tokens_sign_visitors_in_with_each_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(&dir.path().join("keys.json"), free_port(), None);
+    for (client, alg) in [
+        ("tiledesk-rs", "RS256"),
+        ("tiledesk-es", "ES256"),
+        ("tiledesk-ed", "EdDSA"),
+    ] {
+        let app = app_for(&provider.url, client, None).await;
+        let token = id_token(
+            &provider,
+            client,
+            &[
+                ("sub", "user-42"),
+                ("email", "ada@example.com"),
+                ("email_verified", "true"),
+                ("given_name", "Ada"),
+                ("family_name", "Lovelace"),
+            ],
+        )
+        .await;
+        assert_eq!(part(&token, 0)["alg"], alg);
+        let reply = app.send(with_id_token(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{alg}: {}", reply.text);
+        assert_eq!(
+            reply.json["user"],
+            json!({"id": "user-42", "email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"})
+        );
+        let report = tiledesk_jwt::check(
+            reply.json["token"].as_str().unwrap(),
+            &common::project(),
+            &common::secret(),
+        );
+        assert!(report.findings().is_empty(), "{report}");
+        assert_eq!(report.claims().unwrap()["_id"], format!("{PROJECT}_user-42"));
+
+        // An email the provider does not say is verified could be anyone's: it is left out.
+        let unverified = id_token(
+            &provider,
+            client,
+            &[
+                ("sub", "user-43"),
+                ("email", "boss@example.com"),
+                ("email_verified", "false"),
+            ],
+        )
+        .await;
+        let reply = app.send(with_id_token(&unverified)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.json["user"]["email"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn forged_misaddressed_and_expired_id_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let provider = start_provider(&keys, free_port(), None);
+    let app = app_for(&provider.url, "tiledesk-rs", None).await;
+    let good = id_token(&provider, "tiledesk-rs", &[("sub", "user-1")]).await;
+    assert_eq!(app.send(with_id_token(&good)).await.status, StatusCode::OK);
+    let [header, payload, signature] = [0, 1, 2].map(|i| good.split('.').nth(i).unwrap().to_owned());
+
+    let mut hostile = Vec::new();
+    // alg none, no signature.
+    let none = encode(&json!({"alg": "none", "typ": "JWT", "kid": "rs-1"}));
+    hostile.push(("alg none", format!("{none}.{payload}.")));
+    // HS256 keyed with the provider's public key, in the forms a confused verifier would use.
+    let jwks = get_json(&format!("{}/jwks", provider.url)).await;
+    let rsa = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == "rs-1")
+        .unwrap()
+        .clone();
+    let forged_claims =
+        json!({"sub": "admin", "aud": "tiledesk-rs", "iss": provider.url, "exp": now() + 600});
+    for (form, secret) in [
+        ("HS256 keyed with the public JWK", rsa.to_string().into_bytes()),
+        (
+            "HS256 keyed with the public modulus",
+            URL_SAFE_NO_PAD.decode(rsa["n"].as_str().unwrap()).unwrap(),
+        ),
+    ] {
+        let header = json!({"alg": "HS256", "typ": "JWT", "kid": "rs-1"});
+        let token = jsonwebtoken::encode(
+            &serde_json::from_value(header).unwrap(),
+            &forged_claims,
+            &jsonwebtoken::EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
+        hostile.push((form, token));
+    }
+    // The provider's real token, its subject changed.
+    let mut altered = part(&good, 1);
+    altered["sub"] = json!("admin");
+    hostile.push((
+        "altered subject",
+        format!("{header}.{}.{signature}", encode(&altered)),
+    ));
+    // A real token for another client of the same provider.
+    hostile.push((
+        "another audience",
+        id_token(&provider, "tiledesk-es", &[("sub", "user-1")]).await,
+    ));
+    // Expired an hour ago.
+    let expired = (now() - 3600).to_string();
+    hostile.push((
+        "expired",
+        id_token(
+            &provider,
+            "tiledesk-rs",
+            &[("sub", "user-1"), ("expires_at", &expired)],
+        )
+        .await,
+    ));
+    // Signed with the same keys by a provider that names another issuer.
+    let other = start_provider(&keys, free_port(), Some(free_port()));
+    hostile.push((
+        "another issuer",
+        id_token(&other, "tiledesk-rs", &[("sub", "user-1")]).await,
+    ));
+    hostile.push(("not a JWT", "not-a-token".to_owned()));
+
+    for (case, token) in &hostile {
+        let reply = app.send(with_id_token(token)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "invalid_id_token"),
+            "{case}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.json["message"], "the ID token is not valid for this service",
+            "{case}"
+        );
+    }
+    assert_eq!(
+        app.send(with_id_token(&good)).await.status,
+        StatusCode::OK,
+        "the good token still works"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_key_ids_is_not_a_flood_of_key_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(&dir.path().join("keys.json"), free_port(), None);
+    let app = app_for(&provider.url, "tiledesk-rs", Some(Duration::from_secs(3600))).await;
+    let good = id_token(&provider, "tiledesk-rs", &[("sub", "user-1")]).await;
+    assert_eq!(app.send(with_id_token(&good)).await.status, StatusCode::OK);
+    assert_eq!(jwks_fetches(&provider).await, 1);
+
+    let rest = good.split_once('.').unwrap().1;
+    for i in 0..200 {
+        let header = encode(&json!({"alg": "RS256", "typ": "JWT", "kid": format!("made-up-{i}")}));
+        let reply = app.send(with_id_token(&format!("{header}.{rest}"))).await;
+        assert_eq!(reply.code(), "invalid_id_token");
+    }
+    assert_eq!(
+        jwks_fetches(&provider).await,
+        1,
+        "200 unknown key ids, no fetch within the interval"
+    );
+
+    // Once the interval has passed, an unknown key id is worth one fetch (the provider may have rotated its keys).
+    let eager = app_for(&provider.url, "tiledesk-rs", Some(Duration::ZERO)).await;
+    let header = encode(&json!({"alg": "RS256", "typ": "JWT", "kid": "rotated-in"}));
+    let reply = eager.send(with_id_token(&format!("{header}.{rest}"))).await;
+    assert_eq!(reply.code(), "invalid_id_token");
+    assert_eq!(jwks_fetches(&provider).await, 2, "the eager bridge's first fetch");
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_is_a_503_and_logins_recover_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let port = free_port();
+    let provider = start_provider(&keys, port, None);
+    let token = id_token(&provider, "tiledesk-rs", &[("sub", "user-1")]).await;
+    let issuer = provider.url.clone();
+    drop(provider);
+
+    let app = app_for(&issuer, "tiledesk-rs", Some(Duration::from_millis(100))).await;
+    let reply = app.send(with_id_token(&token)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "identity_provider_unavailable"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.header("retry-after"), Some("5"));
+    assert!(
+        !reply.text.contains("127.0.0.1"),
+        "no detail for the visitor: {}",
+        reply.text
+    );
+
+    let provider = start_provider(&keys, port, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recovered = loop {
+        let reply = app.send(with_id_token(&token)).await;
+        if reply.status == StatusCode::OK || Instant::now() > deadline {
+            break reply;
+        }
+        // The bridge waits its refetch interval (100 ms here) after a failed fetch; ask again after it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(recovered.status, StatusCode::OK, "{}", recovered.text);
+
+    // With the keys cached, the provider going down again stops nobody whose token it signed.
+    drop(provider);
+    assert_eq!(app.send(with_id_token(&token)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_in_the_body_still_goes_to_the_password_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(&dir.path().join("keys.json"), free_port(), None);
+    let app = app_for(&provider.url, "tiledesk-rs", None).await;
+    let token = id_token(&provider, "tiledesk-rs", &[("sub", "user-1")]).await;
+    let mut request = common::post_json("/auth", r#"{"email": "nobody@example.com", "password": "x"}"#);
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let reply = app.send(request).await;
+    assert_eq!(
+        reply.code(),
+        "invalid_credentials",
+        "a wrong password is not rescued by a valid ID token"
+    );
+    assert_eq!(jwks_fetches(&provider).await, 0, "the provider was not asked");
+}
