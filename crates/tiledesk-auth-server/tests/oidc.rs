@@ -354,3 +354,46 @@ async fn a_password_in_the_body_still_goes_to_the_password_store() {
     );
     assert_eq!(jwks_fetches(&provider).await, 0, "the provider was not asked");
 }
+
+#[test]
+fn serve_check_fetches_the_issuers_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(&dir.path().join("keys.json"), free_port(), None);
+    let db = format!("sqlite://{}", dir.path().join("users.db").display());
+    let env = [
+        ("TILEDESK_PROJECT_ID", PROJECT),
+        ("TILEDESK_SECRET", common::SECRET),
+    ];
+    let check = |issuer: &str| {
+        common::run_cli(
+            &[
+                "serve",
+                "--check",
+                "--database",
+                &db,
+                "--oidc-issuer",
+                issuer,
+                "--oidc-audience",
+                "tiledesk-rs",
+            ],
+            &env,
+            "",
+        )
+    };
+    let (code, stdout, stderr) = check(&provider.url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "OpenID Connect {} for tiledesk-rs: ok: 3 key(s) published",
+            provider.url
+        )),
+        "{stdout}"
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (code, stdout, _) = check(&closed);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAILED: the identity provider's keys cannot be fetched"),
+        "{stdout}"
+    );
+}
