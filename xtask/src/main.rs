@@ -177,14 +177,37 @@ fn setup_build() -> anyhow::Result<()> {
     install_binaryen()
 }
 
-/// What the browser and end-to-end tests need: Chromium and its driver, and mosquitto (the chat broker the real
-/// widget connects to), from Debian through apt.
+/// What the browser and end-to-end tests need: Chromium and its driver, Firefox ESR, and mosquitto (the chat
+/// broker the real widget connects to), from Debian through apt; geckodriver, Firefox's driver, from crates.io.
 fn setup_browser() -> anyhow::Result<()> {
     apt_install(&[
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
+        ("firefox-esr", "firefox-esr"),
         ("mosquitto", "mosquitto"),
-    ])
+    ])?;
+    if !command_output(&geckodriver().to_string_lossy(), &["--version"])
+        .is_some_and(|v| v.contains(GECKODRIVER))
+    {
+        step(&format!(
+            "installing geckodriver {GECKODRIVER} from crates.io (~2 minutes)"
+        ));
+        run(cargo().args(["install", "geckodriver", "--version", GECKODRIVER]))
+            .with_context(|| format!("run by hand: cargo install geckodriver --version {GECKODRIVER}"))?;
+    }
+    Ok(())
+}
+
+/// geckodriver, pinned: Debian ships none, and wasm-pack must not download one.
+const GECKODRIVER: &str = "0.37.1";
+
+/// Where `cargo install` puts geckodriver.
+fn geckodriver() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_default()
+        .join("bin/geckodriver")
 }
 
 /// Installs the Debian packages whose program is missing, through apt when running as root.
@@ -395,27 +418,28 @@ fn test() -> anyhow::Result<()> {
         .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0", None))
     {
         Ok(mock) => {
-            let mut browser = wasm_pack();
-            browser
-                .args([
-                    "test",
-                    "--headless",
+            let drivers = [
+                (
                     "--chrome",
                     "--chromedriver",
-                    "/usr/bin/chromedriver",
-                    "--mode",
-                    "no-install",
-                ])
-                .arg("crates/tiledesk-auth-web")
-                .env("TILEDESK_MOCK_URL", &mock.url);
-            let before = gates.tally.passed;
-            gates.run(
-                "wasm-pack test --headless --chrome (browser tests)",
-                &mut browser,
-                true,
-            );
-            if gates.tally.passed == before && !gates.failures.iter().any(|f| f.starts_with("wasm-pack")) {
-                gates.fail("browser tests", "the suite ran no test");
+                    PathBuf::from("/usr/bin/chromedriver"),
+                ),
+                ("--firefox", "--geckodriver", geckodriver()),
+            ];
+            for (browser_flag, driver_flag, driver) in drivers {
+                let mut browser = wasm_pack();
+                browser
+                    .args(["test", "--headless", browser_flag, driver_flag])
+                    .arg(&driver)
+                    .args(["--mode", "no-install"])
+                    .arg("crates/tiledesk-auth-web")
+                    .env("TILEDESK_MOCK_URL", &mock.url);
+                let title = format!("wasm-pack test --headless {browser_flag} (browser tests)");
+                let before = gates.tally.passed;
+                gates.run(&title, &mut browser, true);
+                if gates.tally.passed == before && !gates.failures.contains(&title) {
+                    gates.fail(&title, "the suite ran no test");
+                }
             }
         }
         Err(err) => {
@@ -455,7 +479,7 @@ fn test() -> anyhow::Result<()> {
     }
     let before = gates.tally.passed;
     gates.run(
-        "end-to-end tests (the real Tiledesk widget, mosquitto, the demo in headless Chromium)",
+        "end-to-end tests (the real Tiledesk widget, mosquitto, the demo in headless Chromium, and its main case in Firefox)",
         cargo().args(["test", "--package", "tiledesk-e2e", "--", "--test-threads=2"]),
         true,
     );

@@ -100,6 +100,49 @@ impl Browser {
         }
     }
 
+    /// Starts geckodriver and headless Firefox (`cargo xtask test` installs both), with a fresh profile. Every
+    /// request for another host goes to a proxy that is not there: nothing leaves this machine.
+    pub async fn open_firefox() -> Self {
+        let port = free_port();
+        let driver = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+            .unwrap()
+            .join("bin/geckodriver");
+        let mut command = Command::new(&driver);
+        command.args(["--port", &port.to_string()]);
+        let (driver, _) = start(command, "Listening on", false);
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"moz:firefoxOptions": {
+            "args": ["-headless", "-profile", profile.path()],
+            "prefs": {
+                "network.proxy.type": 1,
+                "network.proxy.http": "127.0.0.1",
+                "network.proxy.http_port": 9,
+                "network.proxy.ssl": "127.0.0.1",
+                "network.proxy.ssl_port": 9,
+                "network.proxy.no_proxies_on": "127.0.0.1,localhost",
+                "app.update.auto": false,
+                "browser.safebrowsing.malware.enabled": false,
+                "browser.safebrowsing.phishing.enabled": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+                "toolkit.telemetry.enabled": false,
+                "network.captive-portal-service.enabled": false,
+                "network.connectivity-service.enabled": false
+            }
+        }});
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
     /// Ends the session.
     pub async fn close(self) {
         let _ = self.client.close().await;

@@ -129,6 +129,18 @@ async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
 }
 
 #[tokio::test]
+async fn in_firefox_too_the_demo_user_signs_in_and_the_real_widget_shows_them() {
+    let stack = Stack::start(&[]);
+    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
+    let browser = Browser::open_firefox().await;
+    browser.sign_in(&stack, PASSWORD).await;
+    browser.wait_status("authenticated").await;
+    browser.expect_widget(Some(&Stack::chat_id(&user)), true).await;
+    assert!(browser.text("detail").await.contains(&Stack::chat_id(&user)));
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn a_second_browser_is_the_same_chat_identity_and_both_see_the_conversation() {
     let stack = Stack::start(&[]);
     let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
