@@ -413,38 +413,42 @@ fn test() -> anyhow::Result<()> {
         false,
     );
 
-    step("starting the mock Tiledesk API for the browser tests");
-    match build_binaries()
-        .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0", None))
-    {
-        Ok(mock) => {
-            let drivers = [
-                (
-                    "--chrome",
-                    "--chromedriver",
-                    PathBuf::from("/usr/bin/chromedriver"),
-                ),
-                ("--firefox", "--geckodriver", geckodriver()),
-            ];
-            for (browser_flag, driver_flag, driver) in drivers {
-                let mut browser = wasm_pack();
-                browser
-                    .args(["test", "--headless", browser_flag, driver_flag])
-                    .arg(&driver)
-                    .args(["--mode", "no-install"])
-                    .arg("crates/tiledesk-auth-web")
-                    .env("TILEDESK_MOCK_URL", &mock.url);
-                let title = format!("wasm-pack test --headless {browser_flag} (browser tests)");
-                let before = gates.tally.passed;
-                gates.run(&title, &mut browser, true);
-                if gates.tally.passed == before && !gates.failures.contains(&title) {
-                    gates.fail(&title, "the suite ran no test");
-                }
+    let drivers = [
+        (
+            "--chrome",
+            "--chromedriver",
+            PathBuf::from("/usr/bin/chromedriver"),
+        ),
+        ("--firefox", "--geckodriver", geckodriver()),
+    ];
+    for (browser_flag, driver_flag, driver) in drivers {
+        // A mock of its own for each browser: the tests count the requests the mock's site endpoint gets, per user.
+        step(&format!(
+            "starting the mock Tiledesk API for the browser tests ({browser_flag})"
+        ));
+        let mock = match build_binaries()
+            .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0", None))
+        {
+            Ok(mock) => mock,
+            Err(err) => {
+                gates.fail("mock Tiledesk API", format!("cannot start it: {err:#}"));
+                break;
             }
+        };
+        let mut browser = wasm_pack();
+        browser
+            .args(["test", "--headless", browser_flag, driver_flag])
+            .arg(&driver)
+            .args(["--mode", "no-install"])
+            .arg("crates/tiledesk-auth-web")
+            .env("TILEDESK_MOCK_URL", &mock.url);
+        let title = format!("wasm-pack test --headless {browser_flag} (browser tests)");
+        let before = gates.tally.passed;
+        gates.run(&title, &mut browser, true);
+        if gates.tally.passed == before && !gates.failures.contains(&title) {
+            gates.fail(&title, "the suite ran no test");
         }
-        Err(err) => {
-            gates.fail("mock Tiledesk API", format!("cannot start it: {err:#}"));
-        }
+        drop(mock);
     }
 
     step("wasm size budget");
