@@ -69,6 +69,22 @@ pub struct AppState {
     pub oidc: Option<Arc<oidc::OidcBridge>>,
 }
 
+/// The visitor a login bridge vouches for ([`session`], [`oidc`]): the claims to mint, and what the answer tells the
+/// page.
+#[derive(Debug)]
+pub struct Visitor {
+    /// The claims, checked.
+    pub claims: tiledesk_jwt::VisitorClaims,
+    /// The user's id on the site (the session's `id`, the ID token's `sub`).
+    pub id: String,
+    /// The user's email, when it is known (and, from an ID token, verified).
+    pub email: Option<String>,
+    /// The user's first name, when known.
+    pub firstname: Option<String>,
+    /// The user's last name, when known.
+    pub lastname: Option<String>,
+}
+
 /// The state the router holds: one reference count per request instead of one per field (`State` clones it).
 pub(crate) type Shared = Arc<AppState>;
 

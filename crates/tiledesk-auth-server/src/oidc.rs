@@ -20,6 +20,8 @@ use serde::Deserialize;
 use tiledesk_jwt::{VisitorClaims, VisitorClaimsBuilder};
 use tokio::sync::Mutex;
 
+use crate::Visitor;
+
 /// The signature algorithms taken: asymmetric only.
 pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
@@ -50,21 +52,6 @@ struct Keys {
     set: Option<Arc<JwkSet>>,
     /// When the keys were last asked for, whether or not that worked.
     fetched_at: Option<Instant>,
-}
-
-/// The visitor an ID token proves: the claims to mint, and what the answer tells the page.
-#[derive(Debug)]
-pub struct IdentifiedUser {
-    /// The claims, checked.
-    pub claims: VisitorClaims,
-    /// The provider's `sub`.
-    pub id: String,
-    /// The email, when the provider says it is verified.
-    pub email: Option<String>,
-    /// `given_name`.
-    pub firstname: Option<String>,
-    /// `family_name`.
-    pub lastname: Option<String>,
 }
 
 /// Why an ID token does not sign the visitor in.
@@ -175,7 +162,7 @@ impl OidcBridge {
     }
 
     /// Checks `token` and returns the visitor it proves.
-    pub async fn visitor(&self, token: &str) -> Result<IdentifiedUser, OidcError> {
+    pub async fn visitor(&self, token: &str) -> Result<Visitor, OidcError> {
         let invalid = |why: &dyn std::fmt::Display| OidcError::Invalid(why.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|err| invalid(&err))?;
         if !ALGORITHMS.contains(&header.alg) {
@@ -288,7 +275,7 @@ fn pick<'a>(set: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jw
     }
 }
 
-fn user(claims: IdClaims) -> Result<IdentifiedUser, tiledesk_jwt::Error> {
+fn user(claims: IdClaims) -> Result<Visitor, tiledesk_jwt::Error> {
     // An unverified email could be anyone's: it is left out, not trusted.
     let email = claims
         .email
@@ -299,7 +286,7 @@ fn user(claims: IdClaims) -> Result<IdentifiedUser, tiledesk_jwt::Error> {
         .with(claims.given_name.as_deref(), VisitorClaimsBuilder::firstname)
         .with(claims.family_name.as_deref(), VisitorClaimsBuilder::lastname)
         .build()?;
-    Ok(IdentifiedUser {
+    Ok(Visitor {
         claims: built,
         id: claims.sub,
         email,

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 use tokio::sync::Semaphore;
 
+use crate::Visitor;
 use crate::body::{Fields, parse_object};
 
 /// Largest answer read from the site, in bytes.
@@ -37,21 +38,6 @@ pub struct SessionBridge {
     client: reqwest::Client,
     timeout: Duration,
     in_flight: Semaphore,
-}
-
-/// The visitor the site vouches for: the claims to mint, and what the answer tells the page.
-#[derive(Debug)]
-pub struct SiteUser {
-    /// The claims, checked.
-    pub claims: VisitorClaims,
-    /// The site's user id.
-    pub id: String,
-    /// The user's email, when the site gave one.
-    pub email: Option<String>,
-    /// The user's first name, when the site gave one.
-    pub firstname: Option<String>,
-    /// The user's last name, when the site gave one.
-    pub lastname: Option<String>,
 }
 
 /// Why the site's answer cannot sign the visitor in.
@@ -177,7 +163,7 @@ impl SessionBridge {
     }
 
     /// Asks the site who the visitor sending `headers` is.
-    pub async fn visitor(&self, headers: &HeaderMap) -> Result<SiteUser, SessionError> {
+    pub async fn visitor(&self, headers: &HeaderMap) -> Result<Visitor, SessionError> {
         let _permit = tokio::time::timeout(QUEUE_WAIT, self.in_flight.acquire())
             .await
             .map_err(|_| SessionError::Busy)?
@@ -231,7 +217,7 @@ fn too_large() -> SessionError {
 }
 
 /// The user in the site's answer, held to the rules of a `POST /tokens` body.
-fn site_user(body: &[u8]) -> Result<SiteUser, SessionError> {
+fn site_user(body: &[u8]) -> Result<Visitor, SessionError> {
     let invalid = |err: &dyn std::fmt::Display| SessionError::Invalid(err.to_string());
     let mut map = parse_object(body).map_err(|err| invalid(&err))?;
     // Sites number their users as often as they name them: an integer id is taken as its decimal text.
@@ -247,7 +233,7 @@ fn site_user(body: &[u8]) -> Result<SiteUser, SessionError> {
     checked(fields).map_err(|err| invalid(&err))
 }
 
-fn checked(mut fields: Fields) -> Result<SiteUser, crate::ApiError> {
+fn checked(mut fields: Fields) -> Result<Visitor, crate::ApiError> {
     let id = fields.required_str("id", MAX_USER_ID_LEN)?;
     let email = fields.optional_str("email", MAX_EMAIL_LEN)?;
     let firstname = fields.optional_str("firstname", MAX_NAME_LEN)?;
@@ -260,7 +246,7 @@ fn checked(mut fields: Fields) -> Result<SiteUser, crate::ApiError> {
     if let Some(attributes) = attributes {
         claims = claims.attributes(Value::Object(attributes));
     }
-    Ok(SiteUser {
+    Ok(Visitor {
         claims: claims.build()?,
         id,
         email,
@@ -273,7 +259,7 @@ fn checked(mut fields: Fields) -> Result<SiteUser, crate::ApiError> {
 mod tests {
     use super::*;
 
-    fn user(body: &str) -> Result<SiteUser, String> {
+    fn user(body: &str) -> Result<Visitor, String> {
         site_user(body.as_bytes()).map_err(|err| err.to_string())
     }
 

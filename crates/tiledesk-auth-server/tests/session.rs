@@ -344,3 +344,42 @@ async fn without_a_bridge_a_request_without_credentials_is_told_what_is_missing(
         assert_eq!(reply.json["message"], "`email` is required");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_its_checks_in_flight_a_sign_in_waits_its_limit_then_is_told_busy() {
+    use tiledesk_auth_server::session::MAX_IN_FLIGHT;
+    use tower::ServiceExt;
+
+    let site = Site::start().await;
+    let app = bridge_to(format!("{}/slow", site.url), Some(Duration::from_secs(120))).await;
+    let stuck: Vec<_> = (0..MAX_IN_FLIGHT)
+        .map(|_| {
+            let router = app.router.clone();
+            tokio::spawn(async move { router.oneshot(auth_without_credentials(&[])).await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while site.seen().len() < MAX_IN_FLIGHT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} checks reached the site",
+            site.seen().len()
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let reply = app.send(auth_without_credentials(&[])).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "busy")
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(
+        site.seen().len(),
+        MAX_IN_FLIGHT,
+        "the refused sign-in never reached the site"
+    );
+    for request in stuck {
+        request.abort();
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fantoccini::{Client, ClientBuilder};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub use tiledesk_test_support::{Broker, Process, Project, WAIT, free_port, start};
 
@@ -88,16 +88,7 @@ impl Browser {
             &format!("--user-data-dir={}", profile.path().display()),
         ];
         let capabilities = json!({"goog:chromeOptions": {"args": args}});
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities.as_object().unwrap().clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        Self {
-            client,
-            _driver: driver,
-            _profile: profile,
-        }
+        Self::session(port, &capabilities, driver, profile).await
     }
 
     /// Starts geckodriver and headless Firefox (`cargo xtask test` installs both), with a fresh profile. Every
@@ -131,6 +122,11 @@ impl Browser {
                 "network.connectivity-service.enabled": false
             }
         }});
+        Self::session(port, &capabilities, driver, profile).await
+    }
+
+    /// A WebDriver session with `capabilities` on the driver listening on `port`.
+    async fn session(port: u16, capabilities: &Value, driver: Process, profile: tempfile::TempDir) -> Self {
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities.as_object().unwrap().clone())
             .connect(&format!("http://127.0.0.1:{port}"))

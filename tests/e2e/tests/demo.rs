@@ -116,11 +116,10 @@ impl DemoBrowser for Browser {
     }
 }
 
-#[tokio::test]
-async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
+/// The demo user signs in through `browser` and the real widget shows them.
+async fn signs_in_and_the_real_widget_shows_them(browser: Browser) {
     let stack = Stack::start(&[]);
     let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
-    let browser = Browser::open().await;
     browser.sign_in(&stack, PASSWORD).await;
     browser.wait_status("authenticated").await;
     browser.expect_widget(Some(&Stack::chat_id(&user)), true).await;
@@ -129,15 +128,13 @@ async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
 }
 
 #[tokio::test]
+async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
+    signs_in_and_the_real_widget_shows_them(Browser::open().await).await;
+}
+
+#[tokio::test]
 async fn in_firefox_too_the_demo_user_signs_in_and_the_real_widget_shows_them() {
-    let stack = Stack::start(&[]);
-    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
-    let browser = Browser::open_firefox().await;
-    browser.sign_in(&stack, PASSWORD).await;
-    browser.wait_status("authenticated").await;
-    browser.expect_widget(Some(&Stack::chat_id(&user)), true).await;
-    assert!(browser.text("detail").await.contains(&Stack::chat_id(&user)));
-    browser.close().await;
+    signs_in_and_the_real_widget_shows_them(Browser::open_firefox().await).await;
 }
 
 #[tokio::test]

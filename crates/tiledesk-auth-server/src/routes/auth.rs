@@ -15,11 +15,9 @@ use zeroize::Zeroizing;
 use super::{ClientAddr, TokenResponse, UserView};
 use crate::body::{Fields, OptionalJsonObject};
 use crate::device::{self, DeviceCookies};
-use crate::oidc::OidcBridge;
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
-use crate::session::SessionBridge;
 use crate::users::email_key;
-use crate::{ApiError, Shared};
+use crate::{ApiError, Shared, Visitor};
 
 pub(crate) fn router() -> Router<Shared> {
     Router::new().route("/auth", post(sign_in))
@@ -35,13 +33,12 @@ async fn sign_in(
     if let Some(body) = credentials {
         return with_password(&state, address, &headers, body).await;
     }
-    if let (Some(bridge), Some(token)) = (&state.oidc, bearer(&headers)) {
-        return Ok((HeaderMap::new(), from_id_token(&state, bridge, token).await?));
-    }
-    match &state.session {
-        Some(bridge) => Ok((HeaderMap::new(), from_session(&state, bridge, &headers).await?)),
-        None => Err(ApiError::MissingField("email")),
-    }
+    let (user, by) = match (&state.oidc, bearer(&headers), &state.session) {
+        (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
+        (_, _, Some(bridge)) => (bridge.visitor(&headers).await?, "the site's session"),
+        _ => return Err(ApiError::MissingField("email")),
+    };
+    Ok((HeaderMap::new(), signed_in(&state, user, by)?))
 }
 
 /// The token of `Authorization: Bearer <token>`.
@@ -51,31 +48,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Signs in the subject of an ID token from the site's identity provider.
-async fn from_id_token(state: &Shared, bridge: &OidcBridge, token: &str) -> Result<TokenResponse, ApiError> {
-    let user = bridge.visitor(token).await?;
+/// The token and answer for a visitor a bridge vouches for; `by` says which, in the log.
+fn signed_in(state: &Shared, user: Visitor, by: &'static str) -> Result<TokenResponse, ApiError> {
     let token = state.issuer.get().mint(&user.claims)?;
-    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in by an ID token");
-    Ok(TokenResponse::new(
-        &token,
-        UserView {
-            id: user.id,
-            email: user.email,
-            firstname: user.firstname,
-            lastname: user.lastname,
-        },
-    ))
-}
-
-/// Signs in whoever the site's session says the visitor is.
-async fn from_session(
-    state: &Shared,
-    bridge: &SessionBridge,
-    headers: &HeaderMap,
-) -> Result<TokenResponse, ApiError> {
-    let user = bridge.visitor(headers).await?;
-    let token = state.issuer.get().mint(&user.claims)?;
-    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in by the site's session");
+    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by, "signed in");
     Ok(TokenResponse::new(
         &token,
         UserView {
