@@ -21,6 +21,8 @@ pub(crate) enum AuthError {
     BadOptions(String),
     /// The object was freed (`free()`) before the sign-in finished.
     Aborted,
+    /// A `signIn()` with other credentials (or `getToken`) replaced this one before it finished.
+    Replaced,
 }
 
 impl AuthError {
@@ -34,7 +36,7 @@ impl AuthError {
             Self::WidgetLoad(_) => "widget_load",
             Self::SignInRejected(_) => "sign_in_rejected",
             Self::BadOptions(_) => "bad_options",
-            Self::Aborted => "aborted",
+            Self::Aborted | Self::Replaced => "aborted",
         }
     }
 
@@ -49,6 +51,7 @@ impl AuthError {
             Self::SignInRejected(detail) => format!("the Tiledesk widget refused the token: {detail}"),
             Self::BadOptions(detail) => format!("bad options: {detail}"),
             Self::Aborted => "the TiledeskAuth object was freed before the sign-in finished".to_owned(),
+            Self::Replaced => "a newer signIn() with other credentials replaced this one".to_owned(),
         }
     }
 

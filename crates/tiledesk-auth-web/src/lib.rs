@@ -4,10 +4,11 @@
 //! ```js
 //! import init, { TiledeskAuth } from "./pkg/tiledesk_auth_web.js";
 //! await init();
-//! const auth = new TiledeskAuth({ projectId: "64f0...", authUrl: "/auth", credentials: { email, password } });
+//! const auth = new TiledeskAuth({ projectId: "64f0...", authUrl: "/auth" });
 //! auth.onStateChange((s) => console.log(s.status, s.userId, s.expiresAt, s.error));
-//! await auth.signIn();   // resolves once the widget reports the visitor online and is shown
-//! await auth.signOut();  // logout, clear the widget's stored session, hide
+//! await auth.signIn({ credentials: { email, password } }); // resolves once the widget shows this visitor
+//! await auth.signIn({ credentials: other });  // another visitor: the first is logged out of the widget first
+//! await auth.signOut();  // logout, clear the widget's stored session, hide; every other tab of the site too
 //! ```
 //!
 //! The sequence follows `docs/tiledesk.md`: settings with `autoStart: false`, `hide` queued, the token fetched
@@ -15,15 +16,21 @@
 //! `onBeforeInit` so its Promise is awaited, the widget shown once it reports *this* visitor online, the stored
 //! session removed before boot, and a fresh token signed in before the current one expires or whenever the widget
 //! loses the session.
+//!
+//! The object is one state machine: [`Phase`] says what it is doing, and each phase owns what it needs (the
+//! sign-in under way and its Promise, the session's token source and refresh timer); leaving a phase drops them.
+//! The widget's side (our listener on it, who it reports online, the waits on its events) is [`Link`].
 
 #![deny(missing_docs)]
 
 mod error;
+mod js_de;
 mod oneshot;
 mod options;
 mod race;
 mod session;
 mod state;
+mod tabs;
 mod token;
 mod widget;
 
@@ -31,14 +38,15 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 
 use crate::error::AuthError;
-use crate::options::{Boot, OnFailure, Options};
+use crate::options::{Boot, OnFailure, Options, TokenSource};
 use crate::race::{first, sleep, with_timeout};
 use crate::state::{AuthState, ErrorInfo, Status};
+use crate::tabs::{Message, Tabs};
 use crate::token::SiteToken;
 use crate::widget::{Called, Listener};
 
@@ -50,7 +58,7 @@ export interface TiledeskAuthOptions {
   projectId: string;
   /** The site's token endpoint, POSTed to (default "/auth"). It answers {token, expires_at?}. */
   authUrl?: string;
-  /** Sent as the JSON body of the POST; without it the POST carries the site's cookies. */
+  /** Sent as the JSON body of the POST; without it the body is `{}` and the site's cookies say who it is. */
   credentials?: Record<string, unknown>;
   /** Instead of authUrl: the page supplies tokens ("JWT ..." or a bare JWT, or {token, expiresAt}). */
   getToken?: () => Promise<string | { token: string; expiresAt?: number; expires_at?: number }> | string;
@@ -68,6 +76,17 @@ export interface TiledeskAuthOptions {
   /** "now" (default): the loader boots as soon as it has loaded; "interaction": Tiledesk's own behaviour, at
    *  the visitor's first scroll, click, touch or key, or after 5 seconds. */
   boot?: "now" | "interaction";
+  /** Keep the site's tabs in step (default true): a sign-out in one tab signs out every tab, and a sign-in in one
+   *  makes the others sign in too, each asking its own token source and only if that names the same visitor. */
+  syncTabs?: boolean;
+}
+
+/** Options of `signIn(...)`: who to sign in this time (and refresh with). An unknown key is an error. */
+export interface TiledeskAuthSignInOptions {
+  /** Sent as the JSON body of the POST to the constructor's authUrl. */
+  credentials?: Record<string, unknown>;
+  /** The page supplies this visitor's tokens. */
+  getToken?: () => Promise<string | { token: string; expiresAt?: number; expires_at?: number }> | string;
 }
 
 export type TiledeskAuthStatus = "idle" | "loading" | "authenticated" | "anonymous" | "signed_out" | "error";
@@ -98,23 +117,55 @@ pub struct TiledeskAuth {
     inner: Rc<Inner>,
 }
 
-/// What the module is doing with the widget; each mode says how widget events are read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// Not signed in, nothing under way.
+/// What the object is doing. Each phase owns its handles; replacing the phase drops them (timer cleared).
+enum Phase {
+    /// Nothing under way: never signed in, or freed.
     Idle,
-    /// `signIn()` under way.
-    SigningIn,
+    /// A sign-in under way.
+    SigningIn(SigningIn),
     /// The visitor is online in the widget; an `offline` means a lost session.
-    SignedIn,
+    SignedIn(Session),
     /// The widget lost the session, or a refresh failed: signing in again until it works.
-    Recovering,
+    Recovering(Session),
     /// Signed in anonymously (`onFailure: "anonymous"`).
     Anonymous,
     /// Signed out: if the widget still comes online as our visitor (a sign-in that was under way), log it out.
     SignedOut,
-    /// `signIn()` failed; nothing under way.
+    /// The last sign-in failed; nothing under way.
     Failed,
+}
+
+/// A sign-in under way.
+struct SigningIn {
+    /// What a `signIn()` without options gets while this one runs: the same Promise.
+    promise: Promise,
+    /// Settles that Promise early: `signOut()` with the signed-out state, `free()` or a newer sign-in with
+    /// `aborted`.
+    interrupt: Interrupt,
+}
+
+/// A visitor signed in, and what keeps them signed in.
+struct Session {
+    /// Where this visitor's tokens come from: the constructor's source, or the one given to `signIn(options)`.
+    source: Rc<TokenSource>,
+    /// The chat id the widget reported online.
+    user: Option<String>,
+    expires_at: Option<f64>,
+    /// The next refresh, or the next try after a failed one.
+    timer: Option<Timeout>,
+    /// A refresh is under way.
+    refreshing: bool,
+    /// Failed refreshes in a row, for the back-off.
+    failures: u32,
+}
+
+impl Phase {
+    fn session_mut(&mut self) -> Option<&mut Session> {
+        match self {
+            Self::SignedIn(session) | Self::Recovering(session) => Some(session),
+            _ => None,
+        }
+    }
 }
 
 /// Who the next `online` must be for, and where to say it came.
@@ -124,7 +175,25 @@ struct OnlineWaiter {
     sender: oneshot::Sender<Option<String>>,
 }
 
-/// How a `signIn()` under way ends early: `signOut()` resolves it with the signed-out state, `free()` rejects it.
+/// The widget, as this object sees it.
+#[derive(Default)]
+struct Link {
+    /// Our `onAuthStateChanged` listener on the widget; dropping it removes it.
+    listener: Option<Listener>,
+    /// Whom the widget last reported online (`None` since its last `offline`).
+    online: Option<String>,
+    /// The chat id we last asked the widget to sign in (`None` for a guest or an opaque token).
+    asked: Option<String>,
+    waiter: Option<OnlineWaiter>,
+    /// Told when the widget reports `offline`: its `logout()` Promise may never settle, the event does.
+    offline: Option<oneshot::Sender<()>>,
+    /// The widget's `signInWithCustomToken` Promise while it is under way.
+    signing_in: Option<Promise>,
+    /// `logout()` calls are being made.
+    leaving: bool,
+}
+
+/// How a `signIn()` under way ends early.
 type Interrupt = oneshot::Sender<Result<AuthState, AuthError>>;
 
 struct Inner {
@@ -132,28 +201,13 @@ struct Inner {
     state: RefCell<AuthState>,
     listeners: RefCell<Vec<(u32, Function)>>,
     next_listener: Cell<u32>,
-    mode: Cell<Mode>,
-    /// The chat id of the visitor signed in, or being signed in.
-    user: RefCell<Option<String>>,
-    /// The Promise of the sign-in under way: a second `signIn()` gets the same one.
-    in_flight: RefCell<Option<Promise>>,
-    interrupt: RefCell<Option<Interrupt>>,
-    /// Bumped by `signOut` and by drop: timers and refreshes started under an older generation stop.
-    generation: Cell<u32>,
-    refresh_timer: RefCell<Option<Timeout>>,
-    refreshing: Cell<bool>,
-    /// Failed refreshes in a row, for the back-off.
-    failures: Cell<u32>,
-    /// Our `onAuthStateChanged` listener on the widget; dropping it removes it.
-    auth_listener: RefCell<Option<Listener>>,
-    online: RefCell<Option<OnlineWaiter>>,
-    /// Told when the widget reports `offline`: its `logout()` Promise may never settle, the event does.
-    offline: RefCell<Option<oneshot::Sender<()>>>,
-    /// The widget's `signInWithCustomToken` Promise while it is under way.
-    widget_sign_in: RefCell<Option<Promise>>,
-    leaving: Cell<bool>,
-    /// Whether the widget's last report was our visitor online (`online` for them; `offline` clears it).
-    widget_online: Cell<bool>,
+    phase: RefCell<Phase>,
+    /// Bumped whenever work under way must stop (a new sign-in, a sign-out, `free()`): tasks started under an
+    /// older epoch end at their next step.
+    epoch: Cell<u32>,
+    link: RefCell<Link>,
+    /// The site's other tabs (`syncTabs`).
+    tabs: RefCell<Option<Tabs>>,
 }
 
 /// How long one `logout()` call is given before it is made again (see `leave_widget`).
@@ -192,92 +246,59 @@ impl TiledeskAuth {
         #[wasm_bindgen(unchecked_param_type = "TiledeskAuthOptions")] options: &JsValue,
     ) -> Result<TiledeskAuth, JsValue> {
         let options = Options::parse(options).map_err(|e| e.to_js())?;
-        Ok(Self {
-            inner: Rc::new(Inner {
-                options,
-                state: RefCell::new(AuthState::idle()),
-                listeners: RefCell::new(Vec::new()),
-                next_listener: Cell::new(0),
-                mode: Cell::new(Mode::Idle),
-                user: RefCell::new(None),
-                in_flight: RefCell::new(None),
-                interrupt: RefCell::new(None),
-                generation: Cell::new(0),
-                refresh_timer: RefCell::new(None),
-                refreshing: Cell::new(false),
-                failures: Cell::new(0),
-                auth_listener: RefCell::new(None),
-                online: RefCell::new(None),
-                offline: RefCell::new(None),
-                widget_sign_in: RefCell::new(None),
-                leaving: Cell::new(false),
-                widget_online: Cell::new(false),
-            }),
-        })
+        let sync_tabs = options.sync_tabs;
+        let inner = Rc::new(Inner {
+            options,
+            state: RefCell::new(AuthState::idle()),
+            listeners: RefCell::new(Vec::new()),
+            next_listener: Cell::new(0),
+            phase: RefCell::new(Phase::Idle),
+            epoch: Cell::new(0),
+            link: RefCell::default(),
+            tabs: RefCell::new(None),
+        });
+        if sync_tabs {
+            let weak = Rc::downgrade(&inner);
+            *inner.tabs.borrow_mut() = Tabs::open(&inner.options.project_id, move |message| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_tab_message(message);
+                }
+            });
+        }
+        Ok(Self { inner })
     }
 
     /// Signs the visitor in; resolves with the state once the widget reports them online and is shown.
-    /// Called again while a sign-in is under way, it returns the same Promise.
+    ///
+    /// Without options it uses the constructor's token source, and while a sign-in is under way it returns that
+    /// sign-in's Promise. With `{credentials}` or `{getToken}` it signs in whoever those name (and refreshes
+    /// with them): another visitor than the one signed in is logged out of the widget first, and a sign-in under
+    /// way is replaced (its Promise rejects with `aborted`).
     #[wasm_bindgen(js_name = signIn, unchecked_return_type = "Promise<TiledeskAuthState>")]
-    pub fn sign_in(&self) -> Promise {
-        if let Some(promise) = self.inner.in_flight.borrow().as_ref() {
-            return promise.clone();
+    pub fn sign_in(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TiledeskAuthSignInOptions")] options: Option<Object>,
+    ) -> Promise {
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
+        let source = match self.inner.options.sign_in_source(&options) {
+            Ok(source) => source,
+            Err(err) => return Promise::reject(&err.to_js()),
+        };
+        if source.is_none()
+            && let Phase::SigningIn(under_way) = &*self.inner.phase.borrow()
+        {
+            return under_way.promise.clone();
         }
-        let inner = Rc::clone(&self.inner);
-        let generation = inner.generation.get();
-        let (interrupt, interrupted) = oneshot::channel();
-        *inner.interrupt.borrow_mut() = Some(interrupt);
-        let promise = future_to_promise(async move {
-            let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
-            let signing_in = async {
-                let result = Rc::clone(&inner).sign_in(generation).await;
-                if inner.aborted(generation) {
-                    // Stopped by signOut() or free(): the outcome is theirs, sent through the interrupt.
-                    std::future::pending::<()>().await;
-                }
-                result
-            };
-            let result = first(signing_in, interrupted).await;
-            if !inner.aborted(generation) {
-                inner.in_flight.borrow_mut().take();
-                inner.interrupt.borrow_mut().take();
-            }
-            result.map(|state| state.to_js()).map_err(|e| e.to_js())
-        });
-        *self.inner.in_flight.borrow_mut() = Some(promise.clone());
-        promise
+        let source = source.unwrap_or_else(|| Rc::clone(&self.inner.options.source));
+        Rc::clone(&self.inner).start_sign_in(source, None, true)
     }
 
-    /// Signs the visitor out: widget logout, the widget's stored session cleared, widget hidden. Settles within
-    /// `timeoutMs` whatever the widget does. A sign-in under way stops and resolves with this signed-out state.
+    /// Signs the visitor out: widget logout, the widget's stored session cleared, widget hidden, and the same in
+    /// every other tab of the site (`syncTabs`). Settles within `timeoutMs` whatever the widget does. A sign-in
+    /// under way stops and resolves with this signed-out state.
     #[wasm_bindgen(js_name = signOut, unchecked_return_type = "Promise<TiledeskAuthState>")]
     pub fn sign_out(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        let interrupt = inner.stop_work();
-        inner.mode.set(Mode::SignedOut);
-        future_to_promise(async move {
-            // A widget sign-in under way would store its session after we cleared it: let it finish first.
-            let pending = inner.widget_sign_in.borrow_mut().take();
-            if let Some(pending) = pending {
-                let _ = with_timeout(inner.options.timeout_ms, "the widget to sign in", async {
-                    let _ = JsFuture::from(pending).await;
-                    Ok(())
-                })
-                .await;
-            }
-            inner.leave_widget().await;
-            let state = AuthState {
-                status: Status::SignedOut,
-                user_id: None,
-                expires_at: None,
-                error: None,
-            };
-            inner.set_state(state.clone());
-            if let Some(interrupt) = interrupt {
-                interrupt.send(Ok(state.clone()));
-            }
-            Ok(state.to_js())
-        })
+        Rc::clone(&self.inner).sign_out(true)
     }
 
     /// Calls `listener(state)` on every change; returns a function that removes the listener.
@@ -306,14 +327,14 @@ impl TiledeskAuth {
 }
 
 impl Drop for TiledeskAuth {
-    /// `free()` from JS: every timer and listener of this object goes; a sign-in under way rejects with
-    /// `aborted`. The widget is left as it is.
+    /// `free()` from JS: every timer and listener of this object goes, and its tab channel closes; a sign-in
+    /// under way rejects with `aborted`. The widget is left as it is.
     fn drop(&mut self) {
-        let interrupt = self.inner.stop_work();
-        self.inner.mode.set(Mode::Idle);
+        let interrupt = self.inner.stop();
         self.inner.listeners.borrow_mut().clear();
-        self.inner.auth_listener.borrow_mut().take();
-        self.inner.offline.borrow_mut().take();
+        self.inner.tabs.borrow_mut().take();
+        let link = std::mem::take(&mut *self.inner.link.borrow_mut());
+        drop(link);
         if let Some(interrupt) = interrupt {
             interrupt.send(Err(AuthError::Aborted));
         }
@@ -334,34 +355,159 @@ impl Inner {
         }
     }
 
-    fn aborted(&self, generation: u32) -> bool {
-        self.generation.get() != generation
+    fn current(&self) -> AuthState {
+        self.state.borrow().clone()
     }
 
-    /// Stops everything under way (sign-in, refresh timer, the wait for `online`); returns the interrupt of the
-    /// sign-in under way, for the caller to settle it.
-    fn stop_work(&self) -> Option<Interrupt> {
-        self.generation.set(self.generation.get().wrapping_add(1));
-        self.in_flight.borrow_mut().take();
-        self.refresh_timer.borrow_mut().take();
-        self.online.borrow_mut().take();
-        self.failures.set(0);
-        self.interrupt.borrow_mut().take()
+    fn set_phase(&self, phase: Phase) {
+        let old = std::mem::replace(&mut *self.phase.borrow_mut(), phase);
+        drop(old);
+    }
+
+    fn aborted(&self, epoch: u32) -> bool {
+        self.epoch.get() != epoch
+    }
+
+    /// Stops everything under way (a new epoch, the phase's handles dropped, the wait for `online` ended) and
+    /// returns the interrupt of the sign-in under way, for the caller to settle it. The phase is `Idle` after.
+    fn stop(&self) -> Option<Interrupt> {
+        self.epoch.set(self.epoch.get().wrapping_add(1));
+        self.link.borrow_mut().waiter.take();
+        match std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle) {
+            Phase::SigningIn(under_way) => Some(under_way.interrupt),
+            _ => None,
+        }
+    }
+
+    fn tell(&self, message: &Message) {
+        if let Some(tabs) = self.tabs.borrow().as_ref() {
+            tabs.say(message);
+        }
+    }
+
+    /// Starts a sign-in with `source` (or with `token`, already fetched from it); `announce`: tell the other
+    /// tabs when it succeeds (not for a sign-in that follows another tab).
+    fn start_sign_in(
+        self: Rc<Self>,
+        source: Rc<TokenSource>,
+        token: Option<SiteToken>,
+        announce: bool,
+    ) -> Promise {
+        if let Some(replaced) = self.stop() {
+            replaced.send(Err(AuthError::Replaced));
+        }
+        let epoch = self.epoch.get();
+        let (interrupt, interrupted) = oneshot::channel();
+        let inner = Rc::clone(&self);
+        let promise = future_to_promise(async move {
+            let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
+            let signing_in = async {
+                let result = Rc::clone(&inner).sign_in(epoch, source, token, announce).await;
+                if inner.aborted(epoch) {
+                    // Stopped: the outcome is the interrupt's.
+                    std::future::pending::<()>().await;
+                }
+                result
+            };
+            first(signing_in, interrupted)
+                .await
+                .map(|state| state.to_js())
+                .map_err(|e| e.to_js())
+        });
+        self.set_phase(Phase::SigningIn(SigningIn {
+            promise: promise.clone(),
+            interrupt,
+        }));
+        promise
+    }
+
+    /// Signs out here; `announce`: tell the other tabs (not when this sign-out is theirs).
+    fn sign_out(self: Rc<Self>, announce: bool) -> Promise {
+        let interrupt = self.stop();
+        self.set_phase(Phase::SignedOut);
+        let epoch = self.epoch.get();
+        if announce {
+            self.tell(&Message::SignedOut);
+        }
+        future_to_promise(async move {
+            // A widget sign-in under way would store its session after we cleared it: let it finish first.
+            let pending = self.link.borrow_mut().signing_in.take();
+            if let Some(pending) = pending {
+                let _ = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                    let _ = JsFuture::from(pending).await;
+                    Ok(())
+                })
+                .await;
+            }
+            self.leave_widget(epoch).await;
+            let state = AuthState::of(Status::SignedOut);
+            if !self.aborted(epoch) {
+                self.set_state(state.clone());
+            }
+            if let Some(interrupt) = interrupt {
+                interrupt.send(Ok(state.clone()));
+            }
+            Ok(state.to_js())
+        })
+    }
+
+    /// What another tab said.
+    fn on_tab_message(self: Rc<Self>, message: Message) {
+        match message {
+            Message::SignedOut => {
+                if !matches!(
+                    *self.phase.borrow(),
+                    Phase::Idle | Phase::SignedOut | Phase::Failed
+                ) {
+                    let _ = Rc::clone(&self).sign_out(false);
+                }
+            }
+            Message::SignedIn { user } => {
+                let here = match &*self.phase.borrow() {
+                    // Its own sign-in decides.
+                    Phase::SigningIn(_) => return,
+                    Phase::SignedIn(session) | Phase::Recovering(session) => Some(session.user.clone()),
+                    _ => None,
+                };
+                if here.as_ref() != Some(&user) {
+                    spawn_local(self.follow(user));
+                }
+            }
+        }
+    }
+
+    /// Another tab signed `user` in: this tab asks its own token source, and signs in only if it names them too
+    /// (a tab holding an earlier visitor's credentials must not bring that visitor back).
+    async fn follow(self: Rc<Self>, user: Option<String>) {
+        let epoch = self.epoch.get();
+        let source = Rc::clone(&self.options.source);
+        let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
+            token::fetch(&source).await
+        })
+        .await;
+        if self.aborted(epoch) || matches!(*self.phase.borrow(), Phase::SigningIn(_)) {
+            return;
+        }
+        if let Ok(token) = token
+            && token.user_id == user
+        {
+            let _ = self.start_sign_in(source, Some(token), false);
+        }
     }
 
     /// Logs the widget out, clears its stored session and hides it; settles within `timeoutMs`.
     ///
     /// The widget's `logout()` returns nothing when nobody is logged in, and a Promise that never settles (and
     /// logs nobody out) while its chat connection has not subscribed yet. So each call waits for the first of its
-    /// Promise, its `offline` report, or half a second, and is made again while the widget still reports our
-    /// visitor online.
-    async fn leave_widget(&self) {
-        self.leaving.set(true);
+    /// Promise, its `offline` report, or half a second, and is made again while the widget still reports someone
+    /// online, until `epoch` ends.
+    async fn leave_widget(&self, epoch: u32) {
+        self.link.borrow_mut().leaving = true;
         let started = js_sys::Date::now();
         loop {
             if let Called::Promise(logout) = widget::call("logout", &JsValue::UNDEFINED) {
                 let (sender, offline) = oneshot::channel();
-                *self.offline.borrow_mut() = Some(sender);
+                self.link.borrow_mut().offline = Some(sender);
                 let logged_out = async {
                     let _ = JsFuture::from(logout).await;
                 };
@@ -369,15 +515,15 @@ impl Inner {
                     let _ = offline.await;
                 };
                 first(first(logged_out, reported), sleep(LOGOUT_WAIT_MS)).await;
-                self.offline.borrow_mut().take();
+                self.link.borrow_mut().offline.take();
             }
-            if self.mode.get() != Mode::SignedOut {
-                // Freed, or signing in again: the widget is no longer ours to log out.
-                self.leaving.set(false);
+            if self.aborted(epoch) {
+                // Freed, or another sign-in or sign-out took over: the widget is theirs now.
+                self.link.borrow_mut().leaving = false;
                 return;
             }
             let elapsed = js_sys::Date::now() - started;
-            if !self.widget_online.get()
+            if self.link.borrow().online.is_none()
                 || elapsed + f64::from(LOGOUT_WAIT_MS) > f64::from(self.options.timeout_ms)
             {
                 break;
@@ -385,57 +531,112 @@ impl Inner {
         }
         widget::hide();
         session::clear(&self.options.project_id);
-        self.leaving.set(false);
+        self.link.borrow_mut().leaving = false;
     }
 
-    async fn sign_in(self: Rc<Self>, generation: u32) -> Result<AuthState, AuthError> {
-        self.mode.set(Mode::SigningIn);
-        let current = self.state.borrow().clone();
+    async fn sign_in(
+        self: Rc<Self>,
+        epoch: u32,
+        source: Rc<TokenSource>,
+        token: Option<SiteToken>,
+        announce: bool,
+    ) -> Result<AuthState, AuthError> {
         self.set_state(AuthState {
             status: Status::Loading,
             error: None,
-            ..current
+            ..self.current()
         });
-        match Rc::clone(&self).try_sign_in(generation).await {
+        match Rc::clone(&self).try_sign_in(epoch, source, token, announce).await {
             Ok(state) => Ok(state),
-            Err(_) if self.aborted(generation) => Ok(self.state.borrow().clone()),
+            Err(_) if self.aborted(epoch) => Ok(self.current()),
             Err(err) => self.fail(err).await,
         }
     }
 
-    async fn try_sign_in(self: Rc<Self>, generation: u32) -> Result<AuthState, AuthError> {
+    async fn try_sign_in(
+        self: Rc<Self>,
+        epoch: u32,
+        source: Rc<TokenSource>,
+        token: Option<SiteToken>,
+        announce: bool,
+    ) -> Result<AuthState, AuthError> {
         if !widget::is_booted() {
             // Before the loader boots: a stored token would be re-used (expired: the widget vanishes on the 401;
             // another visitor's: the widget signs in as them).
             session::clear(&self.options.project_id);
         }
         // The token is fetched while the loader loads.
-        let (sender, token) = oneshot::channel();
-        let fetcher = Rc::clone(&self);
-        spawn_local(async move {
-            let result = with_timeout(fetcher.options.timeout_ms, "the site's token endpoint", async {
-                token::fetch(&fetcher.options.source).await
-            })
-            .await;
-            sender.send(result);
-        });
+        let (sender, fetched) = oneshot::channel();
+        match token {
+            Some(token) => sender.send(Ok(token)),
+            None => {
+                let timeout_ms = self.options.timeout_ms;
+                let source = Rc::clone(&source);
+                spawn_local(async move {
+                    let result = with_timeout(timeout_ms, "the site's token endpoint", async {
+                        token::fetch(&source).await
+                    })
+                    .await;
+                    sender.send(result);
+                });
+            }
+        }
         self.widget_ready().await?;
         self.listen_auth_state();
-        let token = token
+        let token = fetched
             .await
             .unwrap_or(Err(AuthError::Timeout("the site's token endpoint")))?;
-        if self.aborted(generation) {
-            return Ok(self.state.borrow().clone());
+        if self.aborted(epoch) {
+            return Ok(self.current());
         }
-        let user_id = self.sign_in_widget(&token).await?;
-        self.signed_in(&token, user_id);
-        Ok(self.state.borrow().clone())
+        let user_id = self.enter_widget(&token, epoch, announce).await?;
+        self.signed_in(source, &token, user_id, announce);
+        Ok(self.current())
+    }
+
+    /// Signs the widget in with `token`. When it holds someone else (another visitor, a guest), they are logged
+    /// out first, so nothing of theirs stays on screen or keeps loading (`announce`: and the other tabs sign out).
+    async fn enter_widget(
+        &self,
+        token: &SiteToken,
+        epoch: u32,
+        announce: bool,
+    ) -> Result<Option<String>, AuthError> {
+        let online = self.link.borrow().online.clone();
+        if token.user_id.is_some() && online.is_some() && online != token.user_id {
+            if announce {
+                self.tell(&Message::SignedOut);
+            }
+            self.leave_widget(epoch).await;
+            if self.aborted(epoch) {
+                return Err(AuthError::Aborted);
+            }
+        }
+        self.sign_in_widget(token).await
     }
 
     /// The widget reported the visitor online with `token`: shown, `authenticated`, refresh scheduled.
-    fn signed_in(self: &Rc<Self>, token: &SiteToken, user_id: Option<String>) {
-        self.mode.set(Mode::SignedIn);
-        self.failures.set(0);
+    fn signed_in(
+        self: &Rc<Self>,
+        source: Rc<TokenSource>,
+        token: &SiteToken,
+        user_id: Option<String>,
+        announce: bool,
+    ) {
+        self.set_phase(Phase::SignedIn(Session {
+            source,
+            user: user_id.clone(),
+            expires_at: token.expires_at,
+            timer: None,
+            refreshing: false,
+            failures: 0,
+        }));
+        self.schedule_refresh(token.expires_at);
+        if announce {
+            self.tell(&Message::SignedIn {
+                user: user_id.clone(),
+            });
+        }
         // Always: a widget that lost its session hid itself.
         widget::show();
         self.set_state(AuthState {
@@ -444,7 +645,6 @@ impl Inner {
             expires_at: token.expires_at,
             error: None,
         });
-        self.schedule_refresh(token.expires_at);
     }
 
     /// Waits until the widget's methods can be called, installing settings, stub and loader if needed.
@@ -492,7 +692,7 @@ impl Inner {
 
     /// Registers our `onAuthStateChanged` listener once, directly on the booted widget.
     fn listen_auth_state(self: &Rc<Self>) {
-        if self.auth_listener.borrow().is_some() {
+        if self.link.borrow().listener.is_some() {
             return;
         }
         let weak = Rc::downgrade(self);
@@ -501,7 +701,7 @@ impl Inner {
                 inner.on_auth_state(&event);
             }
         });
-        *self.auth_listener.borrow_mut() = listener;
+        self.link.borrow_mut().listener = listener;
     }
 
     fn on_auth_state(self: &Rc<Self>, event: &JsValue) {
@@ -511,41 +711,67 @@ impl Inner {
         let logged = field("isLogged").as_bool().unwrap_or(false);
         let user_id = field("user_id").as_string();
         if kind == "online" && logged {
-            let ours = user_id.is_some() && *self.user.borrow() == user_id;
-            self.widget_online.set(ours);
-            let waiting_for_it = self
-                .online
-                .borrow()
-                .as_ref()
-                .is_some_and(|w| w.user.is_none() || w.user == user_id);
-            if waiting_for_it {
-                if let Some(waiter) = self.online.borrow_mut().take() {
-                    waiter.sender.send(user_id);
-                }
+            let (ours, leaving, waiter) = {
+                let mut link = self.link.borrow_mut();
+                link.online = user_id.clone();
+                let waiting_for_it = link
+                    .waiter
+                    .as_ref()
+                    .is_some_and(|w| w.user.is_none() || w.user == user_id);
+                let waiter = if waiting_for_it { link.waiter.take() } else { None };
+                (user_id.is_some() && link.asked == user_id, link.leaving, waiter)
+            };
+            if let Some(waiter) = waiter {
+                waiter.sender.send(user_id);
                 return;
             }
-            match self.mode.get() {
-                // A sign-in that was under way when the visitor signed out has completed: undo it.
-                Mode::SignedOut if ours && !self.leaving.get() => {
+            let recovering_idle = match &*self.phase.borrow() {
+                Phase::SignedOut if ours && !leaving => {
+                    // A sign-in that was under way when the visitor signed out has completed: undo it.
                     let inner = Rc::clone(self);
-                    spawn_local(async move { inner.leave_widget().await });
+                    let epoch = self.epoch.get();
+                    spawn_local(async move { inner.leave_widget(epoch).await });
+                    false
                 }
                 // The widget reconnected by itself (its chat connection came back).
-                Mode::Recovering if ours && !self.refreshing.get() => self.recovered(),
-                _ => {}
+                Phase::Recovering(session) => ours && !session.refreshing,
+                _ => false,
+            };
+            if recovering_idle {
+                self.recovered();
             }
         } else if kind == "offline" && !logged {
-            self.widget_online.set(false);
-            if let Some(sender) = self.offline.borrow_mut().take() {
+            let offline = {
+                let mut link = self.link.borrow_mut();
+                link.online = None;
+                link.offline.take()
+            };
+            if let Some(sender) = offline {
                 sender.send(());
             }
-            if self.mode.get() == Mode::SignedIn && self.options.refresh {
-                // We expected the visitor online: the session is lost; sign in again now.
-                self.mode.set(Mode::Recovering);
-                if !self.refreshing.get() {
-                    self.refresh_timer.borrow_mut().take();
-                    spawn_local(Rc::clone(self).refresh(self.generation.get()));
+            if !self.options.refresh {
+                return;
+            }
+            // We expected the visitor online: the session is lost; sign in again now.
+            let refresh_now = {
+                let mut phase = self.phase.borrow_mut();
+                match std::mem::replace(&mut *phase, Phase::Idle) {
+                    Phase::SignedIn(mut session) => {
+                        let start = !session.refreshing;
+                        if start {
+                            session.timer.take();
+                        }
+                        *phase = Phase::Recovering(session);
+                        start
+                    }
+                    other => {
+                        *phase = other;
+                        false
+                    }
                 }
+            };
+            if refresh_now {
+                spawn_local(Rc::clone(self).refresh(self.epoch.get()));
             }
         }
     }
@@ -553,28 +779,40 @@ impl Inner {
     /// The widget is online again as our visitor with the token it has: shown and `authenticated`, and that
     /// token refreshed on schedule.
     fn recovered(self: &Rc<Self>) {
-        let current = self.state.borrow().clone();
-        self.mode.set(Mode::SignedIn);
-        self.failures.set(0);
+        let session = match std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle) {
+            Phase::Recovering(mut session) => {
+                session.failures = 0;
+                session
+            }
+            other => {
+                self.set_phase(other);
+                return;
+            }
+        };
+        let (user, expires_at) = (session.user.clone(), session.expires_at);
+        self.set_phase(Phase::SignedIn(session));
+        self.schedule_refresh(expires_at);
         widget::show();
         self.set_state(AuthState {
             status: Status::Authenticated,
             error: None,
-            user_id: self.user.borrow().clone(),
-            ..current
+            user_id: user,
+            expires_at,
         });
-        self.schedule_refresh(current.expires_at);
     }
 
     /// `signInWithCustomToken` called directly, its Promise awaited, then the `online` report for the token's
     /// visitor awaited.
     async fn sign_in_widget(&self, token: &SiteToken) -> Result<Option<String>, AuthError> {
-        *self.user.borrow_mut() = token.user_id.clone();
         let (sender, online) = oneshot::channel();
-        *self.online.borrow_mut() = Some(OnlineWaiter {
-            user: token.user_id.clone(),
-            sender,
-        });
+        {
+            let mut link = self.link.borrow_mut();
+            link.asked = token.user_id.clone();
+            link.waiter = Some(OnlineWaiter {
+                user: token.user_id.clone(),
+                sender,
+            });
+        }
         let result = match widget::call("signInWithCustomToken", &JsValue::from(token.value.as_str())) {
             Called::Missing => Err(AuthError::SignInRejected(
                 "the widget has no signInWithCustomToken method".to_owned(),
@@ -582,7 +820,7 @@ impl Inner {
             Called::Threw(e) => Err(AuthError::SignInRejected(widget::message_of(&e))),
             Called::NotAPromise => Ok(()),
             Called::Promise(promise) => {
-                *self.widget_sign_in.borrow_mut() = Some(promise.clone());
+                self.link.borrow_mut().signing_in = Some(promise.clone());
                 let result = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
                     JsFuture::from(promise)
                         .await
@@ -590,12 +828,12 @@ impl Inner {
                         .map_err(|e| AuthError::SignInRejected(widget::message_of(&e)))
                 })
                 .await;
-                self.widget_sign_in.borrow_mut().take();
+                self.link.borrow_mut().signing_in.take();
                 result
             }
         };
         if let Err(err) = result {
-            self.online.borrow_mut().take();
+            self.link.borrow_mut().waiter.take();
             return Err(err);
         }
         with_timeout(
@@ -616,7 +854,7 @@ impl Inner {
         if self.options.on_failure == OnFailure::Anonymous && anonymous_possible {
             // When the anonymous sign-in fails too, the original failure is what the page hears.
             if let Ok(guest) = self.sign_in_anonymously().await {
-                self.mode.set(Mode::Anonymous);
+                self.set_phase(Phase::Anonymous);
                 widget::show();
                 let state = AuthState {
                     status: Status::Anonymous,
@@ -629,7 +867,7 @@ impl Inner {
             }
         }
         widget::hide();
-        self.mode.set(Mode::Failed);
+        self.set_phase(Phase::Failed);
         self.enter_error(&err);
         Err(err)
     }
@@ -637,9 +875,12 @@ impl Inner {
     /// `signInAnonymous`, then the widget's `online` for the guest; returns the guest's chat id.
     async fn sign_in_anonymously(&self) -> Result<Option<String>, AuthError> {
         session::clear(&self.options.project_id);
-        self.user.borrow_mut().take();
         let (sender, online) = oneshot::channel();
-        *self.online.borrow_mut() = Some(OnlineWaiter { user: None, sender });
+        {
+            let mut link = self.link.borrow_mut();
+            link.asked = None;
+            link.waiter = Some(OnlineWaiter { user: None, sender });
+        }
         if let Called::Promise(promise) = widget::call("signInAnonymous", &JsValue::UNDEFINED) {
             let signed = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
                 JsFuture::from(promise)
@@ -648,7 +889,7 @@ impl Inner {
             })
             .await;
             if let Err(err) = signed {
-                self.online.borrow_mut().take();
+                self.link.borrow_mut().waiter.take();
                 return Err(err);
             }
         }
@@ -661,12 +902,11 @@ impl Inner {
 
     /// The `error` state, keeping what the state knew of the visitor.
     fn enter_error(&self, err: &AuthError) {
-        let state = AuthState {
+        self.set_state(AuthState {
             status: Status::Error,
             error: Some(ErrorInfo::from(err)),
-            ..self.state.borrow().clone()
-        };
-        self.set_state(state);
+            ..self.current()
+        });
     }
 
     fn schedule_refresh(self: &Rc<Self>, expires_at: Option<f64>) {
@@ -676,48 +916,73 @@ impl Inner {
         self.schedule_refresh_in(refresh_delay_ms(now_secs(), expires_at));
     }
 
+    /// Sets the session's timer; no session, no timer.
     fn schedule_refresh_in(self: &Rc<Self>, delay_ms: u32) {
         let weak = Rc::downgrade(self);
-        let generation = self.generation.get();
-        let timer = Timeout::new(delay_ms, move || {
-            if let Some(inner) = weak.upgrade() {
-                spawn_local(inner.refresh(generation));
-            }
-        });
-        *self.refresh_timer.borrow_mut() = Some(timer);
+        let epoch = self.epoch.get();
+        if let Some(session) = self.phase.borrow_mut().session_mut() {
+            session.timer = Some(Timeout::new(delay_ms, move || {
+                if let Some(inner) = weak.upgrade() {
+                    spawn_local(inner.refresh(epoch));
+                }
+            }));
+        }
     }
 
-    /// Signs in again with a fresh token. On failure it tries again, sooner while the widget still holds a valid
-    /// session, and with a growing pause (up to 30 s) once it does not, until it works or the visitor signs out.
-    async fn refresh(self: Rc<Self>, generation: u32) {
-        if self.aborted(generation) || self.refreshing.replace(true) {
+    /// Signs in again with a fresh token from the session's source. On failure it tries again, sooner while the
+    /// widget still holds a valid session, and with a growing pause (up to 30 s) once it does not, until it works
+    /// or the visitor signs out. A token naming another visitor (the site's session changed hands) switches the
+    /// widget to them, as `signIn` does.
+    async fn refresh(self: Rc<Self>, epoch: u32) {
+        if self.aborted(epoch) {
             return;
         }
+        let (source, user) = {
+            let mut phase = self.phase.borrow_mut();
+            let Some(session) = phase.session_mut().filter(|s| !s.refreshing) else {
+                return;
+            };
+            session.refreshing = true;
+            (Rc::clone(&session.source), session.user.clone())
+        };
         let result = async {
             let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
-                token::fetch(&self.options.source).await
+                token::fetch(&source).await
             })
             .await?;
-            if self.aborted(generation) {
+            if self.aborted(epoch) {
                 return Err(AuthError::Aborted);
             }
-            let user_id = self.sign_in_widget(&token).await?;
+            let user_id = self.enter_widget(&token, epoch, true).await?;
             Ok::<_, AuthError>((token, user_id))
         }
         .await;
-        self.refreshing.set(false);
-        if self.aborted(generation) {
+        if self.aborted(epoch) {
             return;
         }
         match result {
-            Ok((token, user_id)) => self.signed_in(&token, user_id),
+            Ok((token, user_id)) => {
+                let changed = user_id != user;
+                self.signed_in(source, &token, user_id, changed);
+            }
             Err(err) => {
-                let failures = self.failures.get() + 1;
-                self.failures.set(failures);
-                let left = self.state.borrow().expires_at.map_or(0.0, |exp| exp - now_secs());
-                let alive = self.mode.get() == Mode::SignedIn && left > 2.0;
+                let (failures, left, alive) = {
+                    let mut phase = self.phase.borrow_mut();
+                    let signed_in = matches!(*phase, Phase::SignedIn(_));
+                    let Some(session) = phase.session_mut() else {
+                        return;
+                    };
+                    session.refreshing = false;
+                    session.failures += 1;
+                    let left = session.expires_at.map_or(0.0, |exp| exp - now_secs());
+                    (session.failures, left, signed_in && left > 2.0)
+                };
                 if !alive {
-                    self.mode.set(Mode::Recovering);
+                    let phase = std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle);
+                    self.set_phase(match phase {
+                        Phase::SignedIn(session) => Phase::Recovering(session),
+                        other => other,
+                    });
                     self.enter_error(&err);
                 }
                 self.schedule_refresh_in(retry_delay_ms(failures, left, alive));

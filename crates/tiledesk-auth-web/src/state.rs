@@ -1,12 +1,13 @@
-//! What the page sees: `{status, userId, expiresAt, error}`, a plain JS object.
+//! What the page sees: `{status, userId, expiresAt, error}`, a plain JS object made by serde.
 
-use js_sys::{Object, Reflect};
+use serde::Serialize;
 use wasm_bindgen::JsValue;
 
 use crate::error::AuthError;
 
 /// Where the visitor stands with the widget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Status {
     Idle,
     Loading,
@@ -16,21 +17,8 @@ pub(crate) enum Status {
     Error,
 }
 
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Loading => "loading",
-            Self::Authenticated => "authenticated",
-            Self::Anonymous => "anonymous",
-            Self::SignedOut => "signed_out",
-            Self::Error => "error",
-        }
-    }
-}
-
 /// An error as the state shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct ErrorInfo {
     pub(crate) code: &'static str,
     pub(crate) message: String,
@@ -46,7 +34,8 @@ impl From<&AuthError> for ErrorInfo {
 }
 
 /// The state handed to `onStateChange` listeners and returned by `signIn`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct AuthState {
     pub(crate) status: Status,
     /// The visitor's chat user id (`<project id>_<site user id>`), once the widget reports it online.
@@ -56,41 +45,24 @@ pub(crate) struct AuthState {
     pub(crate) error: Option<ErrorInfo>,
 }
 
-fn set(object: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(object, &key.into(), value);
-}
-
 impl AuthState {
     pub(crate) fn idle() -> Self {
+        Self::of(Status::Idle)
+    }
+
+    /// `status` with nothing else known.
+    pub(crate) fn of(status: Status) -> Self {
         Self {
-            status: Status::Idle,
+            status,
             user_id: None,
             expires_at: None,
             error: None,
         }
     }
 
-    /// A fresh plain object, so a listener that changes it changes nothing here.
+    /// A fresh plain object (absent values are `null`), so a listener that changes it changes nothing here.
     pub(crate) fn to_js(&self) -> JsValue {
-        let state = Object::new();
-        set(&state, "status", &self.status.as_str().into());
-        set(
-            &state,
-            "userId",
-            &self.user_id.as_deref().map_or(JsValue::NULL, JsValue::from),
-        );
-        set(
-            &state,
-            "expiresAt",
-            &self.expires_at.map_or(JsValue::NULL, JsValue::from),
-        );
-        let error = self.error.as_ref().map_or(JsValue::NULL, |e| {
-            let error = Object::new();
-            set(&error, "code", &e.code.into());
-            set(&error, "message", &e.message.as_str().into());
-            error.into()
-        });
-        set(&state, "error", &error);
-        state.into()
+        self.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .unwrap_or(JsValue::NULL)
     }
 }

@@ -1,9 +1,10 @@
 //! Getting a token from the site (its endpoint or the page's callback) and reading it.
 
-use js_sys::{Function, Object, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use gloo_net::http::Request;
+use js_sys::{Function, Reflect};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{RequestCredentials, RequestInit, Response};
+use web_sys::RequestCredentials;
 
 use crate::error::AuthError;
 use crate::options::TokenSource;
@@ -39,24 +40,25 @@ pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> 
 }
 
 async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(String, Option<f64>), AuthError> {
-    let network = |e: JsValue| AuthError::Network(message_of(&e));
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_credentials(RequestCredentials::SameOrigin);
-    let headers = Object::new();
-    let _ = Reflect::set(&headers, &"Accept".into(), &"application/json".into());
-    if let Some(body) = credentials {
-        let text = js_sys::JSON::stringify(body)
-            .map_err(|_| AuthError::BadOptions("`credentials` cannot be sent as JSON".to_owned()))?;
-        let _ = Reflect::set(&headers, &"Content-Type".into(), &"application/json".into());
-        init.set_body(&text);
-    }
-    init.set_headers(&headers);
-    let window = web_sys::window().ok_or_else(|| AuthError::Network("no window".to_owned()))?;
-    let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
-        .await
+    // Always a JSON body, `{}` without credentials: a cross-origin POST then needs the CORS preflight, so another
+    // site's page cannot make the browser send it with the visitor's cookies as a "simple request".
+    let body = match credentials {
+        Some(body) => js_sys::JSON::stringify(body)
+            .ok()
+            .and_then(|text| text.as_string())
+            .ok_or_else(|| AuthError::BadOptions("`credentials` cannot be sent as JSON".to_owned()))?,
+        None => "{}".to_owned(),
+    };
+    let network = |e: gloo_net::Error| AuthError::Network(e.to_string());
+    let response = Request::post(url)
+        .credentials(RequestCredentials::SameOrigin)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .body(body)
         .map_err(network)?
-        .unchecked_into();
+        .send()
+        .await
+        .map_err(network)?;
     let status = response.status();
     if status == 401 || status == 403 {
         return Err(AuthError::AuthRejected(status));
@@ -66,12 +68,7 @@ async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(Stri
     }
     // The browser's own JSON parser: no serde_json in the module.
     let not_json = || AuthError::AuthEndpoint("the body is not JSON".to_owned());
-    let text = response.text().map_err(|_| not_json())?;
-    let text = JsFuture::from(text)
-        .await
-        .map_err(|_| not_json())?
-        .as_string()
-        .ok_or_else(not_json)?;
+    let text = response.text().await.map_err(|_| not_json())?;
     let body = js_sys::JSON::parse(&text).map_err(|_| not_json())?;
     read_token_object(&body)
 }

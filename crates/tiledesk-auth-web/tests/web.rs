@@ -217,7 +217,7 @@ async fn happy_path_signs_in_and_shows_the_widget() {
     reset();
     let auth = TiledeskAuth::new(&options("happy", "", "")).unwrap();
     let seen = record_statuses(&auth);
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
     let chat_id = format!("{PROJECT}_happy");
     assert_eq!(text(&state, "userId"), Some(chat_id.clone()));
@@ -244,7 +244,7 @@ async fn page_with_the_snippet_still_queuing() {
     install_page_snippet();
     eval("window.Tiledesk('onInit', function () {});"); // the page's own queued call survives the replay
     let auth = TiledeskAuth::new(&options("snippet", "", "")).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
     assert!(widget_visible());
     assert_eq!(
@@ -275,7 +275,7 @@ async fn widget_that_already_booted() {
             .unwrap()
     );
     let auth = TiledeskAuth::new(&options("booted", "", "")).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
     assert_eq!(widget_user(), Some(format!("{PROJECT}_booted")));
     assert!(widget_visible());
@@ -285,7 +285,7 @@ async fn widget_that_already_booted() {
 async fn endpoint_401_is_auth_rejected_and_the_widget_stays_hidden() {
     reset();
     let auth = TiledeskAuth::new(&options("refused", "&status=401", "")).unwrap();
-    let error = settle(auth.sign_in()).await.unwrap_err();
+    let error = settle(auth.sign_in(None)).await.unwrap_err();
     expect_code(&error, "auth_rejected");
     let state = auth.state();
     assert_eq!(text(&state, "status").as_deref(), Some("error"));
@@ -302,9 +302,9 @@ async fn endpoint_401_is_auth_rejected_and_the_widget_stays_hidden() {
 async fn endpoint_500_or_without_a_token_is_auth_endpoint() {
     reset();
     let auth = TiledeskAuth::new(&options("broken", "&status=500", "")).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_endpoint");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "auth_endpoint");
     let auth = TiledeskAuth::new(&options("empty", "&empty=true", "")).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_endpoint");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "auth_endpoint");
     assert!(!widget_visible());
     assert_no_unhandled_rejection().await;
 }
@@ -315,7 +315,7 @@ async fn unreachable_endpoint_is_network() {
     let opts = options("unreachable", "", "");
     Reflect::set(&opts, &"authUrl".into(), &"http://127.0.0.1:9/auth".into()).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "network");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "network");
     assert_no_unhandled_rejection().await;
 }
 
@@ -325,7 +325,7 @@ async fn slow_endpoint_is_timeout() {
     let opts = options("slow", "&delay_ms=3000", "");
     Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(300)).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "timeout");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "timeout");
     assert!(!widget_visible());
     assert_no_unhandled_rejection().await;
 }
@@ -341,7 +341,7 @@ async fn loader_that_fails_to_load_is_widget_load() {
     )
     .unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "widget_load");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "widget_load");
     assert_no_unhandled_rejection().await;
 }
 
@@ -349,7 +349,7 @@ async fn loader_that_fails_to_load_is_widget_load() {
 async fn widget_refusing_the_token_is_sign_in_rejected() {
     reset();
     let auth = TiledeskAuth::new(&options("expired", "&expired=true", "")).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "sign_in_rejected");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "sign_in_rejected");
     assert!(!widget_visible());
     assert_eq!(stored_token(), None);
     assert_no_unhandled_rejection().await;
@@ -363,7 +363,7 @@ async fn tiledesk_api_down_or_failing_is_sign_in_rejected_and_the_widget_stays_h
     ] {
         reset();
         let auth = TiledeskAuth::new(&options_with_api(user, &api)).unwrap();
-        let error = settle(auth.sign_in()).await.unwrap_err();
+        let error = settle(auth.sign_in(None)).await.unwrap_err();
         expect_code(&error, "sign_in_rejected");
         assert_eq!(text(&auth.state(), "status").as_deref(), Some("error"), "{user}");
         assert!(!widget_visible(), "{user}");
@@ -379,7 +379,7 @@ async fn a_slow_tiledesk_api_is_timeout() {
     let opts = options_with_api("apislow", &format!("{}/faulty/200/5000/", mock()));
     Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(1000)).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "timeout");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "timeout");
     assert!(!widget_visible());
     assert_no_unhandled_rejection().await;
 }
@@ -390,7 +390,7 @@ async fn the_site_endpoint_going_down_mid_session_ends_in_an_error_state() {
     // Two-second tokens, refreshed at 80 %: the first request succeeds, the refresh gets 503.
     let auth = TiledeskAuth::new(&options("middown", "&ttl=2&fail_after=1", "")).unwrap();
     let seen = record_statuses(&auth);
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     assert!(widget_visible());
     let errored = first_state(&auth, |status| status == "error");
     let state = settle(errored).await.unwrap();
@@ -424,7 +424,7 @@ async fn on_failure_anonymous_shows_the_widget_once_the_guest_is_online() {
     })
     .into_js_value();
     let _ = auth.on_state_change(listener.unchecked_into());
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("anonymous"));
     assert_eq!(
         text(&get(&state, "error"), "code").as_deref(),
@@ -460,7 +460,7 @@ async fn another_visitors_stored_session_is_removed_even_when_the_sign_in_fails(
     // The site refuses this visitor: nothing signs the widget in, and the other visitor's session must be gone,
     // or the next page whose widget starts by itself would sign in as them.
     let auth = TiledeskAuth::new(&options("me", "&status=401", "")).unwrap();
-    expect_code(&settle(auth.sign_in()).await.unwrap_err(), "auth_rejected");
+    expect_code(&settle(auth.sign_in(None)).await.unwrap_err(), "auth_rejected");
     assert_eq!(stored_token(), None);
     assert_eq!(
         eval(&format!(
@@ -475,7 +475,7 @@ async fn another_visitors_stored_session_is_removed_even_when_the_sign_in_fails(
 async fn refreshes_with_a_fresh_token_before_expiry() {
     reset();
     let auth = TiledeskAuth::new(&options("refresh", "&ttl=3", "")).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     let first = get(&state, "expiresAt").as_f64().unwrap();
     let first_token = stored_token().unwrap();
     let refreshed = first_state(&auth, |status| status == "authenticated");
@@ -500,7 +500,7 @@ async fn refreshes_with_a_fresh_token_before_expiry() {
 async fn sign_out_logs_out_clears_and_hides() {
     reset();
     let auth = TiledeskAuth::new(&options("leaving", "", "")).unwrap();
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     assert!(stored_token().is_some() && widget_visible());
     let state = settle(auth.sign_out()).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("signed_out"));
@@ -520,7 +520,7 @@ async fn sign_out_logs_out_clears_and_hides() {
 async fn concurrent_sign_ins_make_one_request() {
     reset();
     let auth = TiledeskAuth::new(&options("twice", "", "")).unwrap();
-    let (a, b) = (auth.sign_in(), auth.sign_in());
+    let (a, b) = (auth.sign_in(None), auth.sign_in(None));
     assert!(
         JsValue::from(a.clone()) == JsValue::from(b.clone()),
         "the same Promise"
@@ -534,7 +534,7 @@ async fn concurrent_sign_ins_make_one_request() {
 async fn sign_out_during_sign_in_wins() {
     reset();
     let auth = TiledeskAuth::new(&options("racer", "&delay_ms=300", "")).unwrap();
-    let signing_in = auth.sign_in();
+    let signing_in = auth.sign_in(None);
     let out = settle(auth.sign_out()).await.unwrap();
     assert_eq!(text(&out, "status").as_deref(), Some("signed_out"));
     let state = settle(signing_in).await.unwrap();
@@ -559,7 +559,7 @@ async fn get_token_callback_with_a_bare_jwt_gets_the_prefix_once() {
     Reflect::delete_property::<JsValue>(opts.unchecked_ref(), &"authUrl".into()).unwrap();
     Reflect::set(&opts, &"getToken".into(), &get_token).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
     assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_callback")));
     let stored = stored_token().unwrap();
@@ -599,7 +599,7 @@ fn bad_options_throw_bad_options() {
 async fn an_unexpected_offline_signs_in_again_with_a_fresh_token() {
     reset();
     let auth = TiledeskAuth::new(&options("dropped", "", "")).unwrap();
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(request_count("dropped").await, 1.0);
     let online_again: Promise = eval(
         "new Promise((resolve) => window.tiledesk.on('onAuthStateChanged', (e) => {
@@ -621,7 +621,7 @@ async fn a_freed_object_leaves_no_listener_or_timer_behind() {
     reset();
     // Refresh due at 80% of 2 s; the positive cases are the offline and refresh tests above.
     let auth = TiledeskAuth::new(&options("freed", "&ttl=2", "")).unwrap();
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     count_fetches();
     drop(auth);
     widget_reports("offline");
@@ -637,7 +637,7 @@ async fn a_freed_object_leaves_no_listener_or_timer_behind() {
 async fn signing_out_does_not_sign_the_visitor_back_in() {
     reset();
     let auth = TiledeskAuth::new(&options("stays-out", "", "")).unwrap();
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     count_fetches();
     // The widget's own logout fires `offline`: that is no lost session to restore.
     settle(auth.sign_out()).await.unwrap();
@@ -690,7 +690,7 @@ async fn listeners_are_removed_from_the_element_the_widget_added_them_to() {
     reset();
     track_root_listeners();
     let auth = TiledeskAuth::new(&options("listener", "", "")).unwrap();
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(
         root_listeners("onAuthStateChanged"),
         1.0,
@@ -713,7 +713,7 @@ async fn the_loader_boots_at_once_without_a_visitor_interaction() {
     // A loader that would wait a minute for the visitor, as the real one waits 5 s.
     let opts = with_setting(&options("eager", "", ""), "fakeBootDelayMs", &60_000.into());
     let auth = TiledeskAuth::new(&opts).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
     assert!(widget_visible());
 }
@@ -728,7 +728,7 @@ async fn boot_interaction_waits_for_the_visitor_as_tiledesk_does() {
     );
     Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(3000)).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    let signing_in = auth.sign_in();
+    let signing_in = auth.sign_in(None);
     // Nothing boots until the visitor moves: the loader is there and has not created window.tiledesk.
     until(
         "!!document.getElementById('tiledesk-jssdk')",
@@ -754,7 +754,7 @@ async fn sign_out_settles_within_its_limit_when_the_widgets_logout_never_does() 
     let opts = with_setting(&options("stuck", "", ""), "fakeSubscribeMs", &600_000.into());
     Reflect::set(&opts, &"timeoutMs".into(), &JsValue::from(1500)).unwrap();
     let auth = TiledeskAuth::new(&opts).unwrap();
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     let state = settle(auth.sign_out()).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("signed_out"));
     assert_eq!(stored_token(), None);
@@ -767,7 +767,7 @@ async fn sign_out_during_the_widgets_sign_in_leaves_it_logged_out() {
     // The widget's chat connection comes up 300 ms after its HTTP sign-in: sign out in between.
     let opts = with_setting(&options("half-way", "", ""), "fakeConnectMs", &300.into());
     let auth = TiledeskAuth::new(&opts).unwrap();
-    let signing_in = auth.sign_in();
+    let signing_in = auth.sign_in(None);
     until(
         &format!("!!localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken')"),
         5000,
@@ -812,7 +812,7 @@ async fn an_online_report_for_another_visitor_is_not_taken_for_ours() {
     // The page signs a guest in itself; the guest comes online while the module waits for its visitor.
     eval("window.tiledesk.signInAnonymous();");
     let auth = TiledeskAuth::new(&options("not-a-guest", "&delay_ms=100", "")).unwrap();
-    let state = settle(auth.sign_in()).await.unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
     assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
     assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_not-a-guest")));
     assert_eq!(widget_user(), Some(format!("{PROJECT}_not-a-guest")));
@@ -823,7 +823,7 @@ async fn a_refresh_whose_sign_in_fails_once_recovers() {
     reset();
     let auth = TiledeskAuth::new(&options("bumpy", "&ttl=2", "")).unwrap();
     let seen = record_statuses(&auth);
-    settle(auth.sign_in()).await.unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
     // Tiledesk fails the next sign-in (the refresh at 80% of 2 s): the widget logs itself out and hides.
     let failing: Promise = eval(&format!(
         "fetch('{}/test/sign-in-fails', {{method: 'POST', headers: {{'Content-Type': 'application/json'}},
@@ -859,8 +859,212 @@ async fn a_refresh_whose_sign_in_fails_once_recovers() {
 async fn free_during_a_sign_in_rejects_it_with_aborted() {
     reset();
     let auth = TiledeskAuth::new(&options("freed-early", "&delay_ms=300", "")).unwrap();
-    let signing_in = auth.sign_in();
+    let signing_in = auth.sign_in(None);
     drop(auth);
     expect_code(&settle(signing_in).await.unwrap_err(), "aborted");
     assert_no_unhandled_rejection().await;
+}
+
+/// A `getToken` for `user` from the test site.
+fn get_token_for(user: &str) -> JsValue {
+    eval(&format!(
+        "(() => fetch('{}/test-site/auth?user={user}', {{ method: 'POST' }}).then((r) => r.json()))",
+        mock()
+    ))
+}
+
+/// `signIn` options `{ getToken }` for `user`.
+fn as_user(user: &str) -> Option<js_sys::Object> {
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"getToken".into(), &get_token_for(user)).unwrap();
+    Some(options)
+}
+
+#[wasm_bindgen_test]
+async fn signing_in_as_another_visitor_logs_the_first_out_before() {
+    reset();
+    let auth = TiledeskAuth::new(&options("alice", "", "")).unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
+    eval(
+        "window.__events = [];
+         window.tiledesk.on('onAuthStateChanged', (e) => window.__events.push(e.detail.event + ':' + (e.detail.user_id || '')));",
+    );
+    let state = settle(auth.sign_in(as_user("bob"))).await.unwrap();
+    let bob = format!("{PROJECT}_bob");
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    assert_eq!(text(&state, "userId"), Some(bob.clone()));
+    assert_eq!(widget_user(), Some(bob.clone()));
+    assert!(widget_visible());
+    let events: Vec<String> = JSON::stringify(&eval("window.__events"))
+        .unwrap()
+        .as_string()
+        .map(|s| serde_like_list(&s))
+        .unwrap();
+    let offline = events.iter().position(|e| e.starts_with("offline"));
+    let online_bob = events.iter().position(|e| *e == format!("online:{bob}"));
+    assert!(
+        matches!((offline, online_bob), (Some(o), Some(b)) if o < b),
+        "alice logged out before bob signed in: {events:?}"
+    );
+    assert_eq!(
+        request_count("alice").await,
+        1.0,
+        "alice's source was not asked again"
+    );
+}
+
+/// `["a","b"]` as a list of strings (the events hold no quotes or commas).
+fn serde_like_list(json: &str) -> Vec<String> {
+    json.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_matches('"').to_owned())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_sign_in_as_someone_else_replaces_the_one_under_way() {
+    reset();
+    let auth = TiledeskAuth::new(&options("slowpoke", "&delay_ms=400", "")).unwrap();
+    let first = auth.sign_in(None);
+    let second = auth.sign_in(as_user("quick"));
+    let state = settle(second).await.unwrap();
+    assert_eq!(text(&state, "userId"), Some(format!("{PROJECT}_quick")));
+    expect_code(&settle(first).await.unwrap_err(), "aborted");
+    assert_eq!(widget_user(), Some(format!("{PROJECT}_quick")));
+}
+
+#[wasm_bindgen_test]
+async fn sign_in_options_are_checked_like_the_constructors() {
+    reset();
+    let auth = TiledeskAuth::new(&options("checked", "", "")).unwrap();
+    for (bad, says) in [
+        (r#"{"colour": "red"}"#, "unknown option `colour`"),
+        (r#"{"projectId": "p"}"#, "not of signIn()"),
+        (r#"{"credentials": [1]}"#, "`credentials` must be an object"),
+    ] {
+        let error = settle(auth.sign_in(Some(JSON::parse(bad).unwrap().unchecked_into())))
+            .await
+            .unwrap_err();
+        expect_code(&error, "bad_options");
+        let message = text(&error, "message").unwrap();
+        assert!(message.contains(says), "{bad}: {message}");
+    }
+    let both: js_sys::Object = JSON::parse(r#"{"credentials": {"a": 1}}"#)
+        .unwrap()
+        .unchecked_into();
+    Reflect::set(&both, &"getToken".into(), &get_token_for("x")).unwrap();
+    expect_code(
+        &settle(auth.sign_in(Some(both))).await.unwrap_err(),
+        "bad_options",
+    );
+    assert_eq!(request_count("checked").await, 0.0, "nothing was asked");
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("idle"));
+}
+
+#[wasm_bindgen_test]
+fn bad_options_say_which_key_and_why() {
+    for (bad, says) in [
+        (
+            r#"{"projectId": "p", "refresh": "yes"}"#,
+            "`refresh` must be a boolean",
+        ),
+        (
+            r#"{"projectId": "p", "timeoutMs": "5"}"#,
+            "`timeoutMs` must be a number of milliseconds",
+        ),
+        (
+            r#"{"projectId": "p", "boot": 1}"#,
+            r#"`boot` must be one of "now", "interaction""#,
+        ),
+        (
+            r#"{"projectId": "p", "syncTabs": 0}"#,
+            "`syncTabs` must be a boolean",
+        ),
+        (r#"{"projectId": 7}"#, "`projectId` must be a string"),
+        (
+            r#"{"projectId": "p", "colour": "red"}"#,
+            "unknown option `colour` (known: projectId, authUrl",
+        ),
+    ] {
+        let error = TiledeskAuth::new(&JSON::parse(bad).unwrap()).err().unwrap();
+        let message = text(&error, "message").unwrap();
+        assert!(message.contains(says), "{bad}: {message}");
+    }
+    let secret = r#"{"projectId": "p", "widgetUrl": 987654321}"#;
+    let message = text(
+        &TiledeskAuth::new(&JSON::parse(secret).unwrap()).err().unwrap(),
+        "message",
+    )
+    .unwrap();
+    assert!(
+        message.contains("`widgetUrl` must be a string") && !message.contains("987654321"),
+        "the value is never shown: {message}"
+    );
+}
+
+/// The site's other tabs, as a test sees them: a `BroadcastChannel` of the project's name.
+fn other_tab() -> JsValue {
+    eval(&format!(
+        "(() => {{ const c = new BroadcastChannel('tiledesk-auth:{PROJECT}'); c.heard = [];
+                  c.onmessage = (e) => c.heard.push(e.data); return c; }})()"
+    ))
+}
+
+#[wasm_bindgen_test]
+async fn tabs_hear_each_sign_in_and_sign_out_and_follow_them() {
+    reset();
+    let tab = other_tab();
+    let auth = TiledeskAuth::new(&options("tabby", "", "")).unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
+    let tabby = format!("{PROJECT}_tabby");
+    window_set("__tab", &tab);
+    until(
+        &format!("window.__tab.heard.some((m) => m.kind === 'signed_in' && m.user === '{tabby}')"),
+        2000,
+        "the other tab hears the sign-in, with the visitor's chat id",
+    )
+    .await;
+
+    // Another tab signs out: this one does too.
+    let out = first_state(&auth, |s| s == "signed_out");
+    eval("window.__tab.postMessage({ kind: 'signed_out' })");
+    settle(out).await.unwrap();
+    assert!(!widget_visible());
+    assert_eq!(stored_token(), None);
+
+    // Another tab signs the same visitor in: this one signs in too, with a token request of its own.
+    let back = first_state(&auth, |s| s == "authenticated");
+    eval(&format!(
+        "window.__tab.postMessage({{ kind: 'signed_in', user: '{tabby}' }})"
+    ));
+    let state = settle(back).await.unwrap();
+    assert_eq!(text(&state, "userId"), Some(tabby));
+    assert!(widget_visible());
+    assert_eq!(request_count("tabby").await, 2.0);
+    eval("window.__tab.close()");
+}
+
+#[wasm_bindgen_test]
+fn sync_tabs_false_opens_no_channel_to_the_other_tabs() {
+    reset();
+    // Counts the channels opened from now on, by name.
+    eval(
+        "window.__channels = []; window.__RealChannel = window.BroadcastChannel;
+         window.BroadcastChannel = function (name) { window.__channels.push(name); return new window.__RealChannel(name); };",
+    );
+    let alone = TiledeskAuth::new(&options("loner", "", r#", "syncTabs": false"#)).unwrap();
+    let together = TiledeskAuth::new(&options("friend", "", "")).unwrap();
+    let opened = JSON::stringify(&eval("window.__channels")).unwrap().as_string();
+    eval("window.BroadcastChannel = window.__RealChannel;");
+    assert_eq!(
+        opened,
+        Some(format!(r#"["tiledesk-auth:{PROJECT}"]"#)),
+        "one channel, the second object's"
+    );
+    drop((alone, together));
+}
+
+fn window_set(name: &str, value: &JsValue) {
+    Reflect::set(&web_sys::window().unwrap(), &name.into(), value).unwrap();
 }
