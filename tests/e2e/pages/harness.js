@@ -21,6 +21,7 @@ window.harness = {
     window.auth.onStateChange((state) => window.states.push(state));
   },
   signIn: () => settle(window.auth.signIn()),
+  signInWith: (options) => settle(window.auth.signIn(options)),
   signOut: () => settle(window.auth.signOut()),
   // Starts a sign-in without waiting for it; `pending` settles with its outcome.
   startSignIn() {

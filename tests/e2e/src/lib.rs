@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 pub use tiledesk_test_support::{Broker, Process, Project, WAIT, free_port, start};
@@ -370,6 +371,44 @@ impl Browser {
             (&json!(user), &json!(shown)),
             "the widget: {widget}"
         );
+    }
+
+    /// Opens the widget's window, as a visitor clicking its launcher.
+    pub async fn open_widget(&self) {
+        self.js("document.getElementById('tiledeskiframe').contentDocument.getElementById('c21-launcher-button').click();")
+            .await;
+        self.until(
+            "document.getElementById('tiledeskiframe').contentDocument.querySelector('#chat21-conversations') \
+             && getComputedStyle(document.getElementById('tiledeskiframe').contentDocument.querySelector('#chat21-conversations')).display === 'block'",
+            "the widget's window open",
+        )
+        .await;
+    }
+
+    /// Starts a conversation in the open widget and sends `text`, typed into the widget's composer.
+    pub async fn send_message(&self, text: &str) {
+        let new_conversation = "[...document.getElementById('tiledeskiframe').contentDocument.querySelectorAll('.c21-button-primary')]\
+                                .find((b) => b.innerText.includes('New conversation'))";
+        self.until(new_conversation, "the New conversation button").await;
+        self.js(&format!("{new_conversation}.click();")).await;
+        self.until(
+            "document.getElementById('tiledeskiframe').contentDocument.getElementById('chat21-main-message-context')",
+            "the composer",
+        )
+        .await;
+        let frame = self.client.find(Locator::Id("tiledeskiframe")).await.unwrap();
+        frame.enter_frame().await.unwrap();
+        let composer = self
+            .client
+            .find(Locator::Id("chat21-main-message-context"))
+            .await
+            .unwrap();
+        // The text, then Enter (WebDriver's key code for it), as a visitor types it.
+        composer
+            .send_keys(&format!("{text}{}", char::from(Key::Enter)))
+            .await
+            .unwrap();
+        self.client.enter_parent_frame().await.unwrap();
     }
 
     /// Waits until `condition` (a JS expression, re-evaluated every 20 ms) holds, at most [`WAIT`]; panics with

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test code: a failure should panic
 
 use fantoccini::Locator;
-use fantoccini::key::Key;
 use serde_json::json;
 use tiledesk_e2e::{Browser, Stack, WAIT};
 
@@ -23,8 +22,6 @@ trait DemoBrowser {
     async fn wait_status(&self, status: &str);
     async fn stored_tokens(&self) -> u64;
     async fn text(&self, id: &str) -> String;
-    async fn open_widget(&self);
-    async fn send_message(&self, text: &str);
 }
 
 impl DemoBrowser for Browser {
@@ -75,44 +72,6 @@ impl DemoBrowser for Browser {
             .text()
             .await
             .unwrap()
-    }
-
-    /// Opens the widget's window, as a visitor clicking its launcher.
-    async fn open_widget(&self) {
-        self.js("document.getElementById('tiledeskiframe').contentDocument.getElementById('c21-launcher-button').click();")
-            .await;
-        self.until(
-            "document.getElementById('tiledeskiframe').contentDocument.querySelector('#chat21-conversations') \
-             && getComputedStyle(document.getElementById('tiledeskiframe').contentDocument.querySelector('#chat21-conversations')).display === 'block'",
-            "the widget's window open",
-        )
-        .await;
-    }
-
-    /// Starts a conversation in the open widget and sends `text`, typed into the widget's composer.
-    async fn send_message(&self, text: &str) {
-        let new_conversation = "[...document.getElementById('tiledeskiframe').contentDocument.querySelectorAll('.c21-button-primary')]\
-                                .find((b) => b.innerText.includes('New conversation'))";
-        self.until(new_conversation, "the New conversation button").await;
-        self.js(&format!("{new_conversation}.click();")).await;
-        self.until(
-            "document.getElementById('tiledeskiframe').contentDocument.getElementById('chat21-main-message-context')",
-            "the composer",
-        )
-        .await;
-        let frame = self.client.find(Locator::Id("tiledeskiframe")).await.unwrap();
-        frame.enter_frame().await.unwrap();
-        let composer = self
-            .client
-            .find(Locator::Id("chat21-main-message-context"))
-            .await
-            .unwrap();
-        // The text, then Enter (WebDriver's key code for it), as a visitor types it.
-        composer
-            .send_keys(&format!("{text}{}", char::from(Key::Enter)))
-            .await
-            .unwrap();
-        self.client.enter_parent_frame().await.unwrap();
     }
 }
 

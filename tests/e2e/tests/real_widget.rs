@@ -327,3 +327,115 @@ async fn a_page_with_tiledesks_standard_snippet() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn signing_in_as_another_visitor_leaves_nothing_of_the_first_on_screen_or_on_the_wire() {
+    let stack = Stack::start(&[]);
+    let grace = Stack::chat_id(&stack.add_user("grace@example.com", "Grace", "compiler"));
+    let ada = Stack::chat_id(&stack.add_user(EMAIL, "Ada", PASSWORD));
+    let browser = Browser::open().await;
+    browser
+        .harness(
+            &stack,
+            &stack.options("grace@example.com", "compiler", &json!({})),
+        )
+        .await;
+    assert_eq!(status(&sign_in(&browser).await), "authenticated");
+    // Grace has a conversation on screen.
+    browser.open_widget().await;
+    browser.send_message("A private question from Grace").await;
+    browser
+        .until(
+            "widget().text.includes('A private question from Grace')",
+            "Grace's message on screen",
+        )
+        .await;
+    let requests_before = mock_requests(&stack).len();
+    browser
+        .js(
+            "window.events = []; window.tiledesk.on('onAuthStateChanged', (e) => \
+             window.events.push(e.detail.event + ':' + (e.detail.user_id || ''))); return true;",
+        )
+        .await;
+    // A single-page app: Ada signs in on the same page, no reload.
+    let outcome = browser
+        .client
+        .execute(
+            "return window.harness.signInWith(arguments[0]);",
+            vec![json!({"credentials": {"email": EMAIL, "password": PASSWORD}})],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome["state"]["userId"], json!(ada), "{outcome}");
+    browser.expect_widget(Some(&ada), true).await;
+    // Her widget has asked for her conversations: what it shows is hers.
+    wait_for_request(&stack, &format!("{ada}/conversations/archived")).await;
+    let widget = browser.widget().await;
+    assert!(
+        !widget["text"]
+            .as_str()
+            .unwrap()
+            .contains("A private question from Grace"),
+        "none of Grace's conversation on Ada's screen: {widget}"
+    );
+    let later = &mock_requests(&stack)[requests_before..];
+    assert!(
+        !later.iter().any(|r| r.contains(&grace)),
+        "nothing of Grace's asked for once Ada signed in: {later:?}"
+    );
+    // Grace was logged out first, and the refreshes are Ada's.
+    assert_eq!(
+        statuses(&browser).await,
+        ["loading", "authenticated", "loading", "authenticated"]
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn two_tabs_sign_in_and_out_together() {
+    let stack = Stack::start(&[]);
+    let ada = Stack::chat_id(&stack.add_user(EMAIL, "Ada", PASSWORD));
+    let browser = Browser::open().await;
+    let options = stack.options(EMAIL, PASSWORD, &json!({}));
+    browser.harness(&stack, &options).await;
+    let first = browser.client.window().await.unwrap();
+    // A second tab of the same site, with its own TiledeskAuth that has not signed in.
+    let second = browser.client.new_window(true).await.unwrap().handle;
+    browser.client.switch_to_window(second.clone()).await.unwrap();
+    browser.harness(&stack, &options).await;
+
+    // Signing in in the first tab signs the second in, with a token of its own.
+    browser.client.switch_to_window(first.clone()).await.unwrap();
+    assert_eq!(status(&sign_in(&browser).await), "authenticated");
+    browser.client.switch_to_window(second.clone()).await.unwrap();
+    browser
+        .until(
+            "window.states.some((s) => s.status === 'authenticated')",
+            "the second tab signed in",
+        )
+        .await;
+    browser
+        .until(
+            &format!("widget().user === '{ada}' && widget().shown"),
+            "the second tab's widget shows Ada",
+        )
+        .await;
+
+    // Signing out in the second tab signs the first out: widget logged out and hidden, stored session gone.
+    let out = browser.js("return window.harness.signOut();").await;
+    assert_eq!(status(&out), "signed_out");
+    browser.client.switch_to_window(first).await.unwrap();
+    browser
+        .until(
+            "window.states.some((s) => s.status === 'signed_out') && !widget().logged && !widget().shown",
+            "the first tab signed out",
+        )
+        .await;
+    let stored = browser
+        .js(&format!(
+            "return localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken');"
+        ))
+        .await;
+    assert_eq!(stored, Value::Null);
+    browser.close().await;
+}
