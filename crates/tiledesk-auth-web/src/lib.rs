@@ -17,9 +17,9 @@
 //! session removed before boot, and a fresh token signed in before the current one expires or whenever the widget
 //! loses the session.
 //!
-//! The object is one state machine: [`Phase`] says what it is doing, and each phase owns what it needs (the
+//! The object is one state machine: `Phase` says what it is doing, and each phase owns what it needs (the
 //! sign-in under way and its Promise, the session's token source and refresh timer); leaving a phase drops them.
-//! The widget's side (our listener on it, who it reports online, the waits on its events) is [`Link`].
+//! The widget's side (our listener on it, who it reports online, the waits on its events) is `Link`.
 
 #![deny(missing_docs)]
 
