@@ -85,6 +85,16 @@ pub struct Visitor {
     pub lastname: Option<String>,
 }
 
+/// What both login bridges' HTTP clients have: no redirect followed (a redirect would take the request, and the
+/// visitor's headers, elsewhere), `timeout` for connecting and for the whole exchange, this service's user agent.
+pub(crate) fn outbound_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("tiledesk-auth/", env!("CARGO_PKG_VERSION")))
+}
+
 /// The state the router holds: one reference count per request instead of one per field (`State` clones it).
 pub(crate) type Shared = Arc<AppState>;
 

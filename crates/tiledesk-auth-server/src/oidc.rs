@@ -118,11 +118,7 @@ impl OidcBridge {
                 "--oidc-audience is empty",
             ));
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .user_agent(concat!("tiledesk-auth/", env!("CARGO_PKG_VERSION")))
+        let client = crate::outbound_client(timeout)
             .build()
             .map_err(OidcConfigError::Client)?;
         Ok(Self {

@@ -130,12 +130,9 @@ impl SessionBridge {
         if parsed.fragment().is_some() {
             return Err(refused("a fragment is never sent; remove it"));
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        // The site's own endpoint: never through a proxy from the environment.
+        let client = crate::outbound_client(timeout)
             .no_proxy()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .user_agent(concat!("tiledesk-auth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(SessionConfigError::Client)?;
         Ok(Self {

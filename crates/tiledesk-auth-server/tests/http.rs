@@ -47,10 +47,7 @@ async fn auth_mints_a_token_tiledesk_accepts() {
     let expires_at = reply.json["expires_at"].as_u64().unwrap();
     assert!(expires_at.abs_diff(now() + 3600) <= 5, "{expires_at}");
 
-    let token = reply.json["token"].as_str().unwrap();
-    let report = tiledesk_jwt::check(token, &common::project(), &common::secret());
-    assert!(report.findings().is_empty(), "{report}");
-    let claims = report.claims().unwrap();
+    let claims = reply.token_claims();
     assert_eq!(claims["_id"], format!("{PROJECT}_{}", user.id));
     assert_eq!(claims["firstname"], "Andrew");
     assert_eq!(claims["email"], "andrew@scientists.com");
@@ -460,13 +457,7 @@ async fn tokens_route_mints_for_the_given_user() {
         reply.json["user"],
         json!({"id": "site-user-7", "email": "marie@scientists.com", "firstname": "Marie", "lastname": "Curie"})
     );
-    let report = tiledesk_jwt::check(
-        reply.json["token"].as_str().unwrap(),
-        &common::project(),
-        &common::secret(),
-    );
-    assert!(report.findings().is_empty(), "{report}");
-    let claims = report.claims().unwrap();
+    let claims = reply.token_claims();
     assert_eq!(claims["_id"], format!("{PROJECT}_site-user-7"));
     assert_eq!(claims["attributes"], json!({"plan": "pro", "seats": 3}));
     assert!(claims.get("plan").is_none(), "attributes stay nested");

@@ -148,13 +148,7 @@ async fn the_providers_id_tokens_sign_visitors_in_with_each_algorithm() {
             reply.json["user"],
             json!({"id": "user-42", "email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"})
         );
-        let report = tiledesk_jwt::check(
-            reply.json["token"].as_str().unwrap(),
-            &common::project(),
-            &common::secret(),
-        );
-        assert!(report.findings().is_empty(), "{report}");
-        assert_eq!(report.claims().unwrap()["_id"], format!("{PROJECT}_user-42"));
+        assert_eq!(reply.token_claims()["_id"], format!("{PROJECT}_user-42"));
 
         // An email the provider does not say is verified could be anyone's: it is left out.
         let unverified = id_token(
@@ -396,4 +390,150 @@ fn serve_check_fetches_the_issuers_keys() {
         stdout.contains("FAILED: the identity provider's keys cannot be fetched"),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn expiry_is_read_with_a_minute_of_leeway_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(&dir.path().join("keys.json"), free_port(), None);
+    let app = app_for(&provider.url, "tiledesk-rs", None).await;
+    let expired = async |ago: u64| {
+        let expires_at = (now() - ago).to_string();
+        let claims = [("sub", "user-1"), ("expires_at", expires_at.as_str())];
+        let token = id_token(&provider, "tiledesk-rs", &claims).await;
+        app.send(with_id_token(&token)).await
+    };
+    // Expired 30 s ago: within the 60 s leeway (clocks drift), taken.
+    let reply = expired(30).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // Expired 90 s ago: past it.
+    let reply = expired(90).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_id_token"),
+        "{}",
+        reply.text
+    );
+}
+
+/// An issuer of the test's own, for the limits an honest provider never reaches: its discovery document is
+/// `discovery` (or, with `hang`, no answer at all), its JWKS empty; it counts the JWKS fetches.
+struct StubIssuer {
+    url: String,
+    jwks_fetches: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StubIssuer {
+    async fn start(discovery: impl Fn(&str) -> String, hang: bool) -> Self {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let document = discovery(&url);
+        let jwks_fetches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&jwks_fetches);
+        let router = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move {
+                    if hang {
+                        std::future::pending::<()>().await;
+                    }
+                    ([("content-type", "application/json")], document)
+                }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    ([("content-type", "application/json")], r#"{"keys": []}"#)
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, jwks_fetches }
+    }
+
+    fn jwks_fetches(&self) -> u64 {
+        self.jwks_fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A discovery document for `issuer` of exactly `bytes` bytes (padded with an extra member).
+fn discovery_of(issuer: &str, bytes: usize) -> String {
+    let bare = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"), "padding": ""}).to_string();
+    let padded = bare.replace(
+        r#""padding":"""#,
+        &format!(r#""padding":"{}""#, "x".repeat(bytes - bare.len())),
+    );
+    assert_eq!(padded.len(), bytes);
+    padded
+}
+
+/// A token the bridge must look its key up for (its signature is never reached: the stub publishes no key).
+fn token_with_unknown_key() -> String {
+    let header = encode(&json!({"alg": "RS256", "typ": "JWT", "kid": "stub-1"}));
+    let claims = encode(&json!({"sub": "user-1", "exp": now() + 600}));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
+
+#[tokio::test]
+async fn a_provider_document_is_read_up_to_256_kib() {
+    const LIMIT: usize = 256 * 1024;
+    // At the limit: read, so the keys are fetched (none fits: the token is refused, not the provider).
+    let at = StubIssuer::start(|url| discovery_of(url, LIMIT), false).await;
+    let reply = app_for(&at.url, "aud", None)
+        .await
+        .send(with_id_token(&token_with_unknown_key()))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_id_token"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(at.jwks_fetches(), 1);
+    // One byte over: the provider is unusable, and its keys are never asked for.
+    let over = StubIssuer::start(|url| discovery_of(url, LIMIT + 1), false).await;
+    let reply = app_for(&over.url, "aud", None)
+        .await
+        .send(with_id_token(&token_with_unknown_key()))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "identity_provider_unavailable"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(over.jwks_fetches(), 0);
+}
+
+#[tokio::test]
+async fn a_provider_that_never_answers_is_a_503_after_the_time_limit_for_every_login_waiting() {
+    let stub = StubIssuer::start(|url| discovery_of(url, 200), true).await;
+    // The bridge's limit is 2 s (`app_for`); the guard only turns a hang into a failure.
+    let app = Arc::new(app_for(&stub.url, "aud", None).await);
+    let logins = (0..8).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.send(with_id_token(&token_with_unknown_key())).await })
+    });
+    let replies = tokio::time::timeout(Duration::from_secs(60), futures_join(logins.collect()))
+        .await
+        .expect("logins still waiting on a provider that never answers");
+    for reply in replies {
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "identity_provider_unavailable"),
+            "{}",
+            reply.text
+        );
+    }
+    assert_eq!(stub.jwks_fetches(), 0);
+}
+
+/// Every task's output, in order.
+async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
 }

@@ -166,6 +166,24 @@ impl Phase {
             _ => None,
         }
     }
+
+    /// Moves the session to `Recovering` (`lost`) or back to `SignedIn`, and gives it; a phase without a session
+    /// stays as it is (`None`).
+    fn move_session(&mut self, lost: bool) -> Option<&mut Session> {
+        let session = match std::mem::replace(self, Self::Idle) {
+            Self::SignedIn(session) | Self::Recovering(session) => session,
+            other => {
+                *self = other;
+                return None;
+            }
+        };
+        *self = if lost {
+            Self::Recovering(session)
+        } else {
+            Self::SignedIn(session)
+        };
+        self.session_mut()
+    }
 }
 
 /// Who the next `online` must be for, and where to say it came.
@@ -191,6 +209,15 @@ struct Link {
     signing_in: Option<Promise>,
     /// `logout()` calls are being made.
     leaving: bool,
+}
+
+/// One sign-in: the epoch it belongs to, where its token comes from (or the token, already fetched there), and
+/// whether to tell the other tabs when it succeeds.
+struct Attempt {
+    epoch: u32,
+    source: Rc<TokenSource>,
+    token: Option<SiteToken>,
+    announce: bool,
 }
 
 /// How a `signIn()` under way ends early.
@@ -333,8 +360,7 @@ impl Drop for TiledeskAuth {
         let interrupt = self.inner.stop();
         self.inner.listeners.borrow_mut().clear();
         self.inner.tabs.borrow_mut().take();
-        let link = std::mem::take(&mut *self.inner.link.borrow_mut());
-        drop(link);
+        *self.inner.link.borrow_mut() = Link::default();
         if let Some(interrupt) = interrupt {
             interrupt.send(Err(AuthError::Aborted));
         }
@@ -402,7 +428,13 @@ impl Inner {
         let promise = future_to_promise(async move {
             let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
             let signing_in = async {
-                let result = Rc::clone(&inner).sign_in(epoch, source, token, announce).await;
+                let attempt = Attempt {
+                    epoch,
+                    source,
+                    token,
+                    announce,
+                };
+                let result = Rc::clone(&inner).sign_in(attempt).await;
                 if inner.aborted(epoch) {
                     // Stopped: the outcome is the interrupt's.
                     std::future::pending::<()>().await;
@@ -534,32 +566,27 @@ impl Inner {
         self.link.borrow_mut().leaving = false;
     }
 
-    async fn sign_in(
-        self: Rc<Self>,
-        epoch: u32,
-        source: Rc<TokenSource>,
-        token: Option<SiteToken>,
-        announce: bool,
-    ) -> Result<AuthState, AuthError> {
+    async fn sign_in(self: Rc<Self>, attempt: Attempt) -> Result<AuthState, AuthError> {
         self.set_state(AuthState {
             status: Status::Loading,
             error: None,
             ..self.current()
         });
-        match Rc::clone(&self).try_sign_in(epoch, source, token, announce).await {
+        let epoch = attempt.epoch;
+        match Rc::clone(&self).try_sign_in(attempt).await {
             Ok(state) => Ok(state),
             Err(_) if self.aborted(epoch) => Ok(self.current()),
             Err(err) => self.fail(err).await,
         }
     }
 
-    async fn try_sign_in(
-        self: Rc<Self>,
-        epoch: u32,
-        source: Rc<TokenSource>,
-        token: Option<SiteToken>,
-        announce: bool,
-    ) -> Result<AuthState, AuthError> {
+    async fn try_sign_in(self: Rc<Self>, attempt: Attempt) -> Result<AuthState, AuthError> {
+        let Attempt {
+            epoch,
+            source,
+            token,
+            announce,
+        } = attempt;
         if !widget::is_booted() {
             // Before the loader boots: a stored token would be re-used (expired: the widget vanishes on the 401;
             // another visitor's: the widget signs in as them).
@@ -755,20 +782,14 @@ impl Inner {
             // We expected the visitor online: the session is lost; sign in again now.
             let refresh_now = {
                 let mut phase = self.phase.borrow_mut();
-                match std::mem::replace(&mut *phase, Phase::Idle) {
-                    Phase::SignedIn(mut session) => {
+                matches!(*phase, Phase::SignedIn(_))
+                    && phase.move_session(true).is_some_and(|session| {
                         let start = !session.refreshing;
                         if start {
-                            session.timer.take();
+                            session.timer = None;
                         }
-                        *phase = Phase::Recovering(session);
                         start
-                    }
-                    other => {
-                        *phase = other;
-                        false
-                    }
-                }
+                    })
             };
             if refresh_now {
                 spawn_local(Rc::clone(self).refresh(self.epoch.get()));
@@ -779,18 +800,14 @@ impl Inner {
     /// The widget is online again as our visitor with the token it has: shown and `authenticated`, and that
     /// token refreshed on schedule.
     fn recovered(self: &Rc<Self>) {
-        let session = match std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle) {
-            Phase::Recovering(mut session) => {
-                session.failures = 0;
-                session
-            }
-            other => {
-                self.set_phase(other);
+        let (user, expires_at) = {
+            let mut phase = self.phase.borrow_mut();
+            let Some(session) = phase.move_session(false) else {
                 return;
-            }
+            };
+            session.failures = 0;
+            (session.user.clone(), session.expires_at)
         };
-        let (user, expires_at) = (session.user.clone(), session.expires_at);
-        self.set_phase(Phase::SignedIn(session));
         self.schedule_refresh(expires_at);
         widget::show();
         self.set_state(AuthState {
@@ -978,11 +995,7 @@ impl Inner {
                     (session.failures, left, signed_in && left > 2.0)
                 };
                 if !alive {
-                    let phase = std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle);
-                    self.set_phase(match phase {
-                        Phase::SignedIn(session) => Phase::Recovering(session),
-                        other => other,
-                    });
+                    self.phase.borrow_mut().move_session(true);
                     self.enter_error(&err);
                 }
                 self.schedule_refresh_in(retry_delay_ms(failures, left, alive));

@@ -176,13 +176,12 @@ async fn sign_out_during_sign_in_leaves_the_widget_logged_out() {
     browser.close().await;
 }
 
-#[tokio::test]
-async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
+/// A stack with Grace and Ada, and a browser on the harness page where Grace signed in; their chat ids.
+async fn grace_signed_in() -> (Stack, String, String, Browser) {
     let stack = Stack::start(&[]);
     let grace = Stack::chat_id(&stack.add_user("grace@example.com", "Grace", "compiler"));
     let ada = Stack::chat_id(&stack.add_user(EMAIL, "Ada", PASSWORD));
     let browser = Browser::open().await;
-    // An earlier visit: Grace signed in and left without signing out.
     browser
         .harness(
             &stack,
@@ -190,6 +189,13 @@ async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
         )
         .await;
     assert_eq!(status(&sign_in(&browser).await), "authenticated");
+    (stack, grace, ada, browser)
+}
+
+#[tokio::test]
+async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
+    // An earlier visit: Grace signed in and left without signing out.
+    let (stack, grace, ada, browser) = grace_signed_in().await;
     // Her widget fetches her conversations once online: those requests are part of her visit.
     wait_for_request(&stack, &format!("{grace}/conversations/archived")).await;
     let requests_before: usize = mock_requests(&stack).len();
@@ -330,17 +336,7 @@ async fn a_page_with_tiledesks_standard_snippet() {
 
 #[tokio::test]
 async fn signing_in_as_another_visitor_leaves_nothing_of_the_first_on_screen_or_on_the_wire() {
-    let stack = Stack::start(&[]);
-    let grace = Stack::chat_id(&stack.add_user("grace@example.com", "Grace", "compiler"));
-    let ada = Stack::chat_id(&stack.add_user(EMAIL, "Ada", PASSWORD));
-    let browser = Browser::open().await;
-    browser
-        .harness(
-            &stack,
-            &stack.options("grace@example.com", "compiler", &json!({})),
-        )
-        .await;
-    assert_eq!(status(&sign_in(&browser).await), "authenticated");
+    let (stack, grace, ada, browser) = grace_signed_in().await;
     // Grace has a conversation on screen.
     browser.open_widget().await;
     browser.send_message("A private question from Grace").await;

@@ -138,6 +138,12 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+    /// The claims of the answer's token, once it is checked by Tiledesk's rules for the test project (no finding).
+    pub fn token_claims(&self) -> serde_json::Map<String, Value> {
+        let report = tiledesk_jwt::check(self.json["token"].as_str().unwrap(), &project(), &secret());
+        assert!(report.findings().is_empty(), "{report}");
+        report.claims().unwrap().clone()
+    }
 }
 
 pub fn post_json(path: &str, body: impl Into<Body>) -> Request<Body> {
