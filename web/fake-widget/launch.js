@@ -29,11 +29,14 @@
  * - signInAnonymous() POSTs {apiUrl}auth/signinAnonymously and comes online like any visitor (isLogged true);
  * - a stored token is used again at boot when autoStart is true; when the API answers 401 (an expired token) the
  *   widget hides and disposes itself;
- * - `startHidden: true` swallows the first show().
+ * - `startHidden: true` swallows the first show();
+ * - signInWithCustomToken for another visitor while one is online reports the first `offline` before the second
+ *   comes online.
  *
  * Settings read from window.tiledeskSettings: projectid (required), autoStart, startHidden, and, for this double
  * only, apiUrl (default: "<this script's origin>/api/"), fakeBootDelayMs (default 5000, the real timeout),
- * fakeConnectMs (default 20: sign-in to `online`) and fakeSubscribeMs (default 20: `online` to subscribed).
+ * fakeConnectMs (default 20: sign-in to `online`), fakeSubscribeMs (default 20: `online` to subscribed) and
+ * fakeKeepUserOnSwitch (default false: true keeps the first visitor on a sign-in as another, as a loader might).
  */
 (function () {
   "use strict";
@@ -262,6 +265,13 @@
             return;
           }
           return res.json().then(function (body) {
+            // Another visitor online: the real widget reports them offline before the new one comes online
+            // (measured); `fakeKeepUserOnSwitch` plays a loader that does not, for tests of the module's own logout.
+            if (loggedIn && currentUser && currentUser._id !== body.user._id && !settings.fakeKeepUserOnSwitch) {
+              close();
+              authState("offline");
+              authState("offline");
+            }
             localStorage.setItem(TOKEN_KEY, body.token);
             localStorage.setItem(USER_KEY, JSON.stringify(body.user));
             connect(token, body.user);
