@@ -124,7 +124,14 @@ fn have(program: &str, arg: &str) -> bool {
 
 fn setup() -> anyhow::Result<()> {
     setup_build()?;
-    setup_browser()
+    setup_browser()?;
+    setup_databases()
+}
+
+/// What the replica tests run: Debian's PostgreSQL (the shared user store) and Redis (the shared login throttle),
+/// each started by the tests as a process of their own.
+fn setup_databases() -> anyhow::Result<()> {
+    apt_install(&[("initdb", "postgresql"), ("redis-server", "redis-server")])
 }
 
 /// What building the browser module needs: Rust components, the wasm target, wasm-bindgen-cli, wasm-pack,
@@ -218,6 +225,14 @@ fn apt_install(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
             ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
                 .iter()
                 .any(|p| Path::new(p).exists())
+        } else if program == "initdb" {
+            // Debian keeps PostgreSQL's programs off the PATH, in /usr/lib/postgresql/<version>/bin.
+            have(program, "--version")
+                || std::fs::read_dir("/usr/lib/postgresql")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|version| version.path().join("bin/initdb").exists())
         } else {
             have(program, "--version")
         }

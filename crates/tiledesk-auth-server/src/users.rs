@@ -1,4 +1,9 @@
-//! The site's users: SQLite by default, schema migrated on first run, passwords stored as argon2id hashes.
+//! The site's users: SQLite by default or PostgreSQL (several replicas share one), schema migrated on first run,
+//! passwords stored as argon2id hashes.
+//!
+//! Both databases run the same numbered migrations (`migrations/sqlite`, `migrations/postgres`: the same tables,
+//! columns and constraints in each one's words; a test compares the two schemas) and the same queries, written once
+//! with `?` placeholders and numbered (`$1`, `$2`...) for PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -7,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 
 /// Why a user operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +25,12 @@ pub enum StoreError {
     /// No user with this email or id.
     #[error("no user with email or id {0}")]
     NotFound(String),
+    /// The database URL names no database this service knows.
+    #[error("the user database must be sqlite://FILE or postgres://USER@HOST/DATABASE, not {0}")]
+    UnknownScheme(String),
+    /// `users migrate` found users in the destination already.
+    #[error("the destination already holds {0} user(s); migrate into an empty database")]
+    NotEmpty(usize),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -61,11 +73,22 @@ pub fn email_key(email: &str) -> String {
 
 /// Handle on the user database. Cheap to clone.
 ///
-/// The serving paths ([`UserStore::find_by_email`], [`UserStore::ping`]) first look at the database file: gone
-/// (deleted, unmounted) is an error the service answers with 503, where SQLite would go on reading the deleted
-/// file through its open handles; replaced (restored from a backup) reopens the pool on the new file.
+/// With SQLite, the serving paths ([`UserStore::find_by_email`], [`UserStore::ping`]) first look at the database
+/// file: gone (deleted, unmounted) is an error the service answers with 503, where SQLite would go on reading the
+/// deleted file through its open handles; replaced (restored from a backup) reopens the pool on the new file.
 #[derive(Clone, Debug)]
 pub struct UserStore {
+    db: Db,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(Box<Sqlite>),
+    Postgres(PgPool),
+}
+
+#[derive(Clone, Debug)]
+struct Sqlite {
     pool: Arc<RwLock<SqlitePool>>,
     options: SqliteConnectOptions,
     /// The database file and the identity (device, inode) it had when the pool opened it; none in memory.
@@ -73,10 +96,57 @@ pub struct UserStore {
     reopening: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A pool of either database, for one query.
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool of whichever database this is and `$sql` to a function that gives
+/// a query written with `?` placeholders in that database's words. The body is compiled once per database, so the
+/// same query-building code serves both.
+macro_rules! on_db {
+    ($db:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $db {
+            Pool::Sqlite($pool) => {
+                let $sql = |text: &'static str| std::borrow::Cow::Borrowed(text);
+                $body
+            }
+            Pool::Postgres($pool) => {
+                let $sql = |text: &'static str| std::borrow::Cow::<str>::Owned(numbered(text));
+                $body
+            }
+        }
+    };
+}
+
+/// `?` placeholders numbered for PostgreSQL: `a = ? OR b = ?` becomes `a = $1 OR b = $2` (the queries here
+/// hold no `?` in a literal).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 type FileId = Option<(u64, u64)>;
 
 /// How long a query waits for a lock another process holds before failing (and the request answering 503).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections a pool keeps.
+const CONNECTIONS: u32 = 8;
+
+/// How long a request waits for a connection (PostgreSQL down: the request answers 503 after this).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(unix)]
 fn file_id(path: &Path) -> FileId {
@@ -94,12 +164,11 @@ fn file_id(path: &Path) -> FileId {
 /// ("attempt to write a readonly database") even once the file was writable again; opened up front, every
 /// connection holds a read-write handle whatever happens to the file's mode afterwards.
 async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-    const CONNECTIONS: u32 = 8;
     let pool = SqlitePoolOptions::new()
         .max_connections(CONNECTIONS)
         .idle_timeout(None)
         .max_lifetime(None)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await?;
     // One after the other (not `min_connections`, whose background opens race the first connection's switch to WAL).
@@ -110,8 +179,6 @@ async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Er
     drop(opened);
     Ok(pool)
 }
-
-const COLUMNS: &str = "id, email, firstname, lastname, attributes";
 
 /// Creates a missing database file readable by its owner only (0600): it holds password hashes. SQLite gives the
 /// `-wal` and `-shm` files it creates beside it the same permissions. An existing file is left as it is.
@@ -128,16 +195,94 @@ fn create_private(path: &Path) {
         .open(path);
 }
 
+/// `url` with any password replaced by `***`, for messages and logs (`postgres://app:s3cret@db/users` would
+/// otherwise print the database's password).
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparsable: show the scheme at most, never what could be a secret.
+        Err(_) => url.split_once("://").map_or_else(
+            || "(unparsable URL)".to_owned(),
+            |(scheme, _)| format!("{scheme}://..."),
+        ),
+    }
+}
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://FILE` (or `sqlite::memory:`).
+    Sqlite,
+    /// `postgres://...` or `postgresql://...`.
+    Postgres,
+}
+
+impl Backend {
+    /// The database `url` names, or [`StoreError::UnknownScheme`] (with the password left out).
+    pub fn of(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::UnknownScheme(redacted(url)))
+        }
+    }
+}
+
+/// A user as `users migrate` moves it: everything stored, the password hash and the timestamps included.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredUser {
+    /// The user.
+    pub user: User,
+    /// The PHC string.
+    pub password_hash: String,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// Seconds since the epoch.
+    pub updated_at: i64,
+}
+
 impl UserStore {
-    /// Opens (creating if missing) the database at `url`, e.g. `sqlite://tiledesk-auth.db`, and migrates it.
+    /// Opens the database at `url` and migrates it: `sqlite://tiledesk-auth.db` (the file created if missing,
+    /// readable by its owner only) or `postgres://user:password@host/database` (the database must exist; the
+    /// table is created in it).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        match Backend::of(url)? {
+            Backend::Sqlite => Self::connect_sqlite(url).await,
+            Backend::Postgres => Self::connect_postgres(url).await,
+        }
+    }
+
+    async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("tiledesk-auth");
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        // Replicas starting together: sqlx holds an advisory lock while it migrates, so one migrates, the others wait.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(sqlx::Error::from)?;
+        Ok(Self {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    async fn connect_sqlite(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         create_private(options.get_filename());
         let pool = open_pool(options.clone().create_if_missing(true)).await?;
-        sqlx::migrate!("./migrations")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(sqlx::Error::from)?;
@@ -145,15 +290,218 @@ impl UserStore {
         let file = (path != Path::new(":memory:") && !path.as_os_str().is_empty())
             .then(|| Arc::new((path.to_owned(), Mutex::new(file_id(path)))));
         Ok(Self {
-            pool: Arc::new(RwLock::new(pool)),
-            // Once running, a missing file is an outage to report, not a new empty database to create.
-            options: options.create_if_missing(false),
-            file,
-            reopening: Arc::new(tokio::sync::Mutex::new(())),
+            db: Db::Sqlite(Box::new(Sqlite {
+                pool: Arc::new(RwLock::new(pool)),
+                // Once running, a missing file is an outage to report, not a new empty database to create.
+                options: options.create_if_missing(false),
+                file,
+                reopening: Arc::new(tokio::sync::Mutex::new(())),
+            })),
         })
     }
 
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// The pool, without looking at the file (the command line's paths).
+    fn pool(&self) -> Pool {
+        match &self.db {
+            Db::Sqlite(sqlite) => Pool::Sqlite(sqlite.pool()),
+            Db::Postgres(pool) => Pool::Postgres(pool.clone()),
+        }
+    }
+
+    /// The pool for serving: with SQLite, an error when the database file is gone, a fresh pool when it was
+    /// replaced.
+    async fn serving_pool(&self) -> Result<Pool, StoreError> {
+        match &self.db {
+            Db::Sqlite(sqlite) => Ok(Pool::Sqlite(sqlite.serving_pool().await?)),
+            Db::Postgres(pool) => Ok(Pool::Postgres(pool.clone())),
+        }
+    }
+
+    /// Whether the database answers: (SQLite) its file is there, and a read of the users table succeeds.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_db!(self.serving_pool().await?, |pool, sql| {
+            sqlx::query(&sql("SELECT 1 FROM users LIMIT 1"))
+                .execute(&pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Creates a user with a fresh stable id.
+    pub async fn add(&self, user: &NewUser) -> Result<User, StoreError> {
+        self.add_all(std::slice::from_ref(user))
+            .await
+            .map(|mut users| users.remove(0))
+            .map_err(|(_, err)| err)
+    }
+
+    /// Creates all users or none: the first failure rolls everything back and names the user's index.
+    pub async fn add_all(&self, users: &[NewUser]) -> Result<Vec<User>, (usize, StoreError)> {
+        let now = unix_now();
+        let stored: Vec<StoredUser> = users
+            .iter()
+            .map(|user| StoredUser {
+                user: User {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    email: user.email.clone(),
+                    firstname: user.firstname.clone(),
+                    lastname: user.lastname.clone(),
+                    attributes: user.attributes.clone(),
+                },
+                password_hash: user.password_hash.clone(),
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        self.insert_all(&stored).await?;
+        Ok(stored.into_iter().map(|stored| stored.user).collect())
+    }
+
+    /// Inserts these users as they are (ids, hashes and timestamps kept), all or none.
+    async fn insert_all(&self, users: &[StoredUser]) -> Result<(), (usize, StoreError)> {
+        const INSERT: &str = "INSERT INTO users (id, email, email_key, firstname, lastname, attributes, \
+                              password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        on_db!(self.pool(), |pool, sql| {
+            let mut tx = pool.begin().await.map_err(|e| (0, e.into()))?;
+            for (index, stored) in users.iter().enumerate() {
+                let user = &stored.user;
+                sqlx::query(&sql(INSERT))
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(email_key(&user.email))
+                    .bind(&user.firstname)
+                    .bind(&user.lastname)
+                    .bind(Value::Object(user.attributes.clone()).to_string())
+                    .bind(&stored.password_hash)
+                    .bind(stored.created_at)
+                    .bind(stored.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| (index, insert_error(err, &user.email)))?;
+            }
+            tx.commit().await.map_err(|e| (users.len(), e.into()))?;
+        });
+        Ok(())
+    }
+
+    /// The user with this email (case-insensitive) and their password hash.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
+        const FIND: &str = "SELECT id, email, firstname, lastname, attributes, password_hash FROM users \
+                            WHERE email_key = ?";
+        let found = on_db!(self.serving_pool().await?, |pool, sql| {
+            let row = sqlx::query(&sql(FIND))
+                .bind(email_key(email))
+                .fetch_optional(&pool)
+                .await?;
+            row.map(|row| Ok::<_, sqlx::Error>((user_from_row(&row)?, row.try_get("password_hash")?)))
+                .transpose()?
+        });
+        Ok(found)
+    }
+
+    /// Every user, oldest first.
+    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .export()
+            .await?
+            .into_iter()
+            .map(|stored| stored.user)
+            .collect())
+    }
+
+    /// Every user with everything stored about them, oldest first (in the order they were added).
+    pub async fn export(&self) -> Result<Vec<StoredUser>, StoreError> {
+        const ALL: &str = "SELECT id, email, firstname, lastname, attributes, password_hash, created_at, updated_at \
+                           FROM users ORDER BY created_at, ";
+        let users = match self.pool() {
+            Pool::Sqlite(pool) => sqlx::query(&format!("{ALL}rowid"))
+                .fetch_all(&pool)
+                .await?
+                .iter()
+                .map(stored_from_row)
+                .collect::<Result<_, _>>()?,
+            Pool::Postgres(pool) => sqlx::query(&format!("{ALL}seq"))
+                .fetch_all(&pool)
+                .await?
+                .iter()
+                .map(stored_from_row)
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(users)
+    }
+
+    /// Copies every user of `self` into `to`, which must be empty, in one transaction: ids, password hashes and
+    /// timestamps kept, so every user signs in with the same password and keeps their chat history (the token's
+    /// `_id` is the id). Then reads `to` back and compares. `self` is left as it was. The number moved.
+    pub async fn migrate_to(&self, to: &UserStore) -> Result<usize, StoreError> {
+        let already = to.export().await?.len();
+        if already > 0 {
+            return Err(StoreError::NotEmpty(already));
+        }
+        let users = self.export().await?;
+        to.insert_all(&users).await.map_err(|(_, err)| err)?;
+        let copied = to.export().await?;
+        if copied != users {
+            return Err(StoreError::Database(sqlx::Error::Protocol(
+                "the destination does not read back what was written".to_owned(),
+            )));
+        }
+        Ok(users.len())
+    }
+
+    /// Removes the user with this email or id.
+    pub async fn remove(&self, email_or_id: &str) -> Result<(), StoreError> {
+        let done = on_db!(self.pool(), |pool, sql| {
+            sqlx::query(&sql("DELETE FROM users WHERE email_key = ? OR id = ?"))
+                .bind(email_key(email_or_id))
+                .bind(email_or_id)
+                .execute(&pool)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound(email_or_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Replaces the password hash of the user with this email or id.
+    pub async fn set_password(&self, email_or_id: &str, password_hash: &str) -> Result<(), StoreError> {
+        const SET: &str = "UPDATE users SET password_hash = ?, updated_at = ? WHERE email_key = ? OR id = ?";
+        let done = on_db!(self.pool(), |pool, sql| {
+            sqlx::query(&sql(SET))
+                .bind(password_hash)
+                .bind(unix_now())
+                .bind(email_key(email_or_id))
+                .bind(email_or_id)
+                .execute(&pool)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound(email_or_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match self.pool() {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Sqlite {
     fn pool(&self) -> SqlitePool {
         self.pool
             .read()
@@ -161,7 +509,6 @@ impl UserStore {
             .clone()
     }
 
-    /// The pool for serving: an error when the database file is gone, a fresh pool when it was replaced.
     async fn serving_pool(&self) -> Result<SqlitePool, StoreError> {
         let Some(file) = &self.file else {
             return Ok(self.pool());
@@ -195,124 +542,23 @@ impl UserStore {
         }
         Ok(self.pool())
     }
+}
 
-    /// Whether the database answers: its file is there and a read of the users table succeeds.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1 FROM users LIMIT 1")
-            .execute(&self.serving_pool().await?)
-            .await?;
-        Ok(())
-    }
-
-    /// Creates a user with a fresh stable id.
-    pub async fn add(&self, user: &NewUser) -> Result<User, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let created = insert(&mut tx, user).await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// Creates all users or none: the first failure rolls everything back and names the user's index.
-    pub async fn add_all(&self, users: &[NewUser]) -> Result<Vec<User>, (usize, StoreError)> {
-        let mut tx = self.pool().begin().await.map_err(|e| (0, e.into()))?;
-        let mut created = Vec::with_capacity(users.len());
-        for (index, user) in users.iter().enumerate() {
-            created.push(insert(&mut tx, user).await.map_err(|e| (index, e))?);
-        }
-        tx.commit().await.map_err(|e| (users.len(), e.into()))?;
-        Ok(created)
-    }
-
-    /// The user with this email (case-insensitive) and their password hash.
-    pub async fn find_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, password_hash FROM users WHERE email_key = ?"
-        ))
-        .bind(email_key(email))
-        .fetch_optional(&self.serving_pool().await?)
-        .await?;
-        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
-            .transpose()
-    }
-
-    /// Every user, oldest first.
-    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY created_at, rowid"))
-            .fetch_all(&self.pool())
-            .await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    /// Removes the user with this email or id.
-    pub async fn remove(&self, email_or_id: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE email_key = ? OR id = ?")
-            .bind(email_key(email_or_id))
-            .bind(email_or_id)
-            .execute(&self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(email_or_id.to_owned()));
-        }
-        Ok(())
-    }
-
-    /// Replaces the password hash of the user with this email or id.
-    pub async fn set_password(&self, email_or_id: &str, password_hash: &str) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE email_key = ? OR id = ?")
-                .bind(password_hash)
-                .bind(unix_now())
-                .bind(email_key(email_or_id))
-                .bind(email_or_id)
-                .execute(&self.pool())
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(email_or_id.to_owned()));
-        }
-        Ok(())
-    }
-
-    /// Closes the pool, waiting for connections to be returned.
-    pub async fn close(&self) {
-        self.pool().close().await;
+fn insert_error(err: sqlx::Error, email: &str) -> StoreError {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::EmailTaken(email.to_owned()),
+        err => err.into(),
     }
 }
 
-async fn insert(tx: &mut sqlx::SqliteConnection, user: &NewUser) -> Result<User, StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = unix_now();
-    let attributes = Value::Object(user.attributes.clone()).to_string();
-    let result = sqlx::query(
-        "INSERT INTO users (id, email, email_key, firstname, lastname, attributes, password_hash, created_at, \
-         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(&user.email)
-    .bind(email_key(&user.email))
-    .bind(&user.firstname)
-    .bind(&user.lastname)
-    .bind(&attributes)
-    .bind(&user.password_hash)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    match result {
-        Ok(_) => Ok(User {
-            id,
-            email: user.email.clone(),
-            firstname: user.firstname.clone(),
-            lastname: user.lastname.clone(),
-            attributes: user.attributes.clone(),
-        }),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            Err(StoreError::EmailTaken(user.email.clone()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+/// The user of a row of either database.
+fn user_from_row<'r, R>(row: &'r R) -> Result<User, sqlx::Error>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let attributes: String = row.try_get("attributes")?;
     let attributes = match serde_json::from_str(&attributes) {
         Ok(Value::Object(map)) => map,
@@ -327,6 +573,22 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
     })
 }
 
+fn stored_from_row<'r, R>(row: &'r R) -> Result<StoredUser, sqlx::Error>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredUser {
+        user: user_from_row(row)?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -337,10 +599,28 @@ fn unix_now() -> i64 {
 mod tests {
     use super::*;
 
+    use tiledesk_test_support::Postgres;
+
     async fn store() -> (tempfile::TempDir, UserStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("users.db").display());
         (dir, UserStore::connect(&url).await.unwrap())
+    }
+
+    /// What keeps a store's database alive.
+    #[allow(dead_code)] // held, never read
+    enum Keep {
+        Dir(tempfile::TempDir),
+        Server(Postgres),
+    }
+
+    /// A fresh store of each kind: SQLite, then a PostgreSQL of its own.
+    async fn stores() -> Vec<(Keep, UserStore)> {
+        let (dir, sqlite) = store().await;
+        let server = Postgres::start();
+        let postgres = UserStore::connect(&server.url()).await.unwrap();
+        assert_eq!(postgres.backend(), Backend::Postgres);
+        vec![(Keep::Dir(dir), sqlite), (Keep::Server(server), postgres)]
     }
 
     fn new_user(email: &str) -> NewUser {
@@ -369,70 +649,74 @@ mod tests {
 
     #[tokio::test]
     async fn add_find_list_remove() {
-        let (_dir, store) = store().await;
-        let user = store.add(&new_user("Andrew@Scientists.com")).await.unwrap();
-        let (found, hash) = store
-            .find_by_email("andrew@scientists.COM")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(found, user);
-        assert_eq!(
-            found.email, "Andrew@Scientists.com",
-            "the email is kept as entered"
-        );
-        assert_eq!(found.attributes["plan"], "pro");
-        assert_eq!(hash, "$argon2id$fake");
-        assert_eq!(store.list().await.unwrap(), vec![user.clone()]);
-        store.remove("ANDREW@scientists.com").await.unwrap();
-        assert!(
-            store
-                .find_by_email("andrew@scientists.com")
+        for (_keep, store) in stores().await {
+            let user = store.add(&new_user("Andrew@Scientists.com")).await.unwrap();
+            let (found, hash) = store
+                .find_by_email("andrew@scientists.COM")
                 .await
                 .unwrap()
-                .is_none()
-        );
-        assert!(matches!(
-            store.remove(&user.id).await,
-            Err(StoreError::NotFound(_))
-        ));
+                .unwrap();
+            assert_eq!(found, user);
+            assert_eq!(
+                found.email, "Andrew@Scientists.com",
+                "the email is kept as entered"
+            );
+            assert_eq!(found.attributes["plan"], "pro");
+            assert_eq!(hash, "$argon2id$fake");
+            assert_eq!(store.list().await.unwrap(), vec![user.clone()]);
+            store.remove("ANDREW@scientists.com").await.unwrap();
+            assert!(
+                store
+                    .find_by_email("andrew@scientists.com")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(matches!(
+                store.remove(&user.id).await,
+                Err(StoreError::NotFound(_))
+            ));
+        }
     }
 
     #[tokio::test]
     async fn emails_are_unique_case_insensitively() {
-        let (_dir, store) = store().await;
-        store.add(&new_user("a@b.co")).await.unwrap();
-        assert!(matches!(
-            store.add(&new_user("A@B.CO")).await,
-            Err(StoreError::EmailTaken(_))
-        ));
+        for (_keep, store) in stores().await {
+            store.add(&new_user("a@b.co")).await.unwrap();
+            assert!(matches!(
+                store.add(&new_user("A@B.CO")).await,
+                Err(StoreError::EmailTaken(_))
+            ));
+        }
     }
 
     #[tokio::test]
     async fn ids_are_stable_and_distinct() {
-        let (_dir, store) = store().await;
-        let a = store.add(&new_user("a@b.co")).await.unwrap();
-        let b = store.add(&new_user("c@d.co")).await.unwrap();
-        assert_ne!(a.id, b.id);
-        store.set_password("a@b.co", "$argon2id$other").await.unwrap();
-        let (after, hash) = store.find_by_email("a@b.co").await.unwrap().unwrap();
-        assert_eq!((after.id, hash.as_str()), (a.id, "$argon2id$other"));
+        for (_keep, store) in stores().await {
+            let a = store.add(&new_user("a@b.co")).await.unwrap();
+            let b = store.add(&new_user("c@d.co")).await.unwrap();
+            assert_ne!(a.id, b.id);
+            store.set_password("a@b.co", "$argon2id$other").await.unwrap();
+            let (after, hash) = store.find_by_email("a@b.co").await.unwrap().unwrap();
+            assert_eq!((after.id, hash.as_str()), (a.id, "$argon2id$other"));
+        }
     }
 
     #[tokio::test]
     async fn add_all_is_all_or_nothing() {
-        let (_dir, store) = store().await;
-        store.add(&new_user("taken@b.co")).await.unwrap();
-        let batch = [new_user("one@b.co"), new_user("two@b.co"), new_user("TAKEN@b.co")];
-        let (index, err) = store.add_all(&batch).await.unwrap_err();
-        assert_eq!(index, 2);
-        assert!(matches!(err, StoreError::EmailTaken(_)));
-        assert_eq!(
-            store.list().await.unwrap().len(),
-            1,
-            "nothing of the batch was kept"
-        );
-        assert_eq!(store.add_all(&batch[..2]).await.unwrap().len(), 2);
+        for (_keep, store) in stores().await {
+            store.add(&new_user("taken@b.co")).await.unwrap();
+            let batch = [new_user("one@b.co"), new_user("two@b.co"), new_user("TAKEN@b.co")];
+            let (index, err) = store.add_all(&batch).await.unwrap_err();
+            assert_eq!(index, 2);
+            assert!(matches!(err, StoreError::EmailTaken(_)));
+            assert_eq!(
+                store.list().await.unwrap().len(),
+                1,
+                "nothing of the batch was kept"
+            );
+            assert_eq!(store.add_all(&batch[..2]).await.unwrap().len(), 2);
+        }
     }
 
     #[tokio::test]
@@ -444,5 +728,166 @@ mod tests {
         store.close().await;
         let store = UserStore::connect(&url).await.unwrap();
         assert_eq!(store.list().await.unwrap(), vec![user]);
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            numbered("DELETE FROM users WHERE email_key = ? OR id = ?"),
+            "DELETE FROM users WHERE email_key = $1 OR id = $2"
+        );
+    }
+
+    #[test]
+    fn a_database_password_is_never_shown() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db.internal:5432/users?sslmode=require"),
+            "postgres://app:***@db.internal:5432/users?sslmode=require"
+        );
+        assert_eq!(redacted("sqlite://users.db"), "sqlite://users.db");
+        let err = UserStore::connect_error("mysql://root:s3cret@db/users");
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("sqlite://FILE or postgres://"), "{err}");
+    }
+
+    impl UserStore {
+        fn connect_error(url: &str) -> String {
+            match Backend::of(url) {
+                Err(err) => err.to_string(),
+                Ok(backend) => panic!("{url} taken as {backend:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sqlite_and_postgres_schemas_are_the_same() {
+        let (_dir, sqlite) = store().await;
+        let server = Postgres::start();
+        let postgres = UserStore::connect(&server.url()).await.unwrap();
+        let Pool::Sqlite(lite) = sqlite.pool() else {
+            unreachable!()
+        };
+        let Pool::Postgres(pg) = postgres.pool() else {
+            unreachable!()
+        };
+        // (column, type, not null), SQLite's INTEGER being PostgreSQL's BIGINT.
+        let mut lite_columns: Vec<(String, String, bool)> =
+            sqlx::query("SELECT name, type, \"notnull\" AS nn, pk FROM pragma_table_info('users')")
+                .fetch_all(&lite)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    let kind: String = row.get("type");
+                    let kind = if kind == "INTEGER" {
+                        "bigint".to_owned()
+                    } else {
+                        kind.to_lowercase()
+                    };
+                    (
+                        row.get("name"),
+                        kind,
+                        row.get::<i64, _>("nn") == 1 || row.get::<i64, _>("pk") == 1,
+                    )
+                })
+                .collect();
+        let mut pg_columns: Vec<(String, String, bool)> = sqlx::query(
+            "SELECT column_name::text AS name, data_type::text AS kind, is_nullable::text AS nullable \
+             FROM information_schema.columns WHERE table_name = 'users' AND column_name <> 'seq'",
+        )
+        .fetch_all(&pg)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get("name"),
+                row.get("kind"),
+                row.get::<String, _>("nullable") == "NO",
+            )
+        })
+        .collect();
+        lite_columns.sort();
+        pg_columns.sort();
+        assert_eq!(lite_columns.len(), 9);
+        assert_eq!(lite_columns, pg_columns);
+        // The same keys: `id` primary, `email_key` unique.
+        let unique: Vec<String> = sqlx::query(
+            "SELECT a.attname::text AS name FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+             AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'users'::regclass AND i.indisunique ORDER BY 1",
+        )
+        .fetch_all(&pg)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("name"))
+        .collect();
+        assert_eq!(unique, ["email_key", "id"]);
+        // The same migrations, version by version.
+        let versions = |rows: Vec<(i64, String)>| rows;
+        let lite_versions = versions(
+            sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&lite)
+                .await
+                .unwrap(),
+        );
+        let pg_versions = versions(
+            sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&pg)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(lite_versions, pg_versions);
+        assert!(!lite_versions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn migrate_moves_every_user_with_its_hash_id_and_dates_both_ways() {
+        let (_dir, sqlite) = store().await;
+        let server = Postgres::start();
+        let postgres = UserStore::connect(&server.url()).await.unwrap();
+        let mut batch: Vec<NewUser> = (0..40).map(|i| new_user(&format!("user{i}@b.co"))).collect();
+        batch[7].password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned();
+        batch[8].attributes = Map::new();
+        batch[9].firstname = None;
+        sqlite.add_all(&batch).await.unwrap();
+        let before = sqlite.export().await.unwrap();
+        assert_eq!(sqlite.migrate_to(&postgres).await.unwrap(), 40);
+        assert_eq!(
+            postgres.export().await.unwrap(),
+            before,
+            "everything, in the same order"
+        );
+        let (user, hash) = postgres.find_by_email("USER7@b.co").await.unwrap().unwrap();
+        assert_eq!(
+            (user.id.as_str(), hash.as_str()),
+            (before[7].user.id.as_str(), batch[7].password_hash.as_str())
+        );
+        assert_eq!(
+            sqlite.export().await.unwrap(),
+            before,
+            "the source is left as it was"
+        );
+        // And back, into a fresh SQLite file.
+        let (_dir2, back) = store().await;
+        assert_eq!(postgres.migrate_to(&back).await.unwrap(), 40);
+        assert_eq!(back.export().await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn migrate_refuses_a_destination_that_holds_users_and_changes_nothing() {
+        let (_dir, sqlite) = store().await;
+        let server = Postgres::start();
+        let postgres = UserStore::connect(&server.url()).await.unwrap();
+        sqlite
+            .add_all(&[new_user("a@b.co"), new_user("c@d.co")])
+            .await
+            .unwrap();
+        let there = postgres.add(&new_user("already@there.co")).await.unwrap();
+        assert!(matches!(
+            sqlite.migrate_to(&postgres).await,
+            Err(StoreError::NotEmpty(1))
+        ));
+        assert_eq!(postgres.list().await.unwrap(), vec![there]);
     }
 }

@@ -299,3 +299,285 @@ fn quiet_port() -> u16 {
     }
     free_port()
 }
+
+/// Debian's PostgreSQL as a process of its own: a fresh cluster in a temporary directory, on a free port of
+/// 127.0.0.1 only (no Unix socket), trusting local connections, stopped and removed when dropped. PostgreSQL
+/// refuses to run as root: as root, it runs as the system user `tiledesk-test-pg`, created if missing.
+pub struct Postgres {
+    process: Option<Process>,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    owner: Option<(u32, u32)>,
+}
+
+/// The system user PostgreSQL runs as when the tests run as root.
+const PG_USER: &str = "tiledesk-test-pg";
+
+impl Postgres {
+    /// Creates the cluster and starts the server.
+    pub fn start() -> Self {
+        let bin = postgres_bin_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let owner = as_postgres_user(dir.path());
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        run_as(&mut initdb, owner);
+        let output = initdb.output().expect("initdb");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut postgres = Self {
+            process: None,
+            port: 0,
+            dir,
+            owner,
+        };
+        for _ in 0..10 {
+            postgres.port = quiet_port();
+            if postgres.run() {
+                return postgres;
+            }
+        }
+        panic!("PostgreSQL did not start");
+    }
+
+    /// The URL of its `postgres` database, as the superuser `postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&mut self) -> bool {
+        let mut command = Command::new(postgres_bin_dir().join("postgres"));
+        command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string()])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ])
+            // A throwaway cluster: nothing needs to survive a crash.
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        run_as(&mut command, self.owner);
+        let mut child = command.spawn().expect("postgres");
+        let lines = lines_of(child.stderr.take().unwrap());
+        let process = Process(child);
+        loop {
+            match lines.recv_timeout(WAIT) {
+                Ok(line) if line.contains("ready to accept connections") => {
+                    self.process = Some(process);
+                    return true;
+                }
+                Ok(line) if line.contains("could not bind") || line.contains("FATAL") => return false,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Stops the server (fast shutdown: connections are closed, nothing is lost).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &process.0.id().to_string()])
+                .status();
+            let _ = process.0.wait();
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where Debian puts PostgreSQL's programs: on the `PATH` when a link put them there, else the newest
+/// `/usr/lib/postgresql/<version>/bin`.
+fn postgres_bin_dir() -> PathBuf {
+    if let Ok(output) = Command::new("sh").args(["-c", "command -v initdb"]).output()
+        && output.status.success()
+    {
+        let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if let Some(dir) = std::fs::canonicalize(&path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned))
+        {
+            return dir;
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("PostgreSQL is not installed (apt-get install postgresql; `cargo xtask test` installs it)")
+}
+
+/// The (uid, gid) PostgreSQL runs as, owning `dir`: none when the tests do not run as root.
+fn as_postgres_user(dir: &Path) -> Option<(u32, u32)> {
+    let id = |flag: &str, user: &str| -> Option<u32> {
+        let output = Command::new("id").args([flag, user]).output().ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+    };
+    let me = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
+        return None;
+    }
+    if id("-u", PG_USER).is_none() {
+        // Two tests may race to create it: whichever loses finds it made.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_USER,
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let owner = (
+        id("-u", PG_USER).expect("cannot create the PostgreSQL test user"),
+        id("-g", PG_USER).expect("the PostgreSQL test user's group"),
+    );
+    for entry in walk(dir) {
+        std::os::unix::fs::chown(&entry, Some(owner.0), Some(owner.1)).unwrap();
+    }
+    Some(owner)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_owned()];
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            all.extend(walk(&entry.path()));
+        }
+    }
+    all
+}
+
+fn run_as(command: &mut Command, owner: Option<(u32, u32)>) {
+    use std::os::unix::process::CommandExt;
+    if let Some((uid, gid)) = owner {
+        command.uid(uid).gid(gid);
+    }
+}
+
+/// Debian's redis-server on a free port of 127.0.0.1, saving nothing to disk, killed when dropped.
+/// [`Redis::stop`] and [`Redis::restart`] play an outage (the restarted server is empty, as after a crash).
+pub struct Redis {
+    process: Option<Process>,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts it.
+    pub fn start() -> Self {
+        let mut redis = Self {
+            process: None,
+            port: 0,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for _ in 0..10 {
+            redis.port = quiet_port();
+            if redis.run() {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start (is it installed? `cargo xtask test` installs it)");
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) -> bool {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let Ok(mut child) = command.spawn() else {
+            panic!(
+                "redis-server is not installed (apt-get install redis-server; `cargo xtask test` installs it)"
+            );
+        };
+        let lines = lines_of(child.stdout.take().unwrap());
+        let process = Process(child);
+        loop {
+            match lines.recv_timeout(WAIT) {
+                Ok(line) if line.contains("Ready to accept connections") => {
+                    self.process = Some(process);
+                    return true;
+                }
+                Ok(line) if line.contains("Could not create server TCP") => return false,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Stops the server: every client loses its connection.
+    pub fn stop(&mut self) {
+        self.process.take();
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        for _ in 0..50 {
+            if self.run() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200)); // the port is still held by the old process
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+}

@@ -49,7 +49,9 @@ pub enum Command {
 /// Where the users live.
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
-    /// The user database; created with its schema on first run.
+    /// The user database: `sqlite://FILE` (created with its schema on first run) or
+    /// `postgres://USER:PASSWORD@HOST/DATABASE` (the table created on first run; replicas share it). A password in
+    /// it is never printed; keep it out of the command line with the environment variable.
     #[arg(
         long,
         env = "TILEDESK_AUTH_DATABASE",

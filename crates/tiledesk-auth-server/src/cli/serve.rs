@@ -18,7 +18,7 @@ use crate::api_key::ApiKeyError;
 use crate::oidc::OidcBridge;
 use crate::serve::defaults;
 use crate::session::{SessionBridge, SessionError};
-use crate::users::UserStore;
+use crate::users::{UserStore, redacted};
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
 
 use super::{DatabaseArgs, ProjectArgs, Timeout, parse_ttl};
@@ -197,7 +197,12 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)
         .await
-        .with_context(|| format!("cannot open the user database {}", args.database.database))?;
+        .with_context(|| {
+            format!(
+                "cannot open the user database {}",
+                redacted(&args.database.database)
+            )
+        })?;
     let state = AppState {
         issuer: Reloadable::new(issuer),
         users: users.clone(),
@@ -211,7 +216,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         oidc,
     };
     if args.check {
-        let healthy = check(&state, &args.database.database).await;
+        let healthy = check(&state, &redacted(&args.database.database)).await;
         users.close().await;
         return Ok(if healthy {
             ExitCode::SUCCESS

@@ -12,7 +12,7 @@ use tiledesk_jwt::{VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
 
 use crate::passwords::{MAX_PASSWORD_LEN, hash_blocking};
-use crate::users::{NewUser, UserStore};
+use crate::users::{NewUser, UserStore, redacted};
 
 use super::{DatabaseArgs, attributes_map, parse_attribute};
 
@@ -76,6 +76,17 @@ pub enum UsersCommand {
         database: DatabaseArgs,
         /// The file; `.csv` is read as CSV, anything else as JSON lines.
         file: PathBuf,
+    },
+    /// Copy every user into another, empty, database (e.g. from SQLite to PostgreSQL), in one transaction: ids,
+    /// password hashes, names, attributes and dates kept, so everyone signs in as before and keeps their chat
+    /// history. The source is left as it was. Stop the services writing to the source first.
+    Migrate {
+        /// The database the users are in (`sqlite://FILE` or `postgres://...`).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The empty database they go to; created (SQLite) or given its table (PostgreSQL) if needed.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -145,14 +156,36 @@ pub(super) async fn users(command: UsersCommand) -> anyhow::Result<()> {
                 })?;
             println!("imported {count} users");
         }
+        UsersCommand::Migrate { from, to } => {
+            let source = open_url(&from).await?;
+            let destination = open_url(&to).await?;
+            let moved = source.migrate_to(&destination).await.with_context(|| {
+                format!(
+                    "cannot migrate the users from {} to {}",
+                    redacted(&from),
+                    redacted(&to)
+                )
+            })?;
+            source.close().await;
+            destination.close().await;
+            println!(
+                "migrated {moved} users from {} to {}",
+                redacted(&from),
+                redacted(&to)
+            );
+        }
     }
     Ok(())
 }
 
 async fn open(database: &DatabaseArgs) -> anyhow::Result<UserStore> {
-    UserStore::connect(&database.database)
+    open_url(&database.database).await
+}
+
+async fn open_url(url: &str) -> anyhow::Result<UserStore> {
+    UserStore::connect(url)
         .await
-        .with_context(|| format!("cannot open the user database {}", database.database))
+        .with_context(|| format!("cannot open the user database {}", redacted(url)))
 }
 
 fn read_password() -> anyhow::Result<Zeroizing<String>> {
