@@ -15,6 +15,7 @@ pub mod proxy;
 mod routes;
 pub mod serve;
 pub mod session;
+pub mod shared_throttle;
 pub mod throttle;
 pub mod users;
 

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::device::Device;
+use crate::shared_throttle::{Reserved, Settle, SharedCounts};
 
 /// The limits: how many failures within `window` trip each key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct LoginThrottle {
     /// [`API_KEY_WINDOW`] no address can be throttled, and a key is checked without taking the table's lock.
     last_wrong_key: std::sync::atomic::AtomicU64,
     epoch: Instant,
+    /// The failures counted across replicas, when there are (see [`crate::shared_throttle`]).
+    shared: Option<SharedCounts>,
 }
 
 #[derive(Debug, Default)]
@@ -114,7 +117,20 @@ impl LoginThrottle {
             settled: tokio::sync::Notify::new(),
             last_wrong_key: std::sync::atomic::AtomicU64::new(0),
             epoch: Instant::now(),
+            shared: None,
         }
+    }
+
+    /// This throttle, its login failures also counted in `shared`, by every replica.
+    #[must_use]
+    pub fn with_shared(mut self, shared: SharedCounts) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared counters, if any.
+    pub fn shared(&self) -> Option<&SharedCounts> {
+        self.shared.as_ref()
     }
 
     /// What an attempt is counted on: a known browser on its device alone (its own budget, which nobody else can
@@ -155,14 +171,69 @@ impl LoginThrottle {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
+            let mut shared_busy = false;
             match self.try_begin_at(account, address, device.as_ref(), Instant::now()) {
-                Ok(attempt) => return Ok(attempt),
+                Ok(attempt) => match self.reserve_shared(attempt).await {
+                    Err(Refusal::Busy) => shared_busy = true,
+                    Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
+                    Ok(attempt) => return Ok(attempt),
+                },
                 Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
                 Err(Refusal::Busy) => {}
             }
-            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+            // Attempts under way on other replicas settle without waking this one: look again shortly.
+            let woken = async {
+                if shared_busy {
+                    tokio::time::sleep(SHARED_RECHECK).await;
+                } else {
+                    settled.await;
+                }
+            };
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
                 return Err(Duration::from_secs(1));
             }
+        }
+    }
+
+    /// Counts the attempt as under way in the shared counters too: refused (and voided here) when failures on
+    /// any replica spent the budget, `Busy` (voided here) when attempts under way on any replica hold the rest of
+    /// it; counted here only when Redis does not answer.
+    async fn reserve_shared<'a>(&'a self, mut attempt: Attempt<'a>) -> Result<Attempt<'a>, Refusal> {
+        let Some(shared) = &self.shared else {
+            return Ok(attempt);
+        };
+        let counters: Vec<(String, usize)> = attempt
+            .keys
+            .iter()
+            .map(|key| (self.shared_name(shared, key), self.limit(key)))
+            .collect();
+        match shared.reserve(&counters, self.policy.window).await {
+            Reserved::Taken => {
+                attempt.shared = true;
+                Ok(attempt)
+            }
+            Reserved::Blocked(retry_after) => {
+                attempt.void().await;
+                Err(Refusal::Blocked(retry_after))
+            }
+            Reserved::Busy => {
+                attempt.void().await;
+                Err(Refusal::Busy)
+            }
+            Reserved::Unavailable => Ok(attempt),
+        }
+    }
+
+    /// The name of a key's counter in Redis.
+    fn shared_name(&self, shared: &SharedCounts, key: &Key) -> String {
+        match key {
+            Key::AccountAddress(account, address) => {
+                shared.key("account-address", &format!("{account} {address}"))
+            }
+            Key::Address(address) => shared.key("address", &address.to_string()),
+            Key::Account(account) => shared.key("account", account),
+            Key::Device(device) => shared.key("device", &device.0),
+            Key::WrongApiKeys(address) => shared.key("api-key", &address.to_string()),
         }
     }
 
@@ -193,6 +264,7 @@ impl LoginThrottle {
             throttle: self,
             keys,
             settled: false,
+            shared: false,
         })
     }
 
@@ -361,6 +433,10 @@ impl LoginThrottle {
 /// With the password queue's own limit ([`crate::passwords::QUEUE_WAIT`]) under the browser module's 15 s.
 pub const ATTEMPT_WAIT: Duration = Duration::from_secs(5);
 
+/// How often an attempt waiting for attempts under way on other replicas looks again (they settle there, unseen
+/// here).
+const SHARED_RECHECK: Duration = Duration::from_millis(50);
+
 /// Why an attempt cannot start now.
 enum Refusal {
     /// The failures spent the budget: refuse, with when to try again.
@@ -386,22 +462,61 @@ pub struct Attempt<'a> {
     /// What it is counted on.
     keys: Vec<Key>,
     settled: bool,
+    /// Whether it took a place in the shared counters.
+    shared: bool,
 }
 
 impl Attempt<'_> {
     /// The password matched: no failure, and the account's failures from that address go.
-    pub fn succeeded(mut self) {
+    pub async fn succeeded(mut self) {
+        self.give_back_shared(Outcome::Success).await;
         self.settle(Outcome::Success);
     }
 
     /// The attempt could not be judged (the user store is down): it counts for nothing.
-    pub fn void(mut self) {
+    pub async fn void(mut self) {
+        self.give_back_shared(Outcome::Void).await;
         self.settle(Outcome::Void);
     }
 
     fn settle(&mut self, outcome: Outcome) {
         self.settled = true;
         self.throttle.settle(&self.keys, outcome);
+        // A failure (a drop, so no waiting here): counted in the background. Its failure and its end are one step
+        // in Redis, so the budget others see (failures plus attempts under way) is the same before and after.
+        if let (Outcome::Failure, Some(things)) = (outcome, self.shared_settlement(outcome))
+            && let (Some(shared), Ok(runtime)) = (
+                self.throttle.shared.clone(),
+                tokio::runtime::Handle::try_current(),
+            )
+        {
+            let window = self.throttle.policy.window;
+            runtime.spawn(async move { shared.settle(things, window).await });
+        }
+    }
+
+    /// What the end of this attempt does to each shared counter; none when it was not counted there.
+    fn shared_settlement(&self, outcome: Outcome) -> Option<Vec<(String, Settle)>> {
+        let shared = self.throttle.shared.as_ref().filter(|_| self.shared)?;
+        let settle = |key: &Key| match (outcome, key) {
+            (Outcome::Failure, _) => Settle::Fail,
+            (Outcome::Success, Key::AccountAddress(..) | Key::Device(_)) => Settle::Clear,
+            (Outcome::Success | Outcome::Void, _) => Settle::Back,
+        };
+        Some(
+            self.keys
+                .iter()
+                .map(|key| (self.throttle.shared_name(shared, key), settle(key)))
+                .collect(),
+        )
+    }
+
+    /// Settles a success or a void in the shared counters before the attempts waiting on this replica are woken:
+    /// a visitor's simultaneous right logins must not find their own successes still counted.
+    async fn give_back_shared(&self, outcome: Outcome) {
+        if let (Some(things), Some(shared)) = (self.shared_settlement(outcome), &self.throttle.shared) {
+            shared.settle(things, self.throttle.policy.window).await;
+        }
     }
 }
 
@@ -477,14 +592,14 @@ mod tests {
         assert!(t.check_at("victim", B, now).is_err());
     }
 
-    #[test]
-    fn success_clears_the_pair_only() {
+    #[tokio::test]
+    async fn success_clears_the_pair_only() {
         let t = throttle();
         let now = Instant::now();
         for _ in 0..2 {
             t.record_failure_at("u", A, now);
         }
-        t.try_begin_at("u", A, None, now).ok().unwrap().succeeded();
+        t.try_begin_at("u", A, None, now).ok().unwrap().succeeded().await;
         t.record_failure_at("u", A, now);
         t.record_failure_at("u", A, now);
         assert!(
@@ -569,12 +684,12 @@ mod tests {
         );
         // The visitor's first login succeeds: the pair's failures go, and the waiting attempt may start.
         let mut held = held.into_iter();
-        held.next().unwrap().succeeded();
+        held.next().unwrap().succeeded().await;
         assert!(next.await.is_ok());
     }
 
-    #[test]
-    fn a_known_browser_is_judged_on_its_own_failures_only() {
+    #[tokio::test]
+    async fn a_known_browser_is_judged_on_its_own_failures_only() {
         let t = throttle();
         let now = Instant::now();
         // The account's budget spent from everywhere: anyone without the cookie is refused...
@@ -593,7 +708,8 @@ mod tests {
         t.try_begin_at("victim", B, Some(&owner), now)
             .ok()
             .unwrap()
-            .succeeded();
+            .succeeded()
+            .await;
         // Its own failures do count: three and that browser too waits.
         for _ in 0..3 {
             drop(t.try_begin_at("victim", B, Some(&owner), now).ok().unwrap());
@@ -633,8 +749,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn one_address_has_a_few_logins_under_way_at_once() {
+    #[tokio::test]
+    async fn one_address_has_a_few_logins_under_way_at_once() {
         let t = throttle();
         let now = Instant::now();
         // Four accounts from one address: their checks run; a fifth waits, whoever it is.
@@ -647,19 +763,19 @@ mod tests {
             "another address is not held up"
         );
         let mut running = running.into_iter();
-        running.next().unwrap().succeeded();
+        running.next().unwrap().succeeded().await;
         assert!(
             t.try_begin_at("u9", A, None, now).is_ok(),
             "one settled: room for one more"
         );
     }
 
-    #[test]
-    fn a_successful_or_void_attempt_takes_its_count_back() {
+    #[tokio::test]
+    async fn a_successful_or_void_attempt_takes_its_count_back() {
         let t = throttle();
         let now = Instant::now();
-        t.try_begin_at("u", A, None, now).ok().unwrap().void();
-        t.try_begin_at("u", A, None, now).ok().unwrap().succeeded();
+        t.try_begin_at("u", A, None, now).ok().unwrap().void().await;
+        t.try_begin_at("u", A, None, now).ok().unwrap().succeeded().await;
         // Neither counted: the address and the account have their whole budgets.
         for i in 0..3 {
             let other = format!("other{i}");

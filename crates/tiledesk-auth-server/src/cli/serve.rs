@@ -18,6 +18,7 @@ use crate::api_key::ApiKeyError;
 use crate::oidc::OidcBridge;
 use crate::serve::defaults;
 use crate::session::{SessionBridge, SessionError};
+use crate::shared_throttle::SharedCounts;
 use crate::users::{UserStore, redacted};
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
 
@@ -74,6 +75,11 @@ pub struct ServeArgs {
     /// The site's client id at the OpenID Connect provider: the `aud` its ID tokens must carry.
     #[arg(long, env = "TILEDESK_AUTH_OIDC_AUDIENCE", requires = "oidc_issuer")]
     pub oidc_audience: Option<String>,
+    /// Count failed logins in this Redis (`redis://[:PASSWORD@]HOST[:PORT][/DB]`, `rediss://` for TLS), shared by
+    /// every replica, so a guesser spreading over N replicas gets the budget of one. Without it each replica counts
+    /// its own. When Redis does not answer, each replica counts on its own until it does (README: "Production").
+    #[arg(long, env = "TILEDESK_AUTH_THROTTLE", value_name = "URL")]
+    pub throttle: Option<String>,
     /// Time a client has to send a request's headers, and then its body (e.g. 10s). Also the longest an idle
     /// keep-alive connection stays open.
     #[arg(long, env = "TILEDESK_AUTH_READ_TIMEOUT", default_value_t = Timeout(defaults::READ_TIMEOUT))]
@@ -194,6 +200,10 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )?)),
         _ => None,
     };
+    let mut throttle = LoginThrottle::new(ThrottlePolicy::default());
+    if let Some(url) = &args.throttle {
+        throttle = throttle.with_shared(SharedCounts::new(url, project.as_str())?);
+    }
     let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
     let users = UserStore::connect(&args.database.database)
         .await
@@ -207,7 +217,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         issuer: Reloadable::new(issuer),
         users: users.clone(),
         passwords: Passwords::for_this_machine()?,
-        throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
+        throttle: Arc::new(throttle),
         api_key: api_key.map(Reloadable::new),
         allowed_origins: args.allowed_origins.into(),
         static_dir: args.static_dir.map(Into::into),
@@ -236,6 +246,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies = state.trusted_proxies.len(),
         session_url = state.session.as_ref().map(|bridge| bridge.url()),
         oidc_issuer = state.oidc.as_ref().map(|bridge| bridge.issuer()),
+        shared_throttle = state.throttle.shared().map(SharedCounts::url),
         read_timeout_ms = args.read_timeout.0.as_millis(),
         max_connections = args.max_connections,
         "tiledesk-auth listening on http://{}",
@@ -326,6 +337,16 @@ async fn check(state: &AppState, database: &str) -> bool {
             Err(err) => {
                 healthy = false;
                 println!("              OpenID Connect {}: FAILED: {err}", bridge.issuer());
+            }
+        },
+    }
+    match state.throttle.shared() {
+        None => println!("throttle      this replica's own (no --throttle)"),
+        Some(shared) => match shared.ping().await {
+            Ok(()) => println!("throttle      shared in {}: ok", shared.url()),
+            Err(err) => {
+                healthy = false;
+                println!("throttle      shared in {}: FAILED: {err}", shared.url());
             }
         },
     }

@@ -99,14 +99,14 @@ async fn with_password(
     let ticket = match state.passwords.admit().await {
         Ok(ticket) => ticket,
         Err(err) => {
-            attempt.void();
+            attempt.void().await;
             return Err(refused(err, address));
         }
     };
     let found = match state.users.find_by_email(&account).await {
         Ok(found) => found,
         Err(err) => {
-            attempt.void();
+            attempt.void().await;
             return Err(err.into());
         }
     };
@@ -115,7 +115,7 @@ async fn with_password(
         Ok(matched) => matched,
         Err(err) => {
             // Not judged: the guess was not checked, so it costs the guesser nothing and the visitor nothing.
-            attempt.void();
+            attempt.void().await;
             return Err(refused(err, address));
         }
     };
@@ -125,7 +125,7 @@ async fn with_password(
         drop(attempt);
         return Err(ApiError::InvalidCredentials);
     };
-    attempt.succeeded();
+    attempt.succeeded().await;
 
     let claims = VisitorClaims::builder(user.id.as_str())
         .email(user.email.as_str())

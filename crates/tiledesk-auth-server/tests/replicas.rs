@@ -1,0 +1,630 @@
+//! Two replicas of the real binary behind nothing but two ports, sharing a real PostgreSQL (the users) and a real
+//! Redis (the failed-login counters), both Debian's, started here as processes of their own.
+
+#![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{PROJECT, SECRET, Server, http, run_cli};
+use serde_json::Value;
+use tiledesk_test_support::{Postgres, Redis};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The replicas' settings: the project, the shared database, the shared throttle if any, and 127.0.0.1 trusted as
+/// a proxy so each request can say which visitor address it comes from.
+fn replica(database: &str, throttle: Option<&str>, extra: &[(&str, String)]) -> Server {
+    let mut env = vec![
+        ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+        ("TILEDESK_SECRET", SECRET.to_owned()),
+        ("TILEDESK_AUTH_DATABASE", database.to_owned()),
+        ("TILEDESK_AUTH_TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+    ];
+    if let Some(url) = throttle {
+        env.push(("TILEDESK_AUTH_THROTTLE", url.to_owned()));
+    }
+    env.extend(extra.iter().cloned());
+    Server::start(&[], &env)
+}
+
+/// `users ...` on `database`, the password (if any) on standard input; panics on failure, returns stdout.
+fn users(database: &str, args: &[&str], password: &str) -> String {
+    let mut all = vec!["users"];
+    all.extend_from_slice(&args[..1]);
+    all.extend_from_slice(&["--database", database]);
+    all.extend_from_slice(&args[1..]);
+    let (code, stdout, stderr) = run_cli(&all, &[], &format!("{password}\n"));
+    assert_eq!(code, 0, "users {args:?}: {stderr}");
+    stdout
+}
+
+/// `POST /auth` with this email and password, as the visitor at `from`: (status, body).
+fn login(addr: SocketAddr, email: &str, password: &str, from: &str) -> (u16, String) {
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    http(
+        addr,
+        "POST",
+        "/auth",
+        &[("Content-Type", "application/json"), ("X-Forwarded-For", from)],
+        &body,
+    )
+}
+
+/// The `_id` claim of the token in a `/auth` answer.
+fn visitor_id(body: &str) -> String {
+    let token: Value = serde_json::from_str(body).unwrap();
+    let jwt = token["token"].as_str().unwrap().trim_start_matches("JWT ");
+    let payload = jwt.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_user_added_through_one_replica_signs_in_through_the_other_and_changes_reach_both() {
+    let postgres = Postgres::start();
+    let database = postgres.url();
+    let (a, b) = (replica(&database, None, &[]), replica(&database, None, &[]));
+    let added = users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    let id = added
+        .trim()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_owned();
+
+    let (status, on_a) = login(a.addr, "ada@example.com", PASSWORD, "198.51.100.1");
+    assert_eq!(status, 200, "{on_a}");
+    let (status, on_b) = login(b.addr, "ADA@example.com", PASSWORD, "198.51.100.1");
+    assert_eq!(status, 200, "{on_b}");
+    assert_eq!(
+        visitor_id(&on_a),
+        visitor_id(&on_b),
+        "one visitor, whichever replica answers"
+    );
+    assert!(
+        visitor_id(&on_a).ends_with(&id),
+        "{} for user {id}",
+        visitor_id(&on_a)
+    );
+
+    users(
+        &database,
+        &["set-password", "ada@example.com", "--password-stdin"],
+        "a new password 42",
+    );
+    for replica in [&a, &b] {
+        assert_eq!(
+            login(replica.addr, "ada@example.com", PASSWORD, "198.51.100.2").0,
+            401
+        );
+        assert_eq!(
+            login(
+                replica.addr,
+                "ada@example.com",
+                "a new password 42",
+                "198.51.100.2"
+            )
+            .0,
+            200
+        );
+    }
+    users(&database, &["remove", "ada@example.com"], "");
+    for replica in [&a, &b] {
+        assert_eq!(
+            login(
+                replica.addr,
+                "ada@example.com",
+                "a new password 42",
+                "198.51.100.3"
+            )
+            .0,
+            401
+        );
+    }
+}
+
+/// Wrong passwords for one account from one address, alternating replicas, until one is refused with 429: how many
+/// were judged (401) before.
+fn failures_before_throttled(replicas: &[&Server], email: &str, from: &str) -> usize {
+    for attempt in 0..40 {
+        let replica = replicas[attempt % replicas.len()];
+        match login(replica.addr, email, "a wrong guess", from) {
+            (401, _) => {}
+            (429, _) => return attempt,
+            (status, body) => panic!("attempt {attempt}: {status} {body}"),
+        }
+    }
+    panic!("40 wrong passwords and never throttled");
+}
+
+#[test]
+fn a_guesser_alternating_replicas_is_throttled_after_as_many_failures_as_on_one() {
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    let database = postgres.url();
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+
+    // The baseline: one replica alone lets 5 wrong passwords from one address be judged.
+    let alone = replica(&database, Some(&redis.url()), &[]);
+    assert_eq!(
+        failures_before_throttled(&[&alone], "ada@example.com", "203.0.113.1"),
+        5
+    );
+
+    // Two replicas without the shared throttle: each counts its own, twice the budget. What Redis is for.
+    let (a, b) = (replica(&database, None, &[]), replica(&database, None, &[]));
+    assert_eq!(
+        failures_before_throttled(&[&a, &b], "ada@example.com", "203.0.113.2"),
+        10
+    );
+
+    // Two replicas sharing it: 5, as on one.
+    let (a, b) = (
+        replica(&database, Some(&redis.url()), &[]),
+        replica(&database, Some(&redis.url()), &[]),
+    );
+    assert_eq!(
+        failures_before_throttled(&[&a, &b], "ada@example.com", "203.0.113.3"),
+        5
+    );
+    // Both refuse that address for that account, even the right password, with when to come back...
+    for replica in [&a, &b] {
+        let (status, body) = login(replica.addr, "ada@example.com", PASSWORD, "203.0.113.3");
+        assert_eq!(status, 429, "{body}");
+    }
+    // ...while Ada, from her own address, signs in through either.
+    for replica in [&a, &b] {
+        assert_eq!(
+            login(replica.addr, "ada@example.com", PASSWORD, "192.0.2.10").0,
+            200
+        );
+    }
+
+    // A success clears that address's failures on every replica: 4 failures, a success, then 5 more judged.
+    for attempt in 0..4 {
+        let replica = [&a, &b][attempt % 2];
+        assert_eq!(
+            login(replica.addr, "ada@example.com", "a wrong guess", "192.0.2.20").0,
+            401
+        );
+    }
+    assert_eq!(login(b.addr, "ada@example.com", PASSWORD, "192.0.2.20").0, 200);
+    assert_eq!(
+        failures_before_throttled(&[&b], "ada@example.com", "192.0.2.20"),
+        5
+    );
+}
+
+#[test]
+fn with_redis_down_logins_go_on_each_replica_counting_its_own_and_sharing_resumes_when_it_is_back() {
+    let postgres = Postgres::start();
+    let mut redis = Redis::start();
+    let database = postgres.url();
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    let (a, b) = (
+        replica(&database, Some(&redis.url()), &[]),
+        replica(&database, Some(&redis.url()), &[]),
+    );
+    assert_eq!(login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1").0, 200);
+
+    redis.stop();
+    // Right passwords still sign in: Redis is not on the path of a login's success.
+    for replica in [&a, &b] {
+        let (status, body) = login(replica.addr, "ada@example.com", PASSWORD, "192.0.2.1");
+        assert_eq!(status, 200, "{body}");
+        replica.wait_for_log(|l| l.contains("Redis does not answer"));
+    }
+    // Never unlimited: each replica still throttles on what it sees, so alternating gets at most twice the budget.
+    assert_eq!(
+        failures_before_throttled(&[&a, &b], "ada@example.com", "203.0.113.7"),
+        10
+    );
+    assert_eq!(
+        failures_before_throttled(&[&a], "ada@example.com", "203.0.113.8"),
+        5
+    );
+
+    redis.restart();
+    // Each replica finds Redis again on its next login (the log says so): from then on the count is shared again.
+    for replica in [&a, &b] {
+        let mut back = false;
+        for _ in 0..20 {
+            assert_eq!(
+                login(replica.addr, "ada@example.com", PASSWORD, "192.0.2.1").0,
+                200
+            );
+            if replica
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("Redis answers again"))
+            {
+                back = true;
+                break;
+            }
+        }
+        assert!(back, "the replica never found Redis again");
+    }
+    assert_eq!(
+        failures_before_throttled(&[&a, &b], "ada@example.com", "203.0.113.9"),
+        5
+    );
+}
+
+/// `POST /auth` as [`login`], but a connection refused or cut is `None` instead of a panic.
+fn try_login(addr: SocketAddr, email: &str, password: &str, from: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    let request = format!(
+        "POST /auth HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         X-Forwarded-For: {from}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(common::parse_response(&response).0).filter(|status| *status != 0)
+}
+
+#[test]
+fn killing_one_replica_mid_load_loses_no_request_the_other_was_serving() {
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    let database = postgres.url();
+    for i in 0..4 {
+        users(
+            &database,
+            &[
+                "add",
+                "--email",
+                &format!("user{i}@example.com"),
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+    }
+    let mut a = replica(&database, Some(&redis.url()), &[]);
+    let b = replica(&database, Some(&redis.url()), &[]);
+
+    // Four visitors signing in without pause, two on each replica, 30 logins each; every answer reported.
+    const LOGINS: usize = 30;
+    let killed = Arc::new(AtomicBool::new(false));
+    let (report, answers) = std::sync::mpsc::channel::<(SocketAddr, bool, Option<u16>)>();
+    let visitors: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.addr } else { b.addr };
+            let (killed, report) = (Arc::clone(&killed), report.clone());
+            std::thread::spawn(move || {
+                for _ in 0..LOGINS {
+                    let status = try_login(
+                        addr,
+                        &format!("user{i}@example.com"),
+                        PASSWORD,
+                        &format!("198.51.100.{i}"),
+                    );
+                    let _ = report.send((addr, killed.load(Ordering::SeqCst), status));
+                }
+            })
+        })
+        .collect();
+    drop(report);
+    // A is killed (SIGKILL: no graceful shutdown, logins in flight) once both replicas have answered some logins.
+    let mut seen = Vec::new();
+    while seen.iter().filter(|(addr, _, _)| *addr == b.addr).count() < 5
+        || seen.iter().filter(|(addr, _, _)| *addr == a.addr).count() < 5
+    {
+        seen.push(
+            answers
+                .recv_timeout(tiledesk_test_support::WAIT)
+                .expect("the visitors stopped answering"),
+        );
+    }
+    a.child.kill().unwrap();
+    killed.store(true, Ordering::SeqCst);
+    a.child.wait().unwrap();
+    seen.extend(answers.iter());
+    for visitor in visitors {
+        visitor.join().unwrap();
+    }
+
+    let on_b: Vec<_> = seen.iter().filter(|(addr, _, _)| *addr == b.addr).collect();
+    assert_eq!(on_b.len(), 2 * LOGINS);
+    for (_, after_kill, status) in &on_b {
+        assert_eq!(
+            *status,
+            Some(200),
+            "B failed a login (A killed before it was sent: {after_kill})"
+        );
+    }
+    assert!(
+        on_b.iter().filter(|(_, after_kill, _)| *after_kill).count() > 0,
+        "B went on serving after A was killed"
+    );
+    assert!(
+        seen.iter()
+            .any(|(addr, after_kill, status)| *addr == a.addr && *after_kill && status.is_none()),
+        "A really was killed mid-load"
+    );
+}
+
+/// `POST /tokens` with this key: the status.
+fn mint(addr: SocketAddr, key: &str) -> u16 {
+    http(
+        addr,
+        "POST",
+        "/tokens",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {key}")),
+        ],
+        r#"{"user_id": "rotating"}"#,
+    )
+    .0
+}
+
+fn sighup(server: &Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn an_api_key_rotates_across_two_replicas_in_the_documented_order_without_a_failed_request() {
+    const OLD: &str = "the-old-site-backend-key-0123456789";
+    const NEW: &str = "the-new-site-backend-key-9876543210";
+    let postgres = Postgres::start();
+    let database = postgres.url();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| dir.path().join(format!("{name}.keys")))
+        .collect();
+    for file in &files {
+        std::fs::write(file, format!("{OLD}\n")).unwrap();
+    }
+    let replicas: Vec<Server> = files
+        .iter()
+        .map(|file| {
+            replica(
+                &database,
+                None,
+                &[("TILEDESK_API_KEY_FILE", file.display().to_string())],
+            )
+        })
+        .collect();
+    let rewrite = |file: &std::path::Path, keys: &str| {
+        let aside = file.with_extension("new");
+        std::fs::write(&aside, keys).unwrap();
+        std::fs::rename(&aside, file).unwrap();
+    };
+    // The site backend mints through both replicas in turn with whichever key it is on; every answer is kept.
+    let mut statuses = Vec::new();
+    let mint_both = |key: &str, statuses: &mut Vec<u16>| {
+        for replica in &replicas {
+            statuses.push(mint(replica.addr, key));
+        }
+    };
+    mint_both(OLD, &mut statuses);
+
+    // 1. Every replica gets both keys: each file rewritten, each replica reloaded, one at a time, the backend
+    //    still on the old key throughout.
+    for (file, replica) in files.iter().zip(&replicas) {
+        rewrite(file, &format!("{OLD}\n{NEW}\n"));
+        sighup(replica);
+        replica.wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=2"));
+        mint_both(OLD, &mut statuses);
+    }
+    // 2. Only then the backend moves to the new key.
+    mint_both(NEW, &mut statuses);
+    // 3. The old key leaves every replica, one at a time, the backend on the new key throughout.
+    for (file, replica) in files.iter().zip(&replicas) {
+        rewrite(file, &format!("{NEW}\n"));
+        sighup(replica);
+        replica.wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=1"));
+        mint_both(NEW, &mut statuses);
+    }
+    assert_eq!(statuses.len(), 12);
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "a request failed during the rollout: {statuses:?}"
+    );
+    // The old key is gone everywhere; and the order mattered: a replica not yet given the new key refuses it.
+    for replica in &replicas {
+        assert_eq!(mint(replica.addr, OLD), 401);
+    }
+    rewrite(&files[1], &format!("{OLD}\n"));
+    sighup(&replicas[1]);
+    replicas[1].wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=1"));
+    assert_eq!(
+        mint(replicas[1].addr, NEW),
+        401,
+        "moving the backend before every replica has the key fails"
+    );
+}
+
+#[test]
+fn users_migrate_moves_a_sqlite_store_to_postgres_and_everyone_signs_in_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("users.db").display());
+    let postgres = Postgres::start();
+    for i in 0..3 {
+        users(
+            &sqlite,
+            &[
+                "add",
+                "--email",
+                &format!("user{i}@example.com"),
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD} {i}"),
+        );
+    }
+    let on_sqlite = replica(&sqlite, None, &[]);
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            let (status, body) = login(
+                on_sqlite.addr,
+                &format!("user{i}@example.com"),
+                &format!("{PASSWORD} {i}"),
+                "192.0.2.1",
+            );
+            assert_eq!(status, 200, "{body}");
+            visitor_id(&body)
+        })
+        .collect();
+    drop(on_sqlite);
+
+    let (code, stdout, stderr) = run_cli(
+        &["users", "migrate", "--from", &sqlite, "--to", &postgres.url()],
+        &[],
+        "",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("migrated 3 users"), "{stdout}");
+    // Twice is refused: the destination is not empty, and nothing is duplicated.
+    let (code, _, stderr) = run_cli(
+        &["users", "migrate", "--from", &sqlite, "--to", &postgres.url()],
+        &[],
+        "",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("already holds 3 user(s)"), "{stderr}");
+
+    let on_postgres = replica(&postgres.url(), None, &[]);
+    for (i, id) in ids.iter().enumerate() {
+        let (status, body) = login(
+            on_postgres.addr,
+            &format!("user{i}@example.com"),
+            &format!("{PASSWORD} {i}"),
+            "192.0.2.1",
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            &visitor_id(&body),
+            id,
+            "the same visitor, so the same chat history"
+        );
+    }
+}
+
+#[test]
+fn a_database_password_never_reaches_the_output() {
+    let postgres = Postgres::start();
+    // A password in the URL, and a database that does not exist: the error names the URL without the password.
+    let url = format!(
+        "postgres://postgres:s3cret-pg-pass@127.0.0.1:{}/missing",
+        postgres.port
+    );
+    let (code, stdout, stderr) = run_cli(&["users", "list", "--database", &url], &[], "");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("postgres://postgres:***@127.0.0.1"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-pg-pass") && !stdout.contains("s3cret-pg-pass"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run_cli(
+        &[
+            "serve",
+            "--check",
+            "--throttle",
+            "redis://:s3cret-redis-pass@127.0.0.1:1",
+        ],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT),
+            ("TILEDESK_SECRET", SECRET),
+            ("TILEDESK_AUTH_DATABASE", &postgres.url()),
+        ],
+        "",
+    );
+    assert_eq!(code, 1, "Redis unreachable: not well: {stdout}");
+    assert!(
+        stdout.contains("throttle      shared in redis://:***@127.0.0.1:1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        !stderr.contains("s3cret-redis-pass") && !stdout.contains("s3cret-redis-pass"),
+        "{stdout}{stderr}"
+    );
+}
+
+/// `POST /auth` from `n` threads at once (released together), spread over `replicas`: the statuses.
+fn at_once(replicas: &[&Server], n: usize, email: &str, password: &str, from: &str) -> Vec<u16> {
+    let start = Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let addr = replicas[i % replicas.len()].addr;
+            let (start, email, password, from) = (
+                Arc::clone(&start),
+                email.to_owned(),
+                password.to_owned(),
+                from.to_owned(),
+            );
+            std::thread::spawn(move || {
+                start.wait();
+                login(addr, &email, &password, &from).0
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn guesses_sent_at_once_to_both_replicas_reach_the_password_check_five_times_in_all() {
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    let database = postgres.url();
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    let (a, b) = (
+        replica(&database, Some(&redis.url()), &[]),
+        replica(&database, Some(&redis.url()), &[]),
+    );
+
+    // 40 guesses at once, 20 on each replica: each replica alone would let 5 through; together, 5 in all.
+    let statuses = at_once(&[&a, &b], 40, "ada@example.com", "a wrong guess", "203.0.113.50");
+    let judged = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((judged, refused), (5, 35), "{statuses:?}");
+
+    // A visitor's 8 simultaneous right logins, through both replicas, all go through: their own places are
+    // given back before the next ones are counted.
+    let statuses = at_once(&[&a, &b], 8, "ada@example.com", PASSWORD, "192.0.2.77");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
