@@ -2,13 +2,14 @@
 //! by side (same load generator, concurrency, body and duration; interleaved rounds; medians).
 //!
 //! `cargo xtask bench --quick` runs shorter rounds and writes `target/bench/BENCHMARKS.md` (for checking the
-//! harness, not for publishing); `--only <mint|tokens|floor|curve|flood|soak|browser|real|attacks>` runs one section.
+//! harness, not for publishing); `--only <mint|tokens|floor|curve|flood|soak|replicas|browser|real|attacks>` runs one section.
 
 mod attacks;
 mod browser;
 mod flood;
 mod load;
 mod logins;
+mod replicas;
 mod report;
 mod servers;
 mod service;
@@ -119,6 +120,10 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("soak") {
         logins::soak(&plan, &project, &dir, &mut report)?;
+    }
+    if wanted("replicas") {
+        crate::setup_databases()?;
+        replicas::replicas(&plan, &project, &dir, &mut report)?;
     }
     if wanted("browser") {
         browser::browser(&plan, &package, &mut report)?;

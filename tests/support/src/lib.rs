@@ -108,9 +108,14 @@ impl Project {
 
     /// `<binary> serve --listen <listen>` for this project: its id, its secret file and its database.
     pub fn serve(&self, binary: &Path, listen: &str) -> Command {
+        self.serve_on(binary, listen, &self.database)
+    }
+
+    /// [`Project::serve`] with the users in `database` instead.
+    pub fn serve_on(&self, binary: &Path, listen: &str, database: &str) -> Command {
         let mut command = Command::new(binary);
         command
-            .args(["serve", "--listen", listen, "--database", &self.database])
+            .args(["serve", "--listen", listen, "--database", database])
             .env("TILEDESK_PROJECT_ID", &self.id)
             .env("TILEDESK_SECRET_FILE", &self.secret_file)
             .env_remove("TILEDESK_SECRET")
