@@ -390,6 +390,19 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_tls_url_is_taken_and_a_failed_handshake_is_an_outage_not_a_panic() {
+        // A plain Redis spoken to over TLS: the handshake fails, and the replica counts on its own.
+        let redis = Redis::start();
+        let shared = SharedCounts::new(&format!("rediss://127.0.0.1:{}", redis.port), "p").unwrap();
+        let key = shared.key("account", "a");
+        assert_eq!(
+            shared.reserve(&[(key, 5)], Duration::from_secs(60)).await,
+            Reserved::Unavailable
+        );
+        assert!(shared.ping().await.is_err());
+    }
+
     #[test]
     fn a_throttle_url_that_is_not_redis_is_refused_without_its_password() {
         let err = SharedCounts::new("http://user:s3cret@cache:6379", "p")

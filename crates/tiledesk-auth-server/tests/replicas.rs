@@ -628,3 +628,31 @@ fn guesses_sent_at_once_to_both_replicas_reach_the_password_check_five_times_in_
     let statuses = at_once(&[&a, &b], 8, "ada@example.com", PASSWORD, "192.0.2.77");
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
+
+#[test]
+fn with_postgresql_down_password_logins_answer_503_tokens_go_on_and_logins_recover_when_it_is_back() {
+    const KEY: &str = "a-site-backend-key-0123456789";
+    let mut postgres = Postgres::start();
+    let database = postgres.url();
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    let a = replica(&database, None, &[("TILEDESK_API_KEY", KEY.to_owned())]);
+    assert_eq!(login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1").0, 200);
+
+    postgres.stop();
+    let (status, body) = login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1");
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("postgres"), "no detail for the visitor: {body}");
+    assert_eq!(mint(a.addr, KEY), 200, "/tokens does not need the database");
+    // More logins than her budget of failures, at once (each waits for a connection up to 5 s): unjudged attempts
+    // are not failures, so the outage costs Ada nothing.
+    let statuses = at_once(&[&a], 6, "ada@example.com", PASSWORD, "192.0.2.1");
+    assert_eq!(statuses, [503; 6]);
+
+    postgres.restart();
+    let (status, body) = login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1");
+    assert_eq!(status, 200, "the pool reconnects by itself: {body}");
+}

@@ -409,6 +409,17 @@ impl Postgres {
         }
     }
 
+    /// Starts it again on the same port, with the same data.
+    pub fn restart(&mut self) {
+        for _ in 0..50 {
+            if self.run() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200)); // the port is still held by the old process
+        }
+        panic!("PostgreSQL did not start again on port {}", self.port);
+    }
+
     /// Stops the server (fast shutdown: connections are closed, nothing is lost).
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
