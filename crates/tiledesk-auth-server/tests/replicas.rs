@@ -656,3 +656,78 @@ fn with_postgresql_down_password_logins_answer_503_tokens_go_on_and_logins_recov
     let (status, body) = login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1");
     assert_eq!(status, 200, "the pool reconnects by itself: {body}");
 }
+
+/// `POST /auth` as [`login`], with these extra headers: (status, body, the `Set-Cookie` value if any).
+fn login_with(
+    addr: SocketAddr,
+    password: &str,
+    from: &str,
+    cookie: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let mut raw = Vec::new();
+    let body = serde_json::json!({"email": "ada@example.com", "password": password}).to_string();
+    let mut request = format!(
+        "POST /auth HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         X-Forwarded-For: {from}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(cookie) = cookie {
+        request.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    request.push_str(&format!("\r\n{body}"));
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.read_to_end(&mut raw).unwrap();
+    let response = String::from_utf8_lossy(&raw).into_owned();
+    let cookie = response
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("set-cookie: ")
+                .or_else(|| line.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned);
+    let (status, body) = common::parse_response(&response);
+    (status, body, cookie)
+}
+
+#[test]
+fn a_guesser_spread_over_replicas_cannot_lock_the_owner_out_of_her_usual_browser_on_either() {
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    let database = postgres.url();
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    let (a, b) = (
+        replica(&database, Some(&redis.url()), &[]),
+        replica(&database, Some(&redis.url()), &[]),
+    );
+    // Ada signs in on A: her browser gets the device cookie (both replicas share the secret it is signed with).
+    let (status, _, cookie) = login_with(a.addr, PASSWORD, "192.0.2.5", None);
+    assert_eq!(status, 200);
+    let cookie = cookie.expect("a device cookie");
+
+    // 100 wrong passwords for her account from 20 addresses, alternating replicas: the account's shared budget.
+    for i in 0..100 {
+        let replica = [&a, &b][i % 2];
+        let from = format!("203.0.113.{}", 100 + i / 5);
+        assert_eq!(
+            login_with(replica.addr, "a wrong guess", &from, None).0,
+            401,
+            "guess {i}"
+        );
+    }
+    // The account is shut to strangers on both replicas, even with the right password...
+    for replica in [&a, &b] {
+        assert_eq!(login_with(replica.addr, PASSWORD, "198.51.100.99", None).0, 429);
+    }
+    // ...and open to Ada's browser on both, from her address or another.
+    for (replica, from) in [(&a, "192.0.2.5"), (&b, "192.0.2.5"), (&b, "198.51.100.7")] {
+        let (status, body, _) = login_with(replica.addr, PASSWORD, from, Some(&cookie));
+        assert_eq!(status, 200, "{body}");
+    }
+}
