@@ -571,6 +571,10 @@ fn a_database_password_never_reaches_the_output() {
     );
     assert_eq!(code, 1, "Redis unreachable: not well: {stdout}");
     assert!(
+        stdout.contains("password store postgres://postgres@127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("throttle      shared in redis://:***@127.0.0.1:1"),
         "{stdout}"
     );
@@ -578,6 +582,22 @@ fn a_database_password_never_reaches_the_output() {
     assert!(
         !stderr.contains("s3cret-redis-pass") && !stdout.contains("s3cret-redis-pass"),
         "{stdout}{stderr}"
+    );
+    // With Redis there, all is well.
+    let redis = Redis::start();
+    let (code, stdout, _) = run_cli(
+        &["serve", "--check", "--throttle", &redis.url()],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT),
+            ("TILEDESK_SECRET", SECRET),
+            ("TILEDESK_AUTH_DATABASE", &postgres.url()),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("throttle      shared in {}: ok", redis.url())),
+        "{stdout}"
     );
 }
 
@@ -729,5 +749,78 @@ fn a_guesser_spread_over_replicas_cannot_lock_the_owner_out_of_her_usual_browser
     for (replica, from) in [(&a, "192.0.2.5"), (&b, "192.0.2.5"), (&b, "198.51.100.7")] {
         let (status, body, _) = login_with(replica.addr, PASSWORD, from, Some(&cookie));
         assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Whether `token` (`JWT ...`) verifies with `secret` for the test project.
+fn signed_with(token: &str, secret: &str) -> bool {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[format!("https://tiledesk.com/projects/{PROJECT}")]);
+    jsonwebtoken::decode::<Value>(
+        token.strip_prefix("JWT ").unwrap_or(token),
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .is_ok()
+}
+
+#[test]
+fn the_secret_rotates_on_two_replicas_one_at_a_time_without_a_failed_request() {
+    const KEY: &str = "a-site-backend-key-0123456789";
+    const NEW_SECRET: &str = "the-rotated-project-secret-5b2c7d9e0f1a4c3b";
+    let postgres = Postgres::start();
+    let database = postgres.url();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| dir.path().join(format!("{name}.secret")))
+        .collect();
+    let replicas: Vec<Server> = files
+        .iter()
+        .map(|file| {
+            std::fs::write(file, SECRET).unwrap();
+            let env = vec![
+                ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+                ("TILEDESK_SECRET_FILE", file.display().to_string()),
+                ("TILEDESK_AUTH_DATABASE", database.clone()),
+                ("TILEDESK_API_KEY", KEY.to_owned()),
+            ];
+            Server::start(&[], &env)
+        })
+        .collect();
+    let token = |replica: &Server| {
+        let (status, body) = http(
+            replica.addr,
+            "POST",
+            "/tokens",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &format!("Bearer {KEY}")),
+            ],
+            r#"{"user_id": "rotating"}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for replica in &replicas {
+        assert!(signed_with(&token(replica), SECRET));
+    }
+    // One replica at a time: between the two reloads, each mints with the secret it holds, and neither fails.
+    for (i, (file, replica)) in files.iter().zip(&replicas).enumerate() {
+        let aside = file.with_extension("new");
+        std::fs::write(&aside, NEW_SECRET).unwrap();
+        std::fs::rename(&aside, file).unwrap();
+        sighup(replica);
+        replica.wait_for_log(|l| l.contains("project secret reloaded"));
+        for (j, other) in replicas.iter().enumerate() {
+            let expected = if j <= i { NEW_SECRET } else { SECRET };
+            assert!(
+                signed_with(&token(other), expected),
+                "replica {j} after replica {i} reloaded"
+            );
+        }
     }
 }
