@@ -467,10 +467,7 @@ impl UserStore {
                 .await?
                 .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound(email_or_id.to_owned()));
-        }
-        Ok(())
+        changed(done, email_or_id)
     }
 
     /// Replaces the password hash of the user with this email or id.
@@ -486,10 +483,7 @@ impl UserStore {
                 .await?
                 .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound(email_or_id.to_owned()));
-        }
-        Ok(())
+        changed(done, email_or_id)
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -542,6 +536,14 @@ impl Sqlite {
         }
         Ok(self.pool())
     }
+}
+
+/// `NotFound` when a change by email or id touched no row.
+fn changed(rows: u64, email_or_id: &str) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::NotFound(email_or_id.to_owned()));
+    }
+    Ok(())
 }
 
 fn insert_error(err: sqlx::Error, email: &str) -> StoreError {

@@ -277,17 +277,21 @@ impl Broker {
 
     /// Starts it again on the same ports.
     pub fn restart(&mut self) {
-        for _ in 0..50 {
-            if self.run() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200)); // the port is still held by the old process
-        }
-        panic!(
-            "mosquitto did not start again on ports {} and {}",
-            self.port, self.ws_port
-        );
+        let what = format!("mosquitto on ports {} and {}", self.port, self.ws_port);
+        again(&what, || self.run());
     }
+}
+
+/// Runs `run` until it starts the server (at most 50 times): right after a stop, the port may still be held by the
+/// old process for a moment.
+fn again(what: &str, mut run: impl FnMut() -> bool) {
+    for _ in 0..50 {
+        if run() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200)); // the port is still held by the old process
+    }
+    panic!("{what} did not start again");
 }
 
 /// A free port below the kernel's ephemeral range, so no outgoing connection takes it meanwhile.
@@ -411,13 +415,8 @@ impl Postgres {
 
     /// Starts it again on the same port, with the same data.
     pub fn restart(&mut self) {
-        for _ in 0..50 {
-            if self.run() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200)); // the port is still held by the old process
-        }
-        panic!("PostgreSQL did not start again on port {}", self.port);
+        let what = format!("PostgreSQL on port {}", self.port);
+        again(&what, || self.run());
     }
 
     /// Stops the server (fast shutdown: connections are closed, nothing is lost).
@@ -588,12 +587,7 @@ impl Redis {
 
     /// Starts it again, empty, on the same port.
     pub fn restart(&mut self) {
-        for _ in 0..50 {
-            if self.run() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200)); // the port is still held by the old process
-        }
-        panic!("redis-server did not start again on port {}", self.port);
+        let what = format!("redis-server on port {}", self.port);
+        again(&what, || self.run());
     }
 }
