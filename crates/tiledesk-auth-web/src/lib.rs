@@ -23,6 +23,14 @@
 
 #![deny(missing_docs)]
 
+/// lol_alloc's free-list allocator (sorted by address, freed neighbours coalesced) instead of Rust's dlmalloc: 3.1 KiB
+/// less on the wire for a module that allocates little and on one thread. The locked variant: the workspace allows
+/// no `unsafe`, which the single-threaded one needs.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
 mod error;
 mod js_de;
 mod oneshot;
