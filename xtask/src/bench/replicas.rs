@@ -124,7 +124,9 @@ pub(super) fn replicas(
     let login_body = format!(r#"{{"email":"{BENCH_EMAIL}","password":"{}"}}"#, project.password);
     // wrk cuts the requests in flight when a run ends, and a login cut short counts as a failure (breaking off a
     // guess must not make it free). So each request comes from an address of its own (127.0.0.1 is a trusted proxy
-    // here), a different second octet for every run: cut logins never add up to a block on one address.
+    // here), a different second octet for every run: cut logins never add up to a block on one address. They do add
+    // up on the account (100 failures in 15 minutes): at most 8 per run, over the 8 runs a Redis-sharing setup
+    // sees (warm-ups included), stays under it; more rounds would need more bench users.
     let mut runs_started = 0u32;
     let mut script_for = |path: &str| -> anyhow::Result<PathBuf> {
         if path != "/auth" {
