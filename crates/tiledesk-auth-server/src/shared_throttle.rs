@@ -17,6 +17,7 @@
 //! are named after the project and a hash of what they count (no email in Redis). A replica that dies with
 //! attempts under way leaves them counted for [`IN_FLIGHT_TTL`] at most.
 
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -80,6 +81,10 @@ for i = 1, #KEYS / 2 do
 end
 return 0
 ";
+
+/// The scripts, hashed once (Redis runs them by their SHA-1, sending the text only when it does not know it).
+static RESERVE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RESERVE));
+static SETTLE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SETTLE));
 
 /// The counters in Redis. Cheap to clone.
 #[derive(Clone)]
@@ -175,41 +180,26 @@ impl SharedCounts {
 
     /// Counts an attempt on `things` (name, limit) as under way, if every one has room.
     pub(crate) async fn reserve(&self, things: &[(String, usize)], window: Duration) -> Reserved {
-        let script = redis::Script::new(RESERVE);
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = RESERVE_SCRIPT.prepare_invoke();
         invocation.arg(millis(window)).arg(millis(IN_FLIGHT_TTL));
         for (key, limit) in things {
             Self::both(&mut invocation, key);
             invocation.arg(*limit);
         }
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(REDIS_WAIT, invocation.invoke_async::<i64>(&mut connection)).await {
-            Ok(Ok(answer)) => {
-                self.reachable();
-                match u64::try_from(answer) {
-                    Ok(0) => Reserved::Taken,
-                    Ok(wait_ms) => {
-                        Reserved::Blocked(Duration::from_millis(wait_ms).max(Duration::from_secs(1)))
-                    }
-                    Err(_) => Reserved::Busy,
-                }
+        match self.run(&invocation).await.map(u64::try_from) {
+            None => Reserved::Unavailable,
+            Some(Ok(0)) => Reserved::Taken,
+            Some(Ok(wait_ms)) => {
+                Reserved::Blocked(Duration::from_millis(wait_ms).max(Duration::from_secs(1)))
             }
-            Ok(Err(err)) => {
-                self.unreachable(&err.to_string());
-                Reserved::Unavailable
-            }
-            Err(_) => {
-                self.unreachable("no answer in time");
-                Reserved::Unavailable
-            }
+            Some(Err(_)) => Reserved::Busy,
         }
     }
 
     /// Settles an attempt counted by [`SharedCounts::reserve`]. Redis down: its under-way count expires on its own
     /// (a visitor may wait until then, never a guesser get more).
     pub(crate) async fn settle(&self, things: Vec<(String, Settle)>, window: Duration) {
-        let script = redis::Script::new(SETTLE);
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = SETTLE_SCRIPT.prepare_invoke();
         invocation.arg(millis(window));
         for (key, settle) in &things {
             Self::both(&mut invocation, key);
@@ -219,11 +209,25 @@ impl SharedCounts {
                 Settle::Back => "back",
             });
         }
+        self.run(&invocation).await;
+    }
+
+    /// Runs a script within [`REDIS_WAIT`]: its answer, or `None` (and Redis marked down) when there is none.
+    async fn run(&self, invocation: &redis::ScriptInvocation<'_>) -> Option<i64> {
         let mut connection = self.connection.clone();
         match tokio::time::timeout(REDIS_WAIT, invocation.invoke_async::<i64>(&mut connection)).await {
-            Ok(Ok(_)) => self.reachable(),
-            Ok(Err(err)) => self.unreachable(&err.to_string()),
-            Err(_) => self.unreachable("no answer in time"),
+            Ok(Ok(answer)) => {
+                self.reachable();
+                Some(answer)
+            }
+            Ok(Err(err)) => {
+                self.unreachable(&err.to_string());
+                None
+            }
+            Err(_) => {
+                self.unreachable("no answer in time");
+                None
+            }
         }
     }
 
@@ -371,6 +375,72 @@ mod tests {
             Reserved::Taken
         );
         assert_eq!(shared.reserve(&[(pair, 1)], window).await, Reserved::Busy);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redis_that_hangs_is_given_500_ms_per_attempt_then_the_replica_counts_alone() {
+        let redis = Redis::start();
+        let shared = SharedCounts::new(&redis.url(), "p").unwrap();
+        let key = shared.key("account", "a");
+        let window = Duration::from_secs(60);
+        assert_eq!(
+            shared.reserve(&[(key.clone(), 100)], window).await,
+            Reserved::Taken
+        );
+        redis.pause();
+        // 20 attempts at once on a server that keeps its connections open and never answers: each one gives up
+        // after REDIS_WAIT. (The guard only turns a hang into a failure.)
+        let attempts: Vec<_> = (0..20)
+            .map(|_| {
+                let (shared, key) = (shared.clone(), key.clone());
+                tokio::spawn(async move { shared.reserve(&[(key, 100)], window).await })
+            })
+            .collect();
+        let guard = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut answers = Vec::new();
+            for attempt in attempts {
+                answers.push(attempt.await.unwrap());
+            }
+            answers
+        });
+        let answers = guard.await.expect("an attempt hung on a hung Redis");
+        assert!(answers.iter().all(|a| *a == Reserved::Unavailable), "{answers:?}");
+        redis.resume();
+        // Back: counted in Redis again (the manager reconnects if it dropped the connection).
+        let mut back = false;
+        for _ in 0..20 {
+            if shared.reserve(&[(key.clone(), 100)], window).await == Reserved::Taken {
+                back = true;
+                break;
+            }
+        }
+        assert!(back, "Redis never counted again after it resumed");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_under_way_expires_after_in_flight_ttl_and_failures_after_the_window() {
+        // A replica that dies mid-login never settles: its place must not stay taken.
+        let redis = Redis::start();
+        let shared = SharedCounts::new(&redis.url(), "p").unwrap();
+        let key = shared.key("account", "a");
+        let window = Duration::from_secs(60);
+        assert_eq!(shared.reserve(&[(key.clone(), 5)], window).await, Reserved::Taken);
+        shared.settle(vec![(key.clone(), Settle::Fail)], window).await;
+        assert_eq!(shared.reserve(&[(key.clone(), 5)], window).await, Reserved::Taken);
+        let ttl = |name: String| {
+            let mut connection = shared.connection.clone();
+            async move {
+                redis::cmd("PTTL")
+                    .arg(name)
+                    .query_async::<i64>(&mut connection)
+                    .await
+                    .unwrap()
+            }
+        };
+        let under_way = ttl(format!("{key}:under-way")).await;
+        assert!(under_way > 25_000 && under_way <= 30_000, "{under_way} ms");
+        let failures = ttl(format!("{key}:failures")).await;
+        assert!(failures > 55_000 && failures <= 60_000, "{failures} ms");
     }
 
     #[tokio::test]

@@ -202,14 +202,19 @@ impl LoginThrottle {
         let Some(shared) = &self.shared else {
             return Ok(attempt);
         };
-        let counters: Vec<(String, usize)> = attempt
+        let names: Vec<String> = attempt
             .keys
             .iter()
-            .map(|key| (self.shared_name(shared, key), self.limit(key)))
+            .map(|key| self.shared_name(shared, key))
+            .collect();
+        let counters: Vec<(String, usize)> = names
+            .iter()
+            .zip(&attempt.keys)
+            .map(|(name, key)| (name.clone(), self.limit(key)))
             .collect();
         match shared.reserve(&counters, self.policy.window).await {
             Reserved::Taken => {
-                attempt.shared = true;
+                attempt.shared = names;
                 Ok(attempt)
             }
             Reserved::Blocked(retry_after) => {
@@ -264,7 +269,7 @@ impl LoginThrottle {
             throttle: self,
             keys,
             settled: false,
-            shared: false,
+            shared: Vec::new(),
         })
     }
 
@@ -462,8 +467,8 @@ pub struct Attempt<'a> {
     /// What it is counted on.
     keys: Vec<Key>,
     settled: bool,
-    /// Whether it took a place in the shared counters.
-    shared: bool,
+    /// Its counters' names in Redis, one per key, when it was counted there (empty otherwise).
+    shared: Vec<String>,
 }
 
 impl Attempt<'_> {
@@ -497,7 +502,9 @@ impl Attempt<'_> {
 
     /// What the end of this attempt does to each shared counter; none when it was not counted there.
     fn shared_settlement(&self, outcome: Outcome) -> Option<Vec<(String, Settle)>> {
-        let shared = self.throttle.shared.as_ref().filter(|_| self.shared)?;
+        if self.shared.is_empty() {
+            return None;
+        }
         let settle = |key: &Key| match (outcome, key) {
             (Outcome::Failure, _) => Settle::Fail,
             (Outcome::Success, Key::AccountAddress(..) | Key::Device(_)) => Settle::Clear,
@@ -506,7 +513,8 @@ impl Attempt<'_> {
         Some(
             self.keys
                 .iter()
-                .map(|key| (self.throttle.shared_name(shared, key), settle(key)))
+                .zip(&self.shared)
+                .map(|(key, name)| (name.clone(), settle(key)))
                 .collect(),
         )
     }
@@ -668,6 +676,42 @@ mod tests {
             "refused, with a short Retry-After"
         );
         assert_eq!(started.elapsed(), ATTEMPT_WAIT);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_behind_attempts_under_way_on_another_replica_waits_at_most_attempt_wait() {
+        let redis = tiledesk_test_support::Redis::start();
+        let t = throttle().with_shared(SharedCounts::new(&redis.url(), "p").unwrap());
+        // Another replica has three attempts on this account from this address under way, the pair's whole budget.
+        let elsewhere = SharedCounts::new(&redis.url(), "p").unwrap();
+        let shared = t.shared().unwrap();
+        let counters: Vec<(String, usize)> = t
+            .keys("u", A, None)
+            .iter()
+            .map(|(key, limit)| (t.shared_name(shared, key), *limit))
+            .collect();
+        for _ in 0..3 {
+            assert_eq!(
+                elsewhere.reserve(&counters, t.policy.window).await,
+                Reserved::Taken
+            );
+        }
+        let started = tokio::time::Instant::now();
+        // Nothing settles there: this one looks again and again, then gives up at the deadline, counted nowhere.
+        assert_eq!(t.begin("u", A, None).await.err(), Some(Duration::from_secs(1)));
+        assert!(started.elapsed() >= ATTEMPT_WAIT, "{:?}", started.elapsed());
+        assert_eq!(
+            t.lock().in_flight.len(),
+            0,
+            "the refused attempt left nothing under way here"
+        );
+        // There, one fails and one is given back: one failure and one under way leave room for one more.
+        let settle = |settle| counters.iter().map(|(name, _)| (name.clone(), settle)).collect();
+        elsewhere.settle(settle(Settle::Fail), t.policy.window).await;
+        elsewhere.settle(settle(Settle::Back), t.policy.window).await;
+        let attempt = t.begin("u", A, None).await.expect("room again");
+        assert_eq!(attempt.shared.len(), 3);
+        attempt.void().await;
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{PROJECT, SECRET, Server, http, run_cli};
+use common::{PROJECT, SECRET, Server, http, raw_exchange, run_cli};
 use serde_json::Value;
 use tiledesk_test_support::{Postgres, Redis};
 
@@ -42,16 +42,24 @@ fn users(database: &str, args: &[&str], password: &str) -> String {
     stdout
 }
 
+/// The bytes of `POST /auth` with this email and password, as the visitor at `from`, with `cookie` if any.
+fn auth_request(addr: SocketAddr, email: &str, password: &str, from: &str, cookie: Option<&str>) -> Vec<u8> {
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    let cookie = cookie
+        .map(|cookie| format!("Cookie: {cookie}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /auth HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         X-Forwarded-For: {from}\r\n{cookie}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// `POST /auth` with this email and password, as the visitor at `from`: (status, body).
 fn login(addr: SocketAddr, email: &str, password: &str, from: &str) -> (u16, String) {
-    let body = serde_json::json!({"email": email, "password": password}).to_string();
-    http(
-        addr,
-        "POST",
-        "/auth",
-        &[("Content-Type", "application/json"), ("X-Forwarded-For", from)],
-        &body,
-    )
+    let answer = raw_exchange(addr, auth_request(addr, email, password, from, None));
+    (answer.status, answer.body)
 }
 
 /// The `_id` claim of the token in a `/auth` answer.
@@ -138,6 +146,33 @@ fn a_user_added_through_one_replica_signs_in_through_the_other_and_changes_reach
     }
 }
 
+/// Two replicas sharing a PostgreSQL that holds Ada (password [`PASSWORD`]) and a Redis. The servers are declared
+/// first, so they stop before what they share. Bind every field by name: fields left to `..` in a `let` are dropped
+/// (PostgreSQL and Redis stopped) at the end of that statement.
+struct Shared {
+    a: Server,
+    b: Server,
+    redis: Redis,
+    _postgres: Postgres,
+}
+
+fn ada_on_two_replicas() -> Shared {
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    let database = postgres.url();
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    Shared {
+        a: replica(&database, Some(&redis.url()), &[]),
+        b: replica(&database, Some(&redis.url()), &[]),
+        redis,
+        _postgres: postgres,
+    }
+}
+
 /// Wrong passwords for one account from one address, alternating replicas, until one is refused with 429: how many
 /// were judged (401) before.
 fn failures_before_throttled(replicas: &[&Server], email: &str, from: &str) -> usize {
@@ -216,18 +251,12 @@ fn a_guesser_alternating_replicas_is_throttled_after_as_many_failures_as_on_one(
 
 #[test]
 fn with_redis_down_logins_go_on_each_replica_counting_its_own_and_sharing_resumes_when_it_is_back() {
-    let postgres = Postgres::start();
-    let mut redis = Redis::start();
-    let database = postgres.url();
-    users(
-        &database,
-        &["add", "--email", "ada@example.com", "--password-stdin"],
-        PASSWORD,
-    );
-    let (a, b) = (
-        replica(&database, Some(&redis.url()), &[]),
-        replica(&database, Some(&redis.url()), &[]),
-    );
+    let Shared {
+        mut redis,
+        a,
+        b,
+        _postgres,
+    } = ada_on_two_replicas();
     assert_eq!(login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1").0, 200);
 
     redis.stop();
@@ -278,17 +307,13 @@ fn with_redis_down_logins_go_on_each_replica_counting_its_own_and_sharing_resume
 /// `POST /auth` as [`login`], but a connection refused or cut is `None` instead of a panic.
 fn try_login(addr: SocketAddr, email: &str, password: &str, from: &str) -> Option<u16> {
     use std::io::{Read, Write};
-    let body = serde_json::json!({"email": email, "password": password}).to_string();
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .ok()?;
-    let request = format!(
-        "POST /auth HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         X-Forwarded-For: {from}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
+    stream
+        .write_all(&auth_request(addr, email, password, from, None))
+        .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(common::parse_response(&response).0).filter(|status| *status != 0)
@@ -375,8 +400,8 @@ fn killing_one_replica_mid_load_loses_no_request_the_other_was_serving() {
     );
 }
 
-/// `POST /tokens` with this key: the status.
-fn mint(addr: SocketAddr, key: &str) -> u16 {
+/// `POST /tokens` with this key: (status, body).
+fn mint(addr: SocketAddr, key: &str) -> (u16, String) {
     http(
         addr,
         "POST",
@@ -387,7 +412,6 @@ fn mint(addr: SocketAddr, key: &str) -> u16 {
         ],
         r#"{"user_id": "rotating"}"#,
     )
-    .0
 }
 
 /// Writes `text` aside and renames it over `file`, as secret managers do.
@@ -441,7 +465,7 @@ fn an_api_key_rotates_across_two_replicas_in_the_documented_order_without_a_fail
     let mut statuses = Vec::new();
     let mint_both = |key: &str, statuses: &mut Vec<u16>| {
         for replica in &replicas {
-            statuses.push(mint(replica.addr, key));
+            statuses.push(mint(replica.addr, key).0);
         }
     };
     mint_both(OLD, &mut statuses);
@@ -470,13 +494,13 @@ fn an_api_key_rotates_across_two_replicas_in_the_documented_order_without_a_fail
     );
     // The old key is gone everywhere; and the order mattered: a replica not yet given the new key refuses it.
     for replica in &replicas {
-        assert_eq!(mint(replica.addr, OLD), 401);
+        assert_eq!(mint(replica.addr, OLD).0, 401);
     }
     rewrite(&files[1], &format!("{OLD}\n"));
     sighup(&replicas[1]);
     replicas[1].wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=1"));
     assert_eq!(
-        mint(replicas[1].addr, NEW),
+        mint(replicas[1].addr, NEW).0,
         401,
         "moving the backend before every replica has the key fails"
     );
@@ -631,18 +655,12 @@ fn at_once(replicas: &[&Server], n: usize, email: &str, password: &str, from: &s
 
 #[test]
 fn guesses_sent_at_once_to_both_replicas_reach_the_password_check_five_times_in_all() {
-    let postgres = Postgres::start();
-    let redis = Redis::start();
-    let database = postgres.url();
-    users(
-        &database,
-        &["add", "--email", "ada@example.com", "--password-stdin"],
-        PASSWORD,
-    );
-    let (a, b) = (
-        replica(&database, Some(&redis.url()), &[]),
-        replica(&database, Some(&redis.url()), &[]),
-    );
+    let Shared {
+        a,
+        b,
+        redis: _redis,
+        _postgres,
+    } = ada_on_two_replicas();
 
     // 40 guesses at once, 20 on each replica: each replica alone would let 5 through; together, 5 in all.
     let statuses = at_once(&[&a, &b], 40, "ada@example.com", "a wrong guess", "203.0.113.50");
@@ -673,7 +691,7 @@ fn with_postgresql_down_password_logins_answer_503_tokens_go_on_and_logins_recov
     let (status, body) = login(a.addr, "ada@example.com", PASSWORD, "192.0.2.1");
     assert_eq!(status, 503, "{body}");
     assert!(!body.contains("postgres"), "no detail for the visitor: {body}");
-    assert_eq!(mint(a.addr, KEY), 200, "/tokens does not need the database");
+    assert_eq!(mint(a.addr, KEY).0, 200, "/tokens does not need the database");
     // More logins than her budget of failures (each waits for a connection up to 5 s): unjudged attempts are not
     // failures, so the outage costs Ada nothing.
     // (Five at once, her whole budget, then a sixth: one behind five that each wait 5 s would itself be refused
@@ -691,55 +709,33 @@ fn with_postgresql_down_password_logins_answer_503_tokens_go_on_and_logins_recov
     assert_eq!(status, 200, "the pool reconnects by itself: {body}");
 }
 
-/// `POST /auth` as [`login`], with these extra headers: (status, body, the `Set-Cookie` value if any).
+/// Ada's `POST /auth` as [`login`], with her browser's device cookie if any: (status, body, the device cookie
+/// set by the answer, if any).
 fn login_with(
     addr: SocketAddr,
     password: &str,
     from: &str,
     cookie: Option<&str>,
 ) -> (u16, String, Option<String>) {
-    let mut raw = Vec::new();
-    let body = serde_json::json!({"email": "ada@example.com", "password": password}).to_string();
-    let mut request = format!(
-        "POST /auth HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         X-Forwarded-For: {from}\r\nContent-Length: {}\r\n",
-        body.len()
+    let answer = raw_exchange(
+        addr,
+        auth_request(addr, "ada@example.com", password, from, cookie),
     );
-    if let Some(cookie) = cookie {
-        request.push_str(&format!("Cookie: {cookie}\r\n"));
-    }
-    request.push_str(&format!("\r\n{body}"));
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.read_to_end(&mut raw).unwrap();
-    let response = String::from_utf8_lossy(&raw).into_owned();
-    let cookie = response
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("set-cookie: ")
-                .or_else(|| line.strip_prefix("Set-Cookie: "))
-        })
+    let set = answer
+        .header("set-cookie")
         .and_then(|value| value.split(';').next())
         .map(str::to_owned);
-    let (status, body) = common::parse_response(&response);
-    (status, body, cookie)
+    (answer.status, answer.body, set)
 }
 
 #[test]
 fn a_guesser_spread_over_replicas_cannot_lock_the_owner_out_of_her_usual_browser_on_either() {
-    let postgres = Postgres::start();
-    let redis = Redis::start();
-    let database = postgres.url();
-    users(
-        &database,
-        &["add", "--email", "ada@example.com", "--password-stdin"],
-        PASSWORD,
-    );
-    let (a, b) = (
-        replica(&database, Some(&redis.url()), &[]),
-        replica(&database, Some(&redis.url()), &[]),
-    );
+    let Shared {
+        a,
+        b,
+        redis: _redis,
+        _postgres,
+    } = ada_on_two_replicas();
     // Ada signs in on A: her browser gets the device cookie (both replicas share the secret it is signed with).
     let (status, _, cookie) = login_with(a.addr, PASSWORD, "192.0.2.5", None);
     assert_eq!(status, 200);
@@ -800,16 +796,7 @@ fn the_secret_rotates_on_two_replicas_one_at_a_time_without_a_failed_request() {
         })
         .collect();
     let token = |replica: &Server| {
-        let (status, body) = http(
-            replica.addr,
-            "POST",
-            "/tokens",
-            &[
-                ("Content-Type", "application/json"),
-                ("Authorization", &format!("Bearer {KEY}")),
-            ],
-            r#"{"user_id": "rotating"}"#,
-        );
+        let (status, body) = mint(replica.addr, KEY);
         assert_eq!(status, 200, "{body}");
         serde_json::from_str::<Value>(&body).unwrap()["token"]
             .as_str()

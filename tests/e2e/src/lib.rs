@@ -287,34 +287,9 @@ impl Stack {
     }
 }
 
-/// A minimal HTTP/1.1 exchange with a loopback URL: the status code and the body.
+/// [`tiledesk_test_support::http`] with a JSON body.
 fn http(method: &str, url: &str, body: Option<&serde_json::Value>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let body = body.map(ToString::to_string).unwrap_or_default();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    tiledesk_test_support::http(method, url, body.map(ToString::to_string).as_deref())
 }
 
 /// POSTs JSON to a loopback URL; returns the status code.

@@ -125,6 +125,37 @@ impl Project {
     }
 }
 
+/// A minimal HTTP/1.1 exchange with a loopback URL (`http://host:port/path`), a JSON body if any: the status code
+/// and the body.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let body = body.unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// A child process killed when dropped, even when the test fails.
 pub struct Process(pub Child);
 
@@ -583,6 +614,27 @@ impl Redis {
     /// Stops the server: every client loses its connection.
     pub fn stop(&mut self) {
         self.process.take();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing is answered, as with a hung host.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.process.as_ref().expect("redis-server is running").0.id();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 
     /// Starts it again, empty, on the same port.

@@ -71,32 +71,6 @@ fn spread(
     Ok(total)
 }
 
-/// One `POST` over a fresh connection: (status, body).
-fn post(url: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let authority = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 pub(super) fn replicas(
     plan: &Plan,
     project: &Project,
@@ -163,12 +137,8 @@ pub(super) fn replicas(
     // Each setup signs the bench user in before it is measured (a setup refusing would measure refusals).
     for (setup, servers) in &setups {
         for server in servers {
-            let (status, body) = post(
-                &server.url,
-                "/auth",
-                &login_body,
-                &[("Content-Type", "application/json")],
-            )?;
+            let (status, body) =
+                tiledesk_test_support::http("POST", &format!("{}/auth", server.url), Some(&login_body));
             if status != 200 {
                 bail!("{setup}: POST /auth answered {status}: {body}");
             }
