@@ -8,19 +8,31 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// How long any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A free port on 127.0.0.1.
+/// A free port on 127.0.0.1, below the kernel's ephemeral range (32768 and up): a port the kernel handed out for
+/// `:0` could be taken by an outgoing connection before the server meant for it binds it (seen once: an OpenID
+/// provider that never started). Each call in a process starts its search at another place.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .subsec_nanos()
+        / 7;
+    let seed = seed.wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(104_729));
+    for i in 0..1000u32 {
+        let port = 20_000 + (seed.wrapping_add(i * 7919) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000 on 127.0.0.1 after 1000 tries");
 }
 
 /// `bytes` random bytes from the system, as lower-case hex.
@@ -219,7 +231,14 @@ pub fn try_start(
                 });
             }
             Ok(_) => {}
-            Err(_) => return Err(format!("`{ready}` never came from {command:?}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!("`{ready}` did not come from {command:?} within {wait:?}"));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(format!(
+                    "{command:?} ended its output (exited?) without saying `{ready}`"
+                ));
+            }
         }
     }
 }
@@ -247,7 +266,7 @@ impl Broker {
     pub fn start() -> Self {
         let mut dir = tempfile::tempdir().unwrap();
         for _ in 0..10 {
-            let (port, ws_port) = (quiet_port(), quiet_port());
+            let (port, ws_port) = (free_port(), free_port());
             if port == ws_port {
                 continue;
             }
@@ -325,21 +344,6 @@ fn again(what: &str, mut run: impl FnMut() -> bool) {
     panic!("{what} did not start again");
 }
 
-/// A free port below the kernel's ephemeral range, so no outgoing connection takes it meanwhile.
-fn quiet_port() -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    for i in 0..1000u32 {
-        let port = 20_000 + ((seed / 7 + i * 7919) % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    free_port()
-}
-
 /// Debian's PostgreSQL as a process of its own: a fresh cluster in a temporary directory, on a free port of
 /// 127.0.0.1 only (no Unix socket), trusting local connections, stopped and removed when dropped. PostgreSQL
 /// refuses to run as root: as root, it runs as the system user `tiledesk-test-pg`, created if missing.
@@ -391,7 +395,7 @@ impl Postgres {
             owner,
         };
         for _ in 0..10 {
-            postgres.port = quiet_port();
+            postgres.port = free_port();
             if postgres.run() {
                 return postgres;
             }
@@ -569,7 +573,7 @@ impl Redis {
             dir: tempfile::tempdir().unwrap(),
         };
         for _ in 0..10 {
-            redis.port = quiet_port();
+            redis.port = free_port();
             if redis.run() {
                 return redis;
             }
