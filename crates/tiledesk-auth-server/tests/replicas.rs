@@ -429,8 +429,10 @@ fn per_replica(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf
         .collect()
 }
 
-fn sighup(server: &Server) {
-    let pid = server.child.id().to_string();
+/// Writes `contents` to the replica's `file`, sends it SIGHUP, and waits for a log line that is `reloaded`.
+fn reload(replica: &Server, file: &std::path::Path, contents: &str, reloaded: impl Fn(&str) -> bool) {
+    rewrite(file, contents);
+    let pid = replica.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-HUP", &pid])
@@ -438,6 +440,7 @@ fn sighup(server: &Server) {
             .unwrap()
             .success()
     );
+    replica.wait_for_log(reloaded);
 }
 
 #[test]
@@ -473,18 +476,18 @@ fn an_api_key_rotates_across_two_replicas_in_the_documented_order_without_a_fail
     // 1. Every replica gets both keys: each file rewritten, each replica reloaded, one at a time, the backend
     //    still on the old key throughout.
     for (file, replica) in files.iter().zip(&replicas) {
-        rewrite(file, &format!("{OLD}\n{NEW}\n"));
-        sighup(replica);
-        replica.wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=2"));
+        reload(replica, file, &format!("{OLD}\n{NEW}\n"), |l| {
+            l.contains("API key reloaded") && l.contains("keys=2")
+        });
         mint_both(OLD, &mut statuses);
     }
     // 2. Only then the backend moves to the new key.
     mint_both(NEW, &mut statuses);
     // 3. The old key leaves every replica, one at a time, the backend on the new key throughout.
     for (file, replica) in files.iter().zip(&replicas) {
-        rewrite(file, &format!("{NEW}\n"));
-        sighup(replica);
-        replica.wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=1"));
+        reload(replica, file, &format!("{NEW}\n"), |l| {
+            l.contains("API key reloaded") && l.contains("keys=1")
+        });
         mint_both(NEW, &mut statuses);
     }
     assert_eq!(statuses.len(), 12);
@@ -496,9 +499,9 @@ fn an_api_key_rotates_across_two_replicas_in_the_documented_order_without_a_fail
     for replica in &replicas {
         assert_eq!(mint(replica.addr, OLD).0, 401);
     }
-    rewrite(&files[1], &format!("{OLD}\n"));
-    sighup(&replicas[1]);
-    replicas[1].wait_for_log(|l| l.contains("API key reloaded") && l.contains("keys=1"));
+    reload(&replicas[1], &files[1], &format!("{OLD}\n"), |l| {
+        l.contains("API key reloaded") && l.contains("keys=1")
+    });
     assert_eq!(
         mint(replicas[1].addr, NEW).0,
         401,
@@ -808,9 +811,9 @@ fn the_secret_rotates_on_two_replicas_one_at_a_time_without_a_failed_request() {
     }
     // One replica at a time: between the two reloads, each mints with the secret it holds, and neither fails.
     for (i, (file, replica)) in files.iter().zip(&replicas).enumerate() {
-        rewrite(file, NEW_SECRET);
-        sighup(replica);
-        replica.wait_for_log(|l| l.contains("project secret reloaded"));
+        reload(replica, file, NEW_SECRET, |l| {
+            l.contains("project secret reloaded")
+        });
         for (j, other) in replicas.iter().enumerate() {
             let expected = if j <= i { NEW_SECRET } else { SECRET };
             assert!(

@@ -156,12 +156,17 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    let status = answer
+    parse_response(&answer)
+}
+
+/// (status, body) of a raw HTTP/1.1 response; status 0 when there is none.
+pub fn parse_response(response: &str) -> (u16, String) {
+    let status = response
         .split(' ')
         .nth(1)
-        .and_then(|code| code.parse().ok())
+        .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = answer
+    let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();

@@ -302,19 +302,7 @@ pub fn http(
     parse_response(&response)
 }
 
-/// (status, body) of a raw HTTP/1.1 response.
-pub fn parse_response(response: &str) -> (u16, String) {
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+pub use tiledesk_test_support::parse_response;
 
 const LISTENER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
