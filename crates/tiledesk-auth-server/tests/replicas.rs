@@ -589,6 +589,12 @@ fn a_database_password_never_reaches_the_output() {
         !stderr.contains("s3cret-pg-pass") && !stdout.contains("s3cret-pg-pass"),
         "{stderr}"
     );
+    let database = postgres.url();
+    let on_postgres = [
+        ("TILEDESK_PROJECT_ID", PROJECT),
+        ("TILEDESK_SECRET", SECRET),
+        ("TILEDESK_AUTH_DATABASE", database.as_str()),
+    ];
     let (code, stdout, stderr) = run_cli(
         &[
             "serve",
@@ -596,11 +602,7 @@ fn a_database_password_never_reaches_the_output() {
             "--throttle",
             "redis://:s3cret-redis-pass@127.0.0.1:1",
         ],
-        &[
-            ("TILEDESK_PROJECT_ID", PROJECT),
-            ("TILEDESK_SECRET", SECRET),
-            ("TILEDESK_AUTH_DATABASE", &postgres.url()),
-        ],
+        &on_postgres,
         "",
     );
     assert_eq!(code, 1, "Redis unreachable: not well: {stdout}");
@@ -621,11 +623,7 @@ fn a_database_password_never_reaches_the_output() {
     let redis = Redis::start();
     let (code, stdout, _) = run_cli(
         &["serve", "--check", "--throttle", &redis.url()],
-        &[
-            ("TILEDESK_PROJECT_ID", PROJECT),
-            ("TILEDESK_SECRET", SECRET),
-            ("TILEDESK_AUTH_DATABASE", &postgres.url()),
-        ],
+        &on_postgres,
         "",
     );
     assert_eq!(code, 0, "{stdout}");
