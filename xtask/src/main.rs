@@ -6,7 +6,9 @@
 //! - `bench`: every benchmark, side by side with its baseline; writes `BENCHMARKS.md` (see `bench.rs`).
 //! - `fuzz [CASES]`: the property tests with many more cases than `test` runs (default 20 000 per property).
 //! - `dev`: the dev loop: the service and the mock, and `trunk serve` with live reload (installs Trunk).
-//! - `pkg`: the browser module as an ES module package in `target/pkg`, size-optimised.
+//! - `pkg`: the browser module as an npm package in `target/pkg`, size-optimised, and the files the service serves
+//!   (the one-tag entry among them) in `target/module`.
+//! - `dist`: the release service with the browser module inside, and the npm tarball, in `target/dist`.
 //! - `widget`: Tiledesk's real widget, built from source into `target/tiledesk-widget/dist` (see `widget.rs`).
 
 // A command-line tool's output is its interface.
@@ -21,6 +23,7 @@ use anyhow::{Context, bail};
 use tiledesk_test_support::{Broker, Process};
 
 mod bench;
+mod dist;
 mod imports;
 mod widget;
 use bench::bench;
@@ -37,11 +40,18 @@ fn main() -> ExitCode {
         Some("dev") => dev(),
         Some("dev-assets") => dev_assets(),
         Some("widget") => widget::widget(),
-        Some("pkg") => setup()
-            .and_then(|()| pkg())
-            .map(|out| println!("package ready in {}", out.display())),
+        Some("dist") => dist::dist(),
+        Some("pkg") => setup().and_then(|()| pkg()).map(|out| {
+            println!(
+                "package ready in {}; the files the service serves in {}",
+                out.display(),
+                dist::module_dir().display()
+            );
+        }),
         _ => {
-            eprintln!("usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg | widget>");
+            eprintln!(
+                "usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg | dist | widget>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -61,8 +71,17 @@ fn root() -> PathBuf {
         .to_owned()
 }
 
+/// Set once `pkg` has written `target/module`: from then on every cargo command of this run builds the service
+/// with the browser module inside (one build, not one with and one without).
+static MODULE_BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    if MODULE_BUILT.get().is_some() {
+        command.env(dist::MODULE_DIR_VAR, dist::module_dir());
+    } else {
+        command.env_remove(dist::MODULE_DIR_VAR);
+    }
     command.current_dir(root());
     command
 }
@@ -368,6 +387,19 @@ fn run_counted(command: &mut Command, tally: &mut Tally) -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     setup()?;
     let mut gates = Gates::default();
+    // First: every build of the service from here on carries the module (see `MODULE_BUILT`), and the end-to-end
+    // tests load the one tag from the binary's own files.
+    step("cargo xtask pkg: the browser module, its npm package, and the files the service serves");
+    let package = match pkg().and_then(|out| dist::pack_npm().map(|_| out)) {
+        Ok(out) => {
+            gates.tally.passed += 1;
+            Some(out)
+        }
+        Err(err) => {
+            gates.fail("cargo xtask pkg", format!("{err:#}"));
+            None
+        }
+    };
     gates.run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
@@ -468,7 +500,7 @@ fn test() -> anyhow::Result<()> {
     }
 
     step("wasm size budget");
-    match wasm_size() {
+    match package.as_deref().context("not built").and_then(wasm_size_of) {
         Ok(size) if size <= WASM_BUDGET => {
             println!(
                 "release .wasm + JS glue, gzip -9: {size} bytes ({:.1} KiB), budget {} KiB",
@@ -635,13 +667,17 @@ fn pkg() -> anyhow::Result<PathBuf> {
         .context("renaming the imports in the JS glue")?;
     std::fs::write(&wasm, &shortened.wasm)?;
     std::fs::remove_file(&optimised)?;
+    // The one-tag entry: the glue and the code that reads the tag, one file under one integrity hash.
+    let entry = root().join("target/tiledesk-auth.js");
+    std::fs::write(&entry, dist::entry_source(&renamed, &shortened.wasm)?)?;
     std::fs::write(&glue, renamed)?;
     // The glue is an ES module: top-level names that are exported stay as they are.
-    run(Command::new(tools_dir().join("node_modules/.bin/terser"))
-        .arg(&glue)
-        .args(["--module", "--compress", "--mangle", "--output"])
-        .arg(&glue))?;
+    dist::minify(&glue)?;
+    dist::minify(&entry)?;
     check_links(&out)?;
+    dist::npm_package(&out)?;
+    dist::write_module(&out, &entry)?;
+    let _ = MODULE_BUILT.set(());
     Ok(out)
 }
 
@@ -664,11 +700,6 @@ fn check_links(out: &Path) -> anyhow::Result<()> {
         .args(["--input-type=module", "--eval", SCRIPT])
         .arg(out))
     .context("the package's module does not instantiate with its glue")
-}
-
-/// The package's `.wasm` and JS glue, each `gzip -9`, summed.
-fn wasm_size() -> anyhow::Result<u64> {
-    wasm_size_of(&pkg()?)
 }
 
 /// The `.wasm` and JS glue of the package in `out`, each `gzip -9`, summed.

@@ -89,6 +89,18 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// A path of the browser module, in a binary built without it.
+    #[error("{}", crate::module::NOT_BUILT)]
+    ModuleNotBuilt,
+    /// A path of another build of the browser module (an old tag); the current entry's path is kept.
+    #[error(
+        "this service serves another build of the browser module, at {0}: run `tiledesk-auth snippet` for the current tag"
+    )]
+    ModuleNotHere(String),
+    /// A `POST /auth` through the session bridge from a page of an origin that is neither the service's own nor
+    /// listed with `--allowed-origin`: the visitor's cookies must not sign them in for another site.
+    #[error("this origin may not sign visitors in with their session; list it with --allowed-origin")]
+    OriginNotAllowed,
     /// The route exists, but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -122,7 +134,8 @@ impl ApiError {
                 SessionError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_GATEWAY,
             },
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::ModuleNotBuilt | Self::ModuleNotHere(_) => StatusCode::NOT_FOUND,
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,6 +163,9 @@ impl ApiError {
             Self::InvalidIdToken(_) => "invalid_id_token",
             Self::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             Self::NotFound => "not_found",
+            Self::ModuleNotBuilt => "module_not_built",
+            Self::ModuleNotHere(_) => "module_not_here",
+            Self::OriginNotAllowed => "origin_not_allowed",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",

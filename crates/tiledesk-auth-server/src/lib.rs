@@ -9,6 +9,7 @@ pub mod cli;
 pub mod device;
 pub mod error;
 mod log;
+pub mod module;
 pub mod oidc;
 pub mod passwords;
 pub mod proxy;
@@ -29,7 +30,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use tiledesk_jwt::TokenIssuer;
 use tower::Service;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -68,6 +69,9 @@ pub struct AppState {
     /// The site's identity provider, whose ID tokens `POST /auth` takes as `Authorization: Bearer` (see [`oidc`]);
     /// none by default.
     pub oidc: Option<Arc<oidc::OidcBridge>>,
+    /// The browser module served under `/tiledesk-auth/` ([`module::BrowserModule::embedded`] for the one this
+    /// binary carries); none answers those paths with a 404 that says how to build it.
+    pub module: Option<Arc<module::BrowserModule>>,
 }
 
 /// The visitor a login bridge vouches for ([`session`], [`oidc`]): the claims to mint, and what the answer tells the
@@ -133,6 +137,17 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Reloadable<T> {
     }
 }
 
+/// The module's files are public: whatever the CORS layer answered a listed origin (that origin, with
+/// credentials), they are `Access-Control-Allow-Origin: *`, without credentials.
+fn public_file(mut response: Response) -> Response {
+    if response.extensions().get::<module::PublicFile>().is_some() {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    response
+}
+
 /// What [`app`] builds and [`serve::serve`] serves: an HTTP service that answers every request (its errors are
 /// answers too), cheap to clone.
 pub trait HttpService:
@@ -163,7 +178,8 @@ impl<S> HttpService for S where
 pub fn app(state: AppState) -> impl HttpService {
     let mut router = Router::new()
         .merge(routes::health::router())
-        .merge(routes::auth::router());
+        .merge(routes::auth::router())
+        .route("/tiledesk-auth/{*file}", axum::routing::get(module::serve_file));
     if state.api_key.is_some() {
         router = router.merge(routes::tokens::router());
     }
@@ -172,6 +188,12 @@ pub fn app(state: AppState) -> impl HttpService {
             .allow_origin(AllowOrigin::list(state.allowed_origins.iter().cloned()))
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            // The session bridge needs the visitor's cookies from a page of another origin (a listed one only:
+            // never `*` with credentials).
+            .allow_credentials({
+                let listed = Arc::clone(&state.allowed_origins);
+                AllowCredentials::predicate(move |origin, _| listed.contains(origin))
+            })
             .max_age(std::time::Duration::from_secs(600))
     });
     router = match &state.static_dir {
@@ -200,6 +222,7 @@ pub fn app(state: AppState) -> impl HttpService {
     });
     tower::ServiceBuilder::new()
         .option_layer(trace)
+        .map_response(public_file)
         .option_layer(cors)
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("x-content-type-options"),

@@ -377,3 +377,146 @@ async fn beyond_its_checks_in_flight_a_sign_in_waits_its_limit_then_is_told_busy
         request.abort();
     }
 }
+
+/// The ambient-cookie case: a page of another site makes the visitor's browser POST here. Refused with 403
+/// `origin_not_allowed` before the site's login is asked, unless the page is of the service's own origin or a listed
+/// one; a client that is no browser (no `Origin`, no `Sec-Fetch-Site`) is not a page of another site.
+#[tokio::test]
+async fn a_page_of_another_origin_cannot_sign_the_visitor_in_with_their_cookies() {
+    let site = Site::start().await;
+    let app = test_app(Options {
+        session_url: Some(format!("{}/me", site.url)),
+        origins: vec!["https://www.example.com"],
+        ..Options::default()
+    })
+    .await;
+    let cookie = site.sign_in("ada").await;
+    let asked = || site.seen().iter().filter(|s| s.path == "/me").count();
+
+    for refused in [
+        &[("origin", "https://evil.example.net")][..],
+        // A subdomain is same-site, not the listed origin.
+        &[
+            ("origin", "https://shop.example.com"),
+            ("sec-fetch-site", "same-site"),
+        ][..],
+        &[("origin", "http://www.example.com")][..],
+        &[("origin", "null")][..],
+        // A form of another site whose browser sent no Origin (or a privacy extension removed it).
+        &[("sec-fetch-site", "cross-site")][..],
+        // The service's own host, but from another origin than the one the request reached.
+        &[
+            ("origin", "https://auth.example.com.evil.net"),
+            ("host", "auth.example.com"),
+        ][..],
+    ] {
+        let before = asked();
+        let mut headers = vec![("cookie", cookie.as_str())];
+        headers.extend_from_slice(refused);
+        let reply = app.send(auth_without_credentials(&headers)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            "{refused:?}: {}",
+            reply.text
+        );
+        assert!(
+            reply.json["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allowed-origin")
+        );
+        assert_eq!(asked(), before, "{refused:?}: the site's login was asked");
+    }
+
+    for allowed in [
+        &[
+            ("origin", "https://www.example.com"),
+            ("sec-fetch-site", "same-site"),
+        ][..],
+        &[("origin", "HTTPS://WWW.EXAMPLE.COM")][..],
+        &[
+            ("origin", "http://auth.example.com:3000"),
+            ("host", "auth.example.com:3000"),
+        ][..],
+        &[
+            ("origin", "https://auth.example.com"),
+            ("host", "auth.example.com"),
+            ("sec-fetch-site", "same-origin"),
+        ][..],
+        &[("sec-fetch-site", "same-origin")][..],
+        &[("sec-fetch-site", "none")][..],
+        &[][..],
+    ] {
+        let mut headers = vec![("cookie", cookie.as_str())];
+        headers.extend_from_slice(allowed);
+        let reply = app.send(auth_without_credentials(&headers)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{allowed:?}: {}", reply.text);
+        assert_eq!(reply.json["user"]["id"], "ada-1");
+    }
+
+    // Password logins and ID tokens carry their own proof, not an ambient cookie: no origin check for them.
+    let reply = app
+        .send(
+            axum::http::Request::post("/auth")
+                .header("content-type", "application/json")
+                .header("origin", "https://evil.example.net")
+                .body(Body::from(r#"{"email":"nobody@example.com","password":"wrong"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.code(), "invalid_credentials", "{}", reply.text);
+}
+
+/// A listed origin gets CORS with credentials (preflight and answer), so the module's `fetch` with
+/// `credentials: "include"` from www.example.com reaches a service on auth.example.com with the site's cookies.
+#[tokio::test]
+async fn a_listed_origin_gets_cors_with_credentials() {
+    let site = Site::start().await;
+    let app = test_app(Options {
+        session_url: Some(format!("{}/me", site.url)),
+        origins: vec!["https://www.example.com"],
+        ..Options::default()
+    })
+    .await;
+    let preflight = app
+        .send(
+            axum::http::Request::options("/auth")
+                .header("origin", "https://www.example.com")
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://www.example.com")
+    );
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    let cookie = site.sign_in("ada").await;
+    let reply = app
+        .send(auth_without_credentials(&[
+            ("origin", "https://www.example.com"),
+            ("cookie", &cookie),
+        ]))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://www.example.com")
+    );
+    assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
+    // Another origin: no CORS at all (and the bridge refuses it, above).
+    let other = app
+        .send(
+            axum::http::Request::options("/auth")
+                .header("origin", "https://evil.example.net")
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    assert_eq!(other.header("access-control-allow-credentials"), None);
+}

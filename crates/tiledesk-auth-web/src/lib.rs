@@ -68,6 +68,9 @@ export interface TiledeskAuthOptions {
   authUrl?: string;
   /** Sent as the JSON body of the POST; without it the body is `{}` and the site's cookies say who it is. */
   credentials?: Record<string, unknown>;
+  /** Send the browser's cookies with the POST when authUrl is on another origin (default true; the service must
+   *  list this page's origin with --allowed-origin, which answers CORS with credentials). false: same-origin only. */
+  withCredentials?: boolean;
   /** Instead of authUrl: the page supplies tokens ("JWT ..." or a bare JWT, or {token, expiresAt}). */
   getToken?: () => Promise<string | { token: string; expiresAt?: number; expires_at?: number }> | string;
   /** The Tiledesk loader (default "https://widget.tiledesk.com/v6/launch.js"). */

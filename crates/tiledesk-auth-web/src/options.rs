@@ -23,6 +23,8 @@ pub(crate) enum TokenSource {
     Endpoint {
         url: String,
         credentials: Option<JsValue>,
+        /// Send the browser's cookies to an `authUrl` of another origin (`withCredentials`, default true).
+        with_credentials: bool,
     },
     /// The page's own `getToken()`.
     Callback(Function),
@@ -64,6 +66,7 @@ struct Raw {
     refresh: Option<bool>,
     boot: Option<Boot>,
     sync_tabs: Option<bool>,
+    with_credentials: Option<bool>,
 }
 
 pub(crate) struct Options {
@@ -116,7 +119,7 @@ impl Options {
         let source = source(
             kept(options, "credentials", raw.credentials),
             kept(options, "getToken", raw.get_token),
-            auth_url,
+            auth_url.map(|url| (url, raw.with_credentials.unwrap_or(true))),
         )?;
         let settings = match kept(options, "settings", raw.settings) {
             None => None,
@@ -164,7 +167,14 @@ impl Options {
             return Ok(None);
         }
         let url = match (&*self.source, &credentials) {
-            (TokenSource::Endpoint { url, .. }, Some(_)) => Some(url.clone()),
+            (
+                TokenSource::Endpoint {
+                    url,
+                    with_credentials,
+                    ..
+                },
+                Some(_),
+            ) => Some((url.clone(), *with_credentials)),
             (TokenSource::Callback(_), Some(_)) => {
                 return Err(bad(
                     "`credentials` need an `authUrl`: this object was made with `getToken`",
@@ -180,7 +190,7 @@ impl Options {
 fn source(
     credentials: Option<JsValue>,
     get_token: Option<JsValue>,
-    auth_url: Option<String>,
+    auth_url: Option<(String, bool)>,
 ) -> Result<TokenSource, AuthError> {
     match (get_token, credentials) {
         (Some(_), Some(_)) => Err(bad("give `credentials` or `getToken`, not both")),
@@ -194,9 +204,11 @@ fn source(
             if credentials.as_ref().is_some_and(|c| !plain_object(c)) {
                 return Err(bad("`credentials` must be an object, sent as the JSON body"));
             }
+            let (url, with_credentials) = auth_url.unwrap_or_else(|| ("/auth".to_owned(), true));
             Ok(TokenSource::Endpoint {
-                url: auth_url.unwrap_or_else(|| "/auth".to_owned()),
+                url,
                 credentials,
+                with_credentials,
             })
         }
     }

@@ -24,7 +24,11 @@ pub(crate) struct SiteToken {
 /// Asks the site for a token.
 pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> {
     let (raw, expires_at) = match source {
-        TokenSource::Endpoint { url, credentials } => from_endpoint(url, credentials.as_ref()).await?,
+        TokenSource::Endpoint {
+            url,
+            credentials,
+            with_credentials,
+        } => from_endpoint(url, credentials.as_ref(), *with_credentials).await?,
         TokenSource::Callback(callback) => from_callback(callback).await?,
     };
     let value = normalize(&raw)?;
@@ -39,7 +43,11 @@ pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> 
     })
 }
 
-async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(String, Option<f64>), AuthError> {
+async fn from_endpoint(
+    url: &str,
+    credentials: Option<&JsValue>,
+    with_credentials: bool,
+) -> Result<(String, Option<f64>), AuthError> {
     // Always a JSON body, `{}` without credentials: a cross-origin POST then needs the CORS preflight, so another
     // site's page cannot make the browser send it with the visitor's cookies as a "simple request".
     let body = match credentials {
@@ -51,7 +59,13 @@ async fn from_endpoint(url: &str, credentials: Option<&JsValue>) -> Result<(Stri
     };
     let network = |e: gloo_net::Error| AuthError::Network(e.to_string());
     let response = Request::post(url)
-        .credentials(RequestCredentials::SameOrigin)
+        // Cookies to a service on another origin (the session bridge, the device cookie), which answers CORS with
+        // credentials only for the origins it lists.
+        .credentials(if with_credentials {
+            RequestCredentials::Include
+        } else {
+            RequestCredentials::SameOrigin
+        })
         .header("Accept", "application/json")
         .header("Content-Type", "application/json")
         .body(body)

@@ -1,4 +1,4 @@
-//! The `tiledesk-auth` command line: `serve`, `users ...`, `token`, `check-token`.
+//! The `tiledesk-auth` command line: `serve`, `users ...`, `token`, `check-token`, `snippet`.
 //!
 //! Parsed once in `main`; nothing else reads the environment.
 
@@ -7,10 +7,12 @@
 
 mod import;
 mod serve;
+mod snippet;
 mod token;
 mod users;
 
 pub use serve::ServeArgs;
+pub use snippet::SnippetArgs;
 pub use token::{CheckTokenArgs, TokenArgs};
 pub use users::UsersCommand;
 
@@ -44,6 +46,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Check a token against Tiledesk's rules; exit 1 when Tiledesk would reject it or it is dangerous.
     CheckToken(CheckTokenArgs),
+    /// Print the `<script>` tag a site adds beside Tiledesk's snippet: the browser module this binary serves,
+    /// pinned by its integrity hash, with the chosen settings (README: "Add it to your site").
+    Snippet(SnippetArgs),
 }
 
 /// Where the users live.
@@ -104,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(command) => users::users(command).await.map(|()| ExitCode::SUCCESS),
         Command::Token(args) => token::token(&args).map(|()| ExitCode::SUCCESS),
         Command::CheckToken(args) => token::check_token(&args),
+        Command::Snippet(args) => snippet::snippet(&args),
     }
 }
 

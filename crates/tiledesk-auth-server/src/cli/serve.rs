@@ -224,6 +224,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies: args.trusted_proxies.clone().into(),
         session,
         oidc,
+        module: crate::module::BrowserModule::embedded(),
     };
     if args.check {
         let healthy = check(&state, &redacted(&args.database.database)).await;
@@ -353,6 +354,13 @@ async fn check(state: &AppState, database: &str) -> bool {
     match &state.api_key {
         Some(keys) => println!("POST /tokens  on ({} API key(s))", keys.get().count()),
         None => println!("POST /tokens  off (no API key)"),
+    }
+    match &state.module {
+        Some(module) => println!(
+            "module        inside: {} (`tiledesk-auth snippet` prints its tag)",
+            module.path_of(crate::module::ENTRY)
+        ),
+        None => println!("module        not inside: built without it (`cargo xtask dist` builds it in)"),
     }
     match &state.static_dir {
         Some(dir) => println!("static site   {}", dir.display()),

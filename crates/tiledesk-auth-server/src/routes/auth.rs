@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::post;
 use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
@@ -35,10 +35,43 @@ async fn sign_in(
     }
     let (user, by) = match (&state.oidc, bearer(&headers), &state.session) {
         (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
-        (_, _, Some(bridge)) => (bridge.visitor(&headers).await?, "the site's session"),
+        (_, _, Some(bridge)) => {
+            // The visitor's cookies are ambient: another site's page could make the browser send them here.
+            if !origin_may_use_the_session(&headers, &state.allowed_origins) {
+                crate::log::refused("session sign-in refused: origin not allowed", address);
+                return Err(ApiError::OriginNotAllowed);
+            }
+            (bridge.visitor(&headers).await?, "the site's session")
+        }
         _ => return Err(ApiError::MissingField("email")),
     };
     Ok((HeaderMap::new(), signed_in(&state, user, by)?))
+}
+
+/// Whether a page may sign its visitor in with the cookies this request carries: its `Origin` is this service's own
+/// (scheme and `Host`) or one of `allowed`; without an `Origin` (a client that is not a browser, or an old one),
+/// unless the browser says the request is `Sec-Fetch-Site: cross-site`. `Origin: null` (a sandboxed frame, a
+/// `data:` page) is no origin anyone listed. So a login-CSRF form or a probing page on another site gets a 403 before
+/// the site's login is asked anything.
+fn origin_may_use_the_session(headers: &HeaderMap, allowed: &[HeaderValue]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return headers
+            .get("sec-fetch-site")
+            .is_none_or(|site| !site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    };
+    if allowed
+        .iter()
+        .any(|listed| listed.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+    {
+        return true;
+    }
+    let (Ok(origin), Some(host)) = (origin.to_str(), headers.get(header::HOST)) else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|authority| authority.as_bytes().eq_ignore_ascii_case(host.as_bytes()))
 }
 
 /// The token of `Authorization: Bearer <token>`.

@@ -44,6 +44,8 @@ pub struct Options {
     pub session_timeout: Option<std::time::Duration>,
     /// The OpenID Connect bridge.
     pub oidc: Option<Arc<tiledesk_auth_server::oidc::OidcBridge>>,
+    /// The browser module served under `/tiledesk-auth/`; none (a plain `cargo build`'s) when `None`.
+    pub module: Option<Arc<tiledesk_auth_server::module::BrowserModule>>,
 }
 
 pub fn project() -> ProjectId {
@@ -83,6 +85,7 @@ pub async fn test_app(options: Options) -> TestApp {
             )
         }),
         oidc: options.oidc,
+        module: options.module,
     };
     TestApp {
         router: BoxCloneSyncService::new(app(state.clone())),
