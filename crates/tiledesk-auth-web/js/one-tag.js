@@ -86,7 +86,11 @@ async function tiledeskAuthStart(data) {
         } catch (_) {}
       }
     }
-    if (data.onFailure !== "anonymous" && typeof window.Tiledesk === "function") window.Tiledesk("hide");
+    // Hidden, as the module would have kept it (and no anonymous sign-in of the widget's own).
+    if (data.onFailure !== "anonymous") {
+      if (window.tiledeskSettings && typeof window.tiledeskSettings === "object") window.tiledeskSettings.autoStart = false;
+      if (typeof window.Tiledesk === "function") window.Tiledesk("hide");
+    }
     tiledeskAuthReport("module_load", `the module's WebAssembly did not load or failed its integrity check: ${err}`);
     return null;
   }

@@ -28,6 +28,7 @@
 
 pub mod chat;
 pub mod relay;
+pub mod shop;
 mod site;
 
 use std::collections::HashMap;

@@ -24,6 +24,18 @@ struct Args {
     /// The same broker's websockets URL, given to the real widget (`ws://127.0.0.1:PORT`).
     #[arg(long, requires = "mqtt")]
     mqtt_ws: Option<String>,
+    /// Also serve "Example Shop", a site with a login of its own, on this address (repeat for several origins).
+    #[arg(long, requires = "site_dir")]
+    site_listen: Vec<std::net::SocketAddr>,
+    /// The shop's pages.
+    #[arg(long)]
+    site_dir: Option<std::path::PathBuf>,
+    /// The shop's one user, `EMAIL=PASSWORD[:FIRSTNAME]`.
+    #[arg(long)]
+    site_user: Option<tiledesk_mock::shop::ShopUser>,
+    /// The Content-Security-Policy header of every shop answer.
+    #[arg(long)]
+    site_csp: Option<String>,
 }
 
 #[tokio::main]
@@ -49,6 +61,18 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
             .ok_or_else(|| anyhow::anyhow!("--mqtt takes host:port, not {mqtt}"))?;
         state = state.with_broker(&host, port, ws);
+    }
+    if let Some(dir) = args.site_dir {
+        let csp = args
+            .site_csp
+            .map(|p| axum::http::HeaderValue::from_str(&p))
+            .transpose()?;
+        let shop = tiledesk_mock::shop::app(dir, args.site_user, csp);
+        for address in args.site_listen {
+            let listener = tokio::net::TcpListener::bind(address).await?;
+            let shop = shop.clone();
+            tokio::spawn(async move { axum::serve(listener, shop).await });
+        }
     }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // The one line a test harness or the demo reads to find the mock.

@@ -42,9 +42,21 @@ pub fn start_mock(project: &str, secret: &str) -> (Process, String) {
 /// The built mock Tiledesk for `project`, serving the real widget (`cargo xtask widget`) and relaying chat
 /// messages through `broker` when given one; returns the process and its base URL.
 pub fn start_mock_with(project: &str, secret: &str, broker: Option<&Broker>) -> (Process, String) {
+    start_mock_on("127.0.0.1:0", project, secret, broker, &[])
+}
+
+/// [`start_mock_with`] on `listen`, with `extra` arguments (the shop's, say).
+fn start_mock_on(
+    listen: &str,
+    project: &str,
+    secret: &str,
+    broker: Option<&Broker>,
+    extra: &[String],
+) -> (Process, String) {
     let mut command = Command::new(built("target/debug/tiledesk-mock"));
+    command.args(extra);
     command
-        .args(["--listen", "127.0.0.1:0", "--project-id", project])
+        .args(["--listen", listen, "--project-id", project])
         .env("TILEDESK_SECRET", secret)
         .env_remove("TILEDESK_SECRET_FILE");
     if let Some(broker) = broker {
@@ -185,9 +197,21 @@ const SECRET: &str = "e2e-secret-3f1c9a52-5d2e-4f7b-9c1a";
 impl Stack {
     /// Everything running; `tiledesk-auth serve` gets `server_args` besides the project, database and site.
     pub fn start(server_args: &[&str]) -> Self {
+        let server_args: Vec<String> = server_args.iter().map(|a| (*a).to_owned()).collect();
+        Self::start_full(Broker::start(), "127.0.0.1:0", &[], free_port(), server_args)
+    }
+
+    /// [`Stack::start`] with the broker already running, the mock on `mock_listen` with `mock_args`, and the
+    /// service on `port`.
+    fn start_full(
+        broker: Broker,
+        mock_listen: &str,
+        mock_args: &[String],
+        port: u16,
+        server_args: Vec<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::start();
-        let (mock, mock_url) = start_mock_with(PROJECT, SECRET, Some(&broker));
+        let (mock, mock_url) = start_mock_on(mock_listen, PROJECT, SECRET, Some(&broker), mock_args);
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("pkg")).unwrap();
         for file in ["index.html", "demo.js", "demo.css"] {
@@ -206,8 +230,8 @@ impl Stack {
             _mock: mock,
             mock_url,
             server: None,
-            server_args: server_args.iter().map(|a| (*a).to_owned()).collect(),
-            port: free_port(),
+            server_args,
+            port,
             project: Project::with(dir.path(), PROJECT, SECRET).unwrap(),
             dir,
         };
@@ -285,6 +309,162 @@ impl Stack {
     pub fn mock_post(&self, path: &str, body: &serde_json::Value) -> u16 {
         http_post(&format!("{}{path}", self.mock_url), body)
     }
+}
+
+/// The shop's one user (the mock's "Example Shop", a site with a login of its own).
+pub const SHOP_EMAIL: &str = "ada@shop.example";
+/// Her password on the shop.
+pub const SHOP_PASSWORD: &str = "difference engine";
+
+/// The one-tag deployment: "Example Shop" with a login of its own on two origins (the first listed with
+/// `--allowed-origin`, the second not), `tiledesk-auth` on a third with the session bridge to the shop's `/shop/me`,
+/// and a shop page holding Tiledesk's snippet and the one tag `tiledesk-auth snippet` prints, served with the
+/// Content-Security-Policy the README gives.
+pub struct OneTag {
+    /// The service, the mock Tiledesk and the broker.
+    pub stack: Stack,
+    /// The shop's origin, listed.
+    pub shop: String,
+    /// The same shop on an origin that is not listed.
+    pub unlisted: String,
+    /// The tag `tiledesk-auth snippet` printed.
+    pub tag: String,
+    /// The policy the shop's pages are served with.
+    pub csp: String,
+    shop_dir: PathBuf,
+}
+
+impl OneTag {
+    /// Everything running, the shop's page written.
+    pub fn start() -> Self {
+        let broker = Broker::start();
+        let (shop_port, unlisted_port, mock_port, port) = (free_port(), free_port(), free_port(), free_port());
+        let service = format!("http://127.0.0.1:{port}");
+        let mock = format!("http://127.0.0.1:{mock_port}");
+        let shop = format!("http://127.0.0.1:{shop_port}");
+        let csp = content_security_policy(&service, &mock, &broker.ws_url());
+        let shop_dir = tempfile::tempdir().unwrap().keep();
+        let mock_args: Vec<String> = [
+            "--site-listen",
+            &format!("127.0.0.1:{shop_port}"),
+            "--site-listen",
+            &format!("127.0.0.1:{unlisted_port}"),
+            "--site-dir",
+            shop_dir.to_str().unwrap(),
+            "--site-user",
+            &format!("{SHOP_EMAIL}={SHOP_PASSWORD}:Ada"),
+            "--site-csp",
+            &csp,
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        let server_args = vec![
+            "--session-url".to_owned(),
+            format!("{shop}/shop/me"),
+            "--allowed-origin".to_owned(),
+            shop.clone(),
+        ];
+        let stack = Stack::start_full(
+            broker,
+            &format!("127.0.0.1:{mock_port}"),
+            &mock_args,
+            port,
+            server_args,
+        );
+        let output = Command::new(built("target/debug/tiledesk-auth"))
+            .args(["snippet", "--base-url", &service, "--project-id", PROJECT])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "tiledesk-auth snippet: {} (the e2e needs the binary built with the module: cargo xtask test builds it)",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let tag = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let one_tag = OneTag {
+            stack,
+            shop,
+            unlisted: format!("http://127.0.0.1:{unlisted_port}"),
+            tag,
+            csp,
+            shop_dir,
+        };
+        one_tag.write_page(&one_tag.tag);
+        one_tag
+    }
+
+    /// Writes the shop's page with `tag` where the demo puts the one tag, and the recorder before it.
+    pub fn write_page(&self, tag: &str) {
+        let page = std::fs::read_to_string(root().join("web/one-tag/index.html")).unwrap();
+        let recorder = "<script src=\"record.js\"></script>";
+        let page = page.replacen("<!-- tiledesk-auth -->", &format!("{recorder}\n    {tag}"), 1);
+        std::fs::write(self.shop_dir.join("index.html"), page).unwrap();
+        for (file, from) in [
+            ("shop.js", "web/one-tag/shop.js"),
+            ("demo.css", "web/demo.css"),
+            ("record.js", "tests/e2e/pages/record.js"),
+        ] {
+            std::fs::copy(root().join(from), self.shop_dir.join(file)).unwrap();
+        }
+        std::fs::write(
+            self.shop_dir.join("tiledesk-snippet.js"),
+            tiledesk_snippet(PROJECT, &format!("{}/widget/launch.js", self.stack.mock_url)),
+        )
+        .unwrap();
+    }
+
+    /// A file of the shop's, written as it is (a tampered copy of the module, say).
+    pub fn write_file(&self, path: &str, bytes: &[u8]) {
+        let path = self.shop_dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// The chat id the shop's user gets.
+    pub fn chat_id() -> String {
+        Stack::chat_id("shop-ada")
+    }
+}
+
+impl Drop for OneTag {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.shop_dir);
+    }
+}
+
+/// The policy README's "Content-Security-Policy" gives for the one tag, for a service at `service`, Tiledesk's
+/// widget and API at `tiledesk` and its chat connection at `chat` (`ws://` or `wss://`).
+pub fn content_security_policy(service: &str, tiledesk: &str, chat: &str) -> String {
+    [
+        "default-src 'self'".to_owned(),
+        format!("script-src 'self' {service} {tiledesk} 'wasm-unsafe-eval'"),
+        format!("connect-src 'self' {service} {tiledesk} {chat}"),
+        format!("style-src 'self' 'unsafe-inline' {tiledesk}"),
+        format!("img-src 'self' data: blob: {tiledesk}"),
+        format!("font-src 'self' data: {tiledesk}"),
+        format!("media-src 'self' {tiledesk}"),
+        format!("frame-src 'self' blob: {tiledesk}"),
+        format!("base-uri 'self' {tiledesk}"),
+        "object-src 'none'".to_owned(),
+    ]
+    .join("; ")
+}
+
+/// Tiledesk's page snippet, as its dashboard gives it, for `project` and the loader at `loader`.
+pub fn tiledesk_snippet(project: &str, loader: &str) -> String {
+    format!(
+        r#"window.tiledeskSettings = {{ projectid: "{project}" }};
+(function (d, s, id) {{
+  var w = window; var i = function () {{ i.c(arguments); }};
+  i.q = []; i.c = function (args) {{ i.q.push(args); }}; w.Tiledesk = i;
+  var js, fjs = d.getElementsByTagName(s)[0];
+  if (d.getElementById(id)) return;
+  js = d.createElement(s); js.id = id; js.async = true; js.src = "{loader}";
+  fjs.parentNode.insertBefore(js, fjs);
+}})(document, "script", "tiledesk-jssdk");
+"#
+    )
 }
 
 /// [`tiledesk_test_support::http`] with a JSON body.
