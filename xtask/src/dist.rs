@@ -119,7 +119,9 @@ pub(crate) fn npm_package(pkg: &Path) -> anyhow::Result<()> {
             "tiledesk_auth_web.d.ts",
             "tiledesk_auth_web_bg.wasm",
             "tiledesk_auth_web_bg.wasm.d.ts",
-            "README.md"
+            "README.md",
+            "LICENSE-MIT",
+            "LICENSE-APACHE"
         ],
         // Importing the module runs nothing: the page calls init() and new TiledeskAuth().
         "sideEffects": false

@@ -39,7 +39,9 @@ impl ShopUser {
 impl std::str::FromStr for ShopUser {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let (email, rest) = text.split_once('=').ok_or("expected EMAIL=PASSWORD[:FIRSTNAME]")?;
+        let (email, rest) = text
+            .split_once('=')
+            .ok_or("expected EMAIL=PASSWORD[:FIRSTNAME]")?;
         let (password, firstname) = rest.split_once(':').unwrap_or((rest, "Shopper"));
         Ok(Self {
             email: email.to_owned(),
@@ -93,7 +95,11 @@ async fn login(State(shop): State<Shop>, Json(login): Json<Login>) -> Response {
         .as_ref()
         .filter(|u| u.email == login.email && u.password == login.password)
     else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "wrong email or password"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "wrong email or password"})),
+        )
+            .into_response();
     };
     let sid = uuid::Uuid::new_v4().simple().to_string();
     crate::lock(&shop.sessions).insert(sid.clone(), user.email.clone());

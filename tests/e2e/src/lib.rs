@@ -246,6 +246,28 @@ impl Stack {
         }
     }
 
+    /// Copies the directory `from` into the served site as `name` (a built app, say).
+    pub fn add_dir(&self, from: &Path, name: &str) {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                if entry.file_type().unwrap().is_dir() {
+                    copy(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).unwrap();
+                }
+            }
+        }
+        copy(from, &self.dir.path().join("site").join(name));
+    }
+
+    /// Writes `contents` as the site's file `path`.
+    pub fn write_file(&self, path: &str, contents: &str) {
+        std::fs::write(self.dir.path().join("site").join(path), contents).unwrap();
+    }
+
     /// Adds a user to the service's database; returns their site user id.
     pub fn add_user(&self, email: &str, first_name: &str, password: &str) -> String {
         self.project
@@ -338,7 +360,8 @@ impl OneTag {
     /// Everything running, the shop's page written.
     pub fn start() -> Self {
         let broker = Broker::start();
-        let (shop_port, unlisted_port, mock_port, port) = (free_port(), free_port(), free_port(), free_port());
+        let (shop_port, unlisted_port, mock_port, port) =
+            (free_port(), free_port(), free_port(), free_port());
         let service = format!("http://127.0.0.1:{port}");
         let mock = format!("http://127.0.0.1:{mock_port}");
         let shop = format!("http://127.0.0.1:{shop_port}");

@@ -58,8 +58,15 @@ async fn the_shops_customer_is_the_chats_visitor_until_she_logs_out(browser: &Br
     // Nobody signed in on the shop: the site says so, the widget stays hidden with nobody in it.
     let records = load(browser, &page).await;
     assert_eq!(last_status(&records), "error", "{records}");
-    assert_eq!(records["states"].as_array().unwrap().last().unwrap()["error"]["code"], "auth_rejected");
-    assert_eq!(records["errors"], json!([]), "nobody signed in is not an error: {records}");
+    assert_eq!(
+        records["states"].as_array().unwrap().last().unwrap()["error"]["code"],
+        "auth_rejected"
+    );
+    assert_eq!(
+        records["errors"],
+        json!([]),
+        "nobody signed in is not an error: {records}"
+    );
     browser.expect_widget(None, false).await;
 
     // The shop's own login, then the next page: the tag signs her in through the session bridge.
@@ -72,13 +79,23 @@ async fn the_shops_customer_is_the_chats_visitor_until_she_logs_out(browser: &Br
     assert_eq!(login, 200);
     let records = load(browser, &page).await;
     assert_eq!(last_status(&records), "authenticated", "{records}");
-    assert_eq!(records["states"].as_array().unwrap().last().unwrap()["userId"], OneTag::chat_id());
-    browser.until("widget().logged && widget().shown", "the widget shown, signed in").await;
+    assert_eq!(
+        records["states"].as_array().unwrap().last().unwrap()["userId"],
+        OneTag::chat_id()
+    );
+    browser
+        .until("widget().logged && widget().shown", "the widget shown, signed in")
+        .await;
     browser.expect_widget(Some(&OneTag::chat_id()), true).await;
     assert_eq!(records["errors"], json!([]), "{records}");
     assert_eq!(records["consoleErrors"], json!([]), "{records}");
     let stored = format!("widget_sv5_{PROJECT}_tiledeskToken");
-    assert_ne!(browser.js(&format!("return localStorage.getItem('{stored}');")).await, Value::Null);
+    assert_ne!(
+        browser
+            .js(&format!("return localStorage.getItem('{stored}');"))
+            .await,
+        Value::Null
+    );
 
     // The shop's logout; the next page load: no trace of her.
     let logout = browser
@@ -89,7 +106,9 @@ async fn the_shops_customer_is_the_chats_visitor_until_she_logs_out(browser: &Br
     assert_eq!(last_status(&records), "error", "{records}");
     browser.expect_widget(None, false).await;
     assert_eq!(
-        browser.js(&format!("return localStorage.getItem('{stored}');")).await,
+        browser
+            .js(&format!("return localStorage.getItem('{stored}');"))
+            .await,
         Value::Null,
         "her stored chat session is gone"
     );
@@ -98,9 +117,17 @@ async fn the_shops_customer_is_the_chats_visitor_until_she_logs_out(browser: &Br
 
     // Under the README's policy (no 'unsafe-inline', no 'unsafe-eval' for scripts) the module's files broke nothing.
     assert!(!one_tag.csp.contains("'unsafe-eval'"));
-    assert!(!one_tag.csp.split(';').any(|d| d.trim().starts_with("script-src") && d.contains("unsafe-inline")));
+    assert!(
+        !one_tag
+            .csp
+            .split(';')
+            .any(|d| d.trim().starts_with("script-src") && d.contains("unsafe-inline"))
+    );
     let violations = module_violations(&records, &service);
-    assert!(violations.is_empty(), "policy violations from the module: {violations:?}");
+    assert!(
+        violations.is_empty(),
+        "policy violations from the module: {violations:?}"
+    );
 }
 
 #[tokio::test]
@@ -177,15 +204,26 @@ async fn a_tampered_wasm_does_not_start_and_says_why() {
     // An earlier visitor's stored session, as a shared computer keeps it.
     let stored = format!("widget_sv5_{PROJECT}_tiledeskToken");
     browser
-        .js(&format!("localStorage.setItem('{stored}', 'JWT earlier.visitor.token'); return true;"))
+        .js(&format!(
+            "localStorage.setItem('{stored}', 'JWT earlier.visitor.token'); return true;"
+        ))
         .await;
     let records = load(&browser, &format!("{}/", one_tag.shop)).await;
     assert_eq!(records["errors"][0]["code"], "module_load", "{records}");
-    assert_eq!(records["states"], json!([]), "the module never started: {records}");
-    let console = records["consoleErrors"].to_string();
-    assert!(console.contains("tiledesk-auth") && console.contains("integrity"), "{console}");
     assert_eq!(
-        browser.js(&format!("return localStorage.getItem('{stored}');")).await,
+        records["states"],
+        json!([]),
+        "the module never started: {records}"
+    );
+    let console = records["consoleErrors"].to_string();
+    assert!(
+        console.contains("tiledesk-auth") && console.contains("integrity"),
+        "{console}"
+    );
+    assert_eq!(
+        browser
+            .js(&format!("return localStorage.getItem('{stored}');"))
+            .await,
         Value::Null
     );
     browser.expect_widget(None, false).await;
