@@ -79,7 +79,13 @@ pub(crate) fn write_module(pkg: &Path, entry: &Path) -> anyhow::Result<()> {
         std::fs::write(dir.join(name), &bytes)?;
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gzip.write_all(&bytes)?;
-        std::fs::write(dir.join(format!("{name}.gz")), gzip.finish()?)?;
+        let gzip = gzip.finish()?;
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzip.as_slice()), &mut decoded)?;
+        if decoded != bytes {
+            bail!("{name}.gz does not decode to {name}");
+        }
+        std::fs::write(dir.join(format!("{name}.gz")), gzip)?;
         let mut brotli = Vec::new();
         let params = brotli::enc::BrotliEncoderParams {
             quality: 11,
@@ -87,6 +93,12 @@ pub(crate) fn write_module(pkg: &Path, entry: &Path) -> anyhow::Result<()> {
             ..Default::default()
         };
         brotli::BrotliCompress(&mut bytes.as_slice(), &mut brotli, &params)?;
+        // Browsers check the integrity of what they decoded: a variant that decodes to other bytes would not load.
+        let mut decoded = Vec::new();
+        brotli::BrotliDecompress(&mut brotli.as_slice(), &mut decoded)?;
+        if decoded != bytes {
+            bail!("{name}.br does not decode to {name}");
+        }
         std::fs::write(dir.join(format!("{name}.br")), brotli)?;
     }
     Ok(())

@@ -741,7 +741,19 @@ impl MockTiledesk {
         listen: &str,
         real: Option<(&Path, &Broker)>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(project, secret, listen, real, &[])
+    }
+
+    /// [`MockTiledesk::start`] with more arguments (the shop's).
+    fn start_with(
+        project: &str,
+        secret: &str,
+        listen: &str,
+        real: Option<(&Path, &Broker)>,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(root().join("target/debug/tiledesk-mock"));
+        command.args(extra);
         command
             .args(["--listen", listen, "--project-id", project])
             .env("TILEDESK_SECRET", secret)
@@ -841,27 +853,50 @@ fn build_binaries() -> anyhow::Result<()> {
 fn demo() -> anyhow::Result<()> {
     setup_build()?;
     apt_install(&[("mosquitto", "mosquitto")])?;
-    step("building tiledesk-auth, the mock Tiledesk and the browser module");
-    build_binaries()?;
+    step("building the browser module, then tiledesk-auth (with the module inside) and the mock Tiledesk");
     let package = pkg()?;
+    build_binaries()?;
     let widget = widget::ensure_built()?;
 
     let dir = root().join("target/demo");
     let project = demo_project(&dir)?;
+    // The JS API page, served by the service itself at /.
     let site = dir.join("site");
     copy_assets(&site, &package)?;
     std::fs::copy(root().join("web/index.html"), site.join("index.html"))?;
 
     step(&format!(
-        "starting mosquitto and the mock Tiledesk with Tiledesk's widget {}",
+        "starting mosquitto, the mock Tiledesk with Tiledesk's widget {} and Example Shop",
         widget::VERSION
     ));
     let broker = Broker::start();
-    let mock = MockTiledesk::start(
+    let listen = "127.0.0.1:3000";
+    let service = format!("http://{listen}");
+    let shop_listen = "127.0.0.1:8000";
+    let shop = format!("http://{shop_listen}");
+    let mock_listen = format!("127.0.0.1:{}", tiledesk_test_support::free_port());
+    let mock_url = format!("http://{mock_listen}");
+    let shop_dir = dir.join("shop");
+    std::fs::create_dir_all(&shop_dir)?;
+    let shop_args: Vec<String> = [
+        "--site-listen",
+        shop_listen,
+        "--site-dir",
+        &shop_dir.to_string_lossy(),
+        "--site-user",
+        &format!("{DEMO_EMAIL}={}:Andrew", project.password),
+        "--site-csp",
+        &tiledesk_test_support::content_security_policy(&service, &mock_url, &broker.ws_url()),
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    let mock = MockTiledesk::start_with(
         &project.id,
         &project.secret,
-        "127.0.0.1:0",
+        &mock_listen,
         Some((&widget, &broker)),
+        &shop_args,
     )?;
     let config = serde_json::json!({
         "projectId": project.id,
@@ -869,24 +904,59 @@ fn demo() -> anyhow::Result<()> {
     })
     .to_string();
     std::fs::write(site.join("demo-config.json"), config)?;
+    write_shop(&shop_dir, &project.id, &service, &mock.url)?;
 
-    let listen = "127.0.0.1:3000";
     println!(
-        "\nOpen http://{listen}/ and sign in as {DEMO_EMAIL}, password {}\n\
-         (printed once; everything lives in target/demo and is thrown away on the next run).\n\
-         Tiledesk's widget appears, signed in as the demo user. Sign in from a second browser or a private\n\
-         window: the same chat identity and the same conversations, live. Stop with Ctrl-C.\n",
+        "\nOpen {shop}/ : Example Shop, a site with a login of its own on another origin, with Tiledesk's snippet and\n\
+         one tiledesk-auth tag. Sign in to the shop as {DEMO_EMAIL}, password {}: the widget appears, signed in\n\
+         as that customer, on every page load; sign out of the shop and the next page shows no trace of them.\n\
+         The JS API way (a page that signs in with the service's own users): {service}/ , same email and password.\n\
+         (Printed once; everything lives in target/demo and is thrown away on the next run. Stop with Ctrl-C.)\n",
         project.password
     );
     let status = serve_command(&project, listen)
         .arg("--static-dir")
         .arg(&site)
+        .args([
+            "--session-url",
+            &format!("{shop}/shop/me"),
+            "--allowed-origin",
+            &shop,
+        ])
         .status()?;
     drop(mock);
     drop(broker);
     if !status.success() {
         bail!("tiledesk-auth exited with {status}");
     }
+    Ok(())
+}
+
+/// Example Shop's page: `web/one-tag/` with the tag `tiledesk-auth snippet` prints for the service at `service`,
+/// and Tiledesk's snippet pointing at the mock's loader.
+fn write_shop(dir: &Path, project_id: &str, service: &str, mock_url: &str) -> anyhow::Result<()> {
+    let output = Command::new(tiledesk_auth())
+        .args(["snippet", "--base-url", service, "--project-id", project_id])
+        .output()
+        .context("tiledesk-auth snippet")?;
+    if !output.status.success() {
+        bail!(
+            "tiledesk-auth snippet: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tag = String::from_utf8(output.stdout)?;
+    let page = std::fs::read_to_string(root().join("web/one-tag/index.html"))?;
+    std::fs::write(
+        dir.join("index.html"),
+        page.replacen("<!-- tiledesk-auth -->", tag.trim(), 1),
+    )?;
+    std::fs::copy(root().join("web/one-tag/shop.js"), dir.join("shop.js"))?;
+    std::fs::copy(root().join("web/demo.css"), dir.join("demo.css"))?;
+    std::fs::write(
+        dir.join("tiledesk-snippet.js"),
+        tiledesk_test_support::tiledesk_snippet(project_id, &format!("{mock_url}/widget/launch.js")),
+    )?;
     Ok(())
 }
 

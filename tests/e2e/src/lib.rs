@@ -13,7 +13,9 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-pub use tiledesk_test_support::{Broker, Process, Project, WAIT, free_port, start};
+pub use tiledesk_test_support::{
+    Broker, Process, Project, WAIT, content_security_policy, free_port, start, tiledesk_snippet,
+};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -454,40 +456,6 @@ impl Drop for OneTag {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.shop_dir);
     }
-}
-
-/// The policy README's "Content-Security-Policy" gives for the one tag, for a service at `service`, Tiledesk's
-/// widget and API at `tiledesk` and its chat connection at `chat` (`ws://` or `wss://`).
-pub fn content_security_policy(service: &str, tiledesk: &str, chat: &str) -> String {
-    [
-        "default-src 'self'".to_owned(),
-        format!("script-src 'self' {service} {tiledesk} 'wasm-unsafe-eval'"),
-        format!("connect-src 'self' {service} {tiledesk} {chat}"),
-        format!("style-src 'self' 'unsafe-inline' {tiledesk}"),
-        format!("img-src 'self' data: blob: {tiledesk}"),
-        format!("font-src 'self' data: {tiledesk}"),
-        format!("media-src 'self' {tiledesk}"),
-        format!("frame-src 'self' blob: {tiledesk}"),
-        format!("base-uri 'self' {tiledesk}"),
-        "object-src 'none'".to_owned(),
-    ]
-    .join("; ")
-}
-
-/// Tiledesk's page snippet, as its dashboard gives it, for `project` and the loader at `loader`.
-pub fn tiledesk_snippet(project: &str, loader: &str) -> String {
-    format!(
-        r#"window.tiledeskSettings = {{ projectid: "{project}" }};
-(function (d, s, id) {{
-  var w = window; var i = function () {{ i.c(arguments); }};
-  i.q = []; i.c = function (args) {{ i.q.push(args); }}; w.Tiledesk = i;
-  var js, fjs = d.getElementsByTagName(s)[0];
-  if (d.getElementById(id)) return;
-  js = d.createElement(s); js.id = id; js.async = true; js.src = "{loader}";
-  fjs.parentNode.insertBefore(js, fjs);
-}})(document, "script", "tiledesk-jssdk");
-"#
-    )
 }
 
 /// [`tiledesk_test_support::http`] with a JSON body.
