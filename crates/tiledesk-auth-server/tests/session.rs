@@ -378,18 +378,23 @@ async fn beyond_its_checks_in_flight_a_sign_in_waits_its_limit_then_is_told_busy
     }
 }
 
+/// A bridge to `site`'s `/me` for a service that lists `origin`.
+async fn bridge_listing(site: &Site, origin: &'static str) -> common::TestApp {
+    test_app(Options {
+        session_url: Some(format!("{}/me", site.url)),
+        origins: vec![origin],
+        ..Options::default()
+    })
+    .await
+}
+
 /// The ambient-cookie case: a page of another site makes the visitor's browser POST here. Refused with 403
 /// `origin_not_allowed` before the site's login is asked, unless the page is of the service's own origin or a listed
 /// one; a client that is no browser (no `Origin`, no `Sec-Fetch-Site`) is not a page of another site.
 #[tokio::test]
 async fn a_page_of_another_origin_cannot_sign_the_visitor_in_with_their_cookies() {
     let site = Site::start().await;
-    let app = test_app(Options {
-        session_url: Some(format!("{}/me", site.url)),
-        origins: vec!["https://www.example.com"],
-        ..Options::default()
-    })
-    .await;
+    let app = bridge_listing(&site, "https://www.example.com").await;
     let cookie = site.sign_in("ada").await;
     let asked = || site.seen().iter().filter(|s| s.path == "/me").count();
 
@@ -473,12 +478,7 @@ async fn a_page_of_another_origin_cannot_sign_the_visitor_in_with_their_cookies(
 #[tokio::test]
 async fn a_listed_origin_gets_cors_with_credentials() {
     let site = Site::start().await;
-    let app = test_app(Options {
-        session_url: Some(format!("{}/me", site.url)),
-        origins: vec!["https://www.example.com"],
-        ..Options::default()
-    })
-    .await;
+    let app = bridge_listing(&site, "https://www.example.com").await;
     let preflight = app
         .send(
             axum::http::Request::options("/auth")

@@ -579,6 +579,7 @@ fn bad_options_throw_bad_options() {
         r#"{"projectId": "p", "timeoutMs": 0}"#,
         r#"{"projectId": "p", "onFailure": "explode"}"#,
         r#"{"projectId": "p", "refresh": "yes"}"#,
+        r#"{"projectId": "p", "withCredentials": 1}"#,
         r#"{"projectId": "p", "credentials": [1]}"#,
     ] {
         let error = TiledeskAuth::new(&JSON::parse(bad).unwrap())
@@ -972,6 +973,10 @@ fn bad_options_say_which_key_and_why() {
             "`refresh` must be a boolean",
         ),
         (
+            r#"{"projectId": "p", "withCredentials": 1}"#,
+            "`withCredentials` must be a boolean",
+        ),
+        (
             r#"{"projectId": "p", "timeoutMs": "5"}"#,
             "`timeoutMs` must be a number of milliseconds",
         ),
@@ -1069,4 +1074,30 @@ fn sync_tabs_false_opens_no_channel_to_the_other_tabs() {
 
 fn window_set(name: &str, value: &JsValue) {
     Reflect::set(&web_sys::window().unwrap(), &name.into(), value).unwrap();
+}
+
+/// The token endpoint on another origin (the mock's, from the test runner's page) gets the browser's cookies by
+/// default, and none with `withCredentials: false`. Cookies belong to the host, not the port: one set by this page is
+/// the mock's too.
+#[wasm_bindgen_test]
+async fn cookies_go_to_a_cross_origin_endpoint_unless_with_credentials_is_false() {
+    reset();
+    eval("document.cookie = 'site_session=1; path=/'");
+    let auth = TiledeskAuth::new(&options("cookied", "&cookie=site_session", "")).unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
+    assert_eq!(text(&state, "status").as_deref(), Some("authenticated"));
+    settle(auth.sign_out()).await.unwrap();
+    drop(auth);
+
+    reset();
+    let auth = TiledeskAuth::new(&options(
+        "cookieless",
+        "&cookie=site_session",
+        r#", "withCredentials": false"#,
+    ))
+    .unwrap();
+    let error = settle(auth.sign_in(None)).await.unwrap_err();
+    expect_code(&error, "auth_rejected");
+    drop(auth);
+    eval("document.cookie = 'site_session=; path=/; max-age=0'");
 }

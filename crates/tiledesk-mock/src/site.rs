@@ -39,9 +39,26 @@ pub struct TestSiteQuery {
     pub empty: Option<bool>,
     /// Answer only this many requests for `user` normally, then 503 (the site's endpoint going down mid-session).
     pub fail_after: Option<u64>,
+    /// Answer 401 unless the request carries a cookie of this name (the site's session, sent or not).
+    pub cookie: Option<String>,
 }
 
-async fn test_site_auth(State(state): State<MockState>, Query(query): Query<TestSiteQuery>) -> Response {
+async fn test_site_auth(
+    State(state): State<MockState>,
+    Query(query): Query<TestSiteQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Some(name) = &query.cookie {
+        let sent = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|c| c.to_str().ok())
+            .flat_map(|c| c.split(';'))
+            .any(|kv| kv.trim().split('=').next() == Some(name.as_str()));
+        if !sent {
+            return error(StatusCode::UNAUTHORIZED, "no session cookie");
+        }
+    }
     let user = query.user.clone().unwrap_or_else(|| "visitor".to_owned());
     let count = {
         let mut counts = lock(&state.site_requests);

@@ -22,6 +22,26 @@ async fn load(browser: &Browser, url: &str) -> Value {
     browser.js("return window.records;").await
 }
 
+/// Signs the shop's customer in on the shop (its own login, a session cookie), from the shop's page open in `browser`.
+async fn shop_login(browser: &Browser) {
+    let login = browser
+        .js(&format!(
+            "return fetch('/shop/login', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, \
+             body: JSON.stringify({{email: '{SHOP_EMAIL}', password: '{SHOP_PASSWORD}'}})}}).then((r) => r.status);"
+        ))
+        .await;
+    assert_eq!(login, 200);
+}
+
+/// The `src` of a tag.
+fn tag_src(tag: &str) -> String {
+    tag.split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
 fn last_status(records: &Value) -> &str {
     records["states"]
         .as_array()
@@ -70,13 +90,7 @@ async fn the_shops_customer_is_the_chats_visitor_until_she_logs_out(browser: &Br
     browser.expect_widget(None, false).await;
 
     // The shop's own login, then the next page: the tag signs her in through the session bridge.
-    let login = browser
-        .js(&format!(
-            "return fetch('/shop/login', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, \
-             body: JSON.stringify({{email: '{SHOP_EMAIL}', password: '{SHOP_PASSWORD}'}})}}).then((r) => r.status);"
-        ))
-        .await;
-    assert_eq!(login, 200);
+    shop_login(browser).await;
     let records = load(browser, &page).await;
     assert_eq!(last_status(&records), "authenticated", "{records}");
     assert_eq!(
@@ -152,13 +166,7 @@ async fn the_same_page_on_an_unlisted_origin_gets_no_identity() {
     let browser = Browser::open().await;
     // Signed in on the shop (the cookie is the host's, so the unlisted origin's requests carry it too).
     browser.client.goto(&format!("{}/", one_tag.shop)).await.unwrap();
-    let login = browser
-        .js(&format!(
-            "return fetch('/shop/login', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, \
-             body: JSON.stringify({{email: '{SHOP_EMAIL}', password: '{SHOP_PASSWORD}'}})}}).then((r) => r.status);"
-        ))
-        .await;
-    assert_eq!(login, 200);
+    shop_login(&browser).await;
     let records = load(&browser, &format!("{}/", one_tag.unlisted)).await;
     assert_eq!(last_status(&records), "error", "{records}");
     let code = &records["states"].as_array().unwrap().last().unwrap()["error"]["code"];
@@ -178,13 +186,7 @@ async fn a_tampered_wasm_does_not_start_and_says_why() {
     let one_tag = OneTag::start();
     let service = format!("http://127.0.0.1:{}", one_tag.stack.port);
     // The module's files, copied to the shop (self-hosted), the wasm with one byte changed.
-    let src = one_tag
-        .tag
-        .split("src=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let src = tag_src(&one_tag.tag);
     let dir = src.rsplit_once('/').unwrap().0.to_owned();
     let entry = tiledesk_test_support::http("GET", &src, None);
     assert_eq!(entry.0, 200);
@@ -227,5 +229,61 @@ async fn a_tampered_wasm_does_not_start_and_says_why() {
         Value::Null
     );
     browser.expect_widget(None, false).await;
+    browser.close().await;
+}
+
+/// `data-auto-start="false"`: the tag loads the module and signs nobody in; the page's own script imports
+/// `ready` and `TiledeskAuth` from the same URL (the same module, loaded once) and signs in itself. An unknown
+/// `data-` attribute stops the tag with `bad_options` instead of falling back to a default.
+#[tokio::test]
+async fn a_page_that_wants_control_imports_from_the_tags_url() {
+    let one_tag = OneTag::start();
+    let src = tag_src(&one_tag.tag);
+    let auth_url = format!("http://127.0.0.1:{}/auth", one_tag.stack.port);
+    // The page's own module script (a file: the policy allows no inline script).
+    let control = format!(
+        "import {{ ready, started, TiledeskAuth }} from \"{src}\";\n\
+         await ready;\n\
+         window.controlled = {{ startedByTag: await started() }};\n\
+         const auth = new TiledeskAuth({{ projectId: \"{PROJECT}\", authUrl: \"{auth_url}\" }});\n\
+         auth.onStateChange((s) => window.records.states.push(s));\n\
+         window.controlled.auth = auth;\n\
+         auth.signIn().catch(() => {{}});\n"
+    );
+    one_tag.write_file("control.js", control.as_bytes());
+    let tag = one_tag
+        .tag
+        .replace("></script>", " data-auto-start=\"false\"></script>");
+    one_tag.write_page(&format!(
+        "{tag}\n    <script type=\"module\" src=\"control.js\"></script>"
+    ));
+
+    let browser = Browser::open().await;
+    browser.client.goto(&format!("{}/", one_tag.shop)).await.unwrap();
+    shop_login(&browser).await;
+    let records = load(&browser, &format!("{}/", one_tag.shop)).await;
+    assert_eq!(last_status(&records), "authenticated", "{records}");
+    assert_eq!(
+        browser.js("return window.controlled.startedByTag;").await,
+        Value::Null,
+        "the tag signed nobody in itself"
+    );
+    browser.expect_widget(Some(&OneTag::chat_id()), true).await;
+    // One module instance: the tag's and the page's import are the same file, fetched once.
+    let fetched = browser
+        .js("return performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/tiledesk-auth.js')).length;")
+        .await;
+    assert_eq!(fetched, 1);
+
+    // A typo in an attribute: the tag stops and says which.
+    let typo = one_tag.tag.replace(
+        "data-project-id=",
+        "data-on-falure=\"anonymous\" data-project-id=",
+    );
+    one_tag.write_page(&typo);
+    let records = load(&browser, &format!("{}/", one_tag.shop)).await;
+    assert_eq!(records["errors"][0]["code"], "bad_options", "{records}");
+    let message = records["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("data-on-falure"), "{message}");
     browser.close().await;
 }
