@@ -160,10 +160,8 @@ async fn firefox_one_tag_signs_the_shops_customer_in_and_leaves_no_trace_after_l
 
 /// The same page on an origin the service does not list, with the shop's session cookie in the browser: no
 /// identity (the browser refuses the credentialed answer; the service would refuse the request itself, 403).
-#[tokio::test]
-async fn the_same_page_on_an_unlisted_origin_gets_no_identity() {
+async fn the_same_page_on_an_unlisted_origin_gets_no_identity(browser: Browser) {
     let one_tag = OneTag::start();
-    let browser = Browser::open().await;
     // Signed in on the shop (the cookie is the host's, so the unlisted origin's requests carry it too).
     browser.client.goto(&format!("{}/", one_tag.shop)).await.unwrap();
     shop_login(&browser).await;
@@ -176,6 +174,16 @@ async fn the_same_page_on_an_unlisted_origin_gets_no_identity() {
     let records = load(&browser, &format!("{}/", one_tag.shop)).await;
     assert_eq!(last_status(&records), "authenticated", "{records}");
     browser.close().await;
+}
+
+#[tokio::test]
+async fn chromium_the_same_page_on_an_unlisted_origin_gets_no_identity() {
+    the_same_page_on_an_unlisted_origin_gets_no_identity(Browser::open().await).await;
+}
+
+#[tokio::test]
+async fn firefox_the_same_page_on_an_unlisted_origin_gets_no_identity() {
+    the_same_page_on_an_unlisted_origin_gets_no_identity(Browser::open_firefox().await).await;
 }
 
 /// A tampered `.wasm` beside an untouched entry file: the entry's own integrity check on the wasm refuses it; the
