@@ -935,29 +935,11 @@ fn demo() -> anyhow::Result<()> {
 /// Example Shop's page: `web/one-tag/` with the tag `tiledesk-auth snippet` prints for the service at `service`,
 /// and Tiledesk's snippet pointing at the mock's loader.
 fn write_shop(dir: &Path, project_id: &str, service: &str, mock_url: &str) -> anyhow::Result<()> {
-    let output = Command::new(tiledesk_auth())
-        .args(["snippet", "--base-url", service, "--project-id", project_id])
-        .output()
-        .context("tiledesk-auth snippet")?;
-    if !output.status.success() {
-        bail!(
-            "tiledesk-auth snippet: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let tag = String::from_utf8(output.stdout)?;
-    let page = std::fs::read_to_string(root().join("web/one-tag/index.html"))?;
-    std::fs::write(
-        dir.join("index.html"),
-        page.replacen("<!-- tiledesk-auth -->", tag.trim(), 1),
-    )?;
-    std::fs::copy(root().join("web/one-tag/shop.js"), dir.join("shop.js"))?;
-    std::fs::copy(root().join("web/demo.css"), dir.join("demo.css"))?;
-    std::fs::write(
-        dir.join("tiledesk-snippet.js"),
-        tiledesk_test_support::tiledesk_snippet(project_id, &format!("{mock_url}/widget/launch.js")),
-    )?;
-    Ok(())
+    let tag = tiledesk_test_support::snippet_tag(&tiledesk_auth(), service, project_id)
+        .map_err(anyhow::Error::msg)?;
+    let loader = format!("{mock_url}/widget/launch.js");
+    tiledesk_test_support::write_shop_page(&root(), dir, &tag, project_id, &loader)
+        .context("writing the shop's page")
 }
 
 /// The page's script and style and the package into `site` (not `index.html`: Trunk processes that one).

@@ -70,8 +70,10 @@ pub struct ModuleFile {
     content_type: HeaderValue,
     /// As it is, gzip, brotli.
     variants: [Bytes; 3],
-    /// The first 16 bytes of the file's SHA-256, in hex: the ETag's base.
+    /// The first 16 bytes of the file's SHA-256, in hex: the ETags' base.
     digest: String,
+    /// The ETag of each variant, in the order of `variants`.
+    etags: [HeaderValue; 3],
     /// `sha384-<base64>` of the file as it is, for a Subresource Integrity attribute.
     integrity: String,
 }
@@ -79,8 +81,11 @@ pub struct ModuleFile {
 impl ModuleFile {
     /// `name` of type `content_type`, as it is, gzipped and brotli-compressed (in that order).
     pub fn new(name: &'static str, content_type: &'static str, variants: [Bytes; 3]) -> Self {
-        let sha256 = Sha256::digest(&variants[0]);
-        let digest = sha256[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let digest = hex(&Sha256::digest(&variants[0])[..16]);
+        let etags = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli].map(|encoding| {
+            HeaderValue::from_str(&format!("\"{digest}{}\"", encoding.etag_suffix()))
+                .expect("hex digits and a suffix are a valid header value")
+        });
         let integrity = format!(
             "sha384-{}",
             base64::engine::general_purpose::STANDARD.encode(Sha384::digest(&variants[0]))
@@ -90,19 +95,20 @@ impl ModuleFile {
             content_type: HeaderValue::from_static(content_type),
             variants,
             digest,
+            etags,
             integrity,
         }
-    }
-
-    /// The file's name.
-    pub fn name(&self) -> &str {
-        self.name
     }
 
     /// `sha384-...` of the file's bytes.
     pub fn integrity(&self) -> &str {
         &self.integrity
     }
+}
+
+/// `bytes` in lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How an answer is encoded.
@@ -178,7 +184,7 @@ impl BrowserModule {
             hash.update([0]);
             hash.update(&file.digest);
         }
-        let hash: String = hash.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let hash = hex(&hash.finalize()[..6]);
         Self {
             dir: format!("{}-{hash}", env!("CARGO_PKG_VERSION")),
             files,
@@ -206,8 +212,8 @@ impl BrowserModule {
     }
 }
 
-/// Marks an answer as one of the module's public files: the CORS layer's per-origin, credentialed headers are
-/// replaced by `Access-Control-Allow-Origin: *` on it (see [`crate::app`]).
+/// Marks an answer as one of the module's public files: it gets `Access-Control-Allow-Origin: *`, in place of
+/// whatever the CORS layer answered (see [`crate::app`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PublicFile;
 
@@ -224,8 +230,7 @@ pub(crate) async fn serve_file(
     }
     let file = module.file(name).ok_or(ApiError::NotFound)?;
     let encoding = Encoding::chosen(&headers);
-    let etag = format!("\"{}{}\"", file.digest, encoding.etag_suffix());
-    let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
+    let etag = &file.etags[encoding as usize];
     let unchanged = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -247,13 +252,12 @@ pub(crate) async fn serve_file(
         response
     };
     let answer = response.headers_mut();
-    answer.insert(header::ETAG, etag);
+    answer.insert(header::ETAG, etag.clone());
     answer.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     answer.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     // A site that isolates itself (Cross-Origin-Embedder-Policy) may still load it.
     answer.insert(
         header::HeaderName::from_static("cross-origin-resource-policy"),

@@ -24,41 +24,39 @@ export default function init() {
   return ready;
 }
 
-const tiledeskAuthAttributes = {
-  projectId: "projectId",
-  authUrl: "authUrl",
-  widgetUrl: "widgetUrl",
-  onFailure: "onFailure",
-  boot: "boot",
-  timeoutMs: "timeoutMs",
-  refresh: "refresh",
-  syncTabs: "syncTabs",
-  withCredentials: "withCredentials",
-  autoStart: null,
-};
+/** The options the tag's `data-` attributes may set, and which of them are "true" or "false". */
+const tiledeskAuthOptionNames = ["projectId", "authUrl", "widgetUrl", "onFailure", "boot", "timeoutMs"];
+const tiledeskAuthFlags = ["refresh", "syncTabs", "withCredentials"];
 
 function tiledeskAuthReport(code, message) {
   console.error(`tiledesk-auth: ${message} (${code})`);
   document.dispatchEvent(new CustomEvent("tiledesk-auth:error", { detail: { code, message } }));
 }
 
+/** `data-with-credentials` for the dataset key `withCredentials`. */
+function tiledeskAuthAttribute(key) {
+  return `data-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+function tiledeskAuthBadOptions(message) {
+  return Object.assign(new Error(message), { code: "bad_options" });
+}
+
 /** `new TiledeskAuth()`'s options from the tag's `data-` attributes; an unknown one is an error, as a key is. */
 function tiledeskAuthOptions(data) {
   const options = { authUrl: new URL("../../auth", import.meta.url).href };
   for (const [key, value] of Object.entries(data)) {
-    if (!(key in tiledeskAuthAttributes)) {
-      const name = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-      throw Object.assign(new Error(`unknown attribute data-${name} on the tiledesk-auth tag`), { code: "bad_options" });
-    }
-    const option = tiledeskAuthAttributes[key];
-    if (option === null) continue;
-    if (option === "timeoutMs") options[option] = Number(value);
-    else if (option === "refresh" || option === "syncTabs" || option === "withCredentials") {
+    if (key === "autoStart") continue;
+    if (tiledeskAuthFlags.includes(key)) {
       if (value !== "true" && value !== "false") {
-        throw Object.assign(new Error(`data-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is "true" or "false"`), { code: "bad_options" });
+        throw tiledeskAuthBadOptions(`${tiledeskAuthAttribute(key)} is "true" or "false"`);
       }
-      options[option] = value === "true";
-    } else options[option] = value;
+      options[key] = value === "true";
+    } else if (tiledeskAuthOptionNames.includes(key)) {
+      options[key] = key === "timeoutMs" ? Number(value) : value;
+    } else {
+      throw tiledeskAuthBadOptions(`unknown attribute ${tiledeskAuthAttribute(key)} on the tiledesk-auth tag`);
+    }
   }
   return options;
 }

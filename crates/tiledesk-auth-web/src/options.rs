@@ -119,7 +119,8 @@ impl Options {
         let source = source(
             kept(options, "credentials", raw.credentials),
             kept(options, "getToken", raw.get_token),
-            auth_url.map(|url| (url, raw.with_credentials.unwrap_or(true))),
+            auth_url,
+            raw.with_credentials.unwrap_or(true),
         )?;
         let settings = match kept(options, "settings", raw.settings) {
             None => None,
@@ -166,7 +167,7 @@ impl Options {
         if credentials.is_none() && get_token.is_none() {
             return Ok(None);
         }
-        let url = match (&*self.source, &credentials) {
+        let (url, with_credentials) = match (&*self.source, &credentials) {
             (
                 TokenSource::Endpoint {
                     url,
@@ -174,23 +175,24 @@ impl Options {
                     ..
                 },
                 Some(_),
-            ) => Some((url.clone(), *with_credentials)),
+            ) => (Some(url.clone()), *with_credentials),
             (TokenSource::Callback(_), Some(_)) => {
                 return Err(bad(
                     "`credentials` need an `authUrl`: this object was made with `getToken`",
                 ));
             }
-            (_, None) => None,
+            (_, None) => (None, true),
         };
-        source(credentials, get_token, url).map(|s| Some(Rc::new(s)))
+        source(credentials, get_token, url, with_credentials).map(|s| Some(Rc::new(s)))
     }
 }
 
-/// The token source from `credentials`, `getToken` and `authUrl`.
+/// The token source from `credentials`, `getToken`, `authUrl` and `withCredentials`.
 fn source(
     credentials: Option<JsValue>,
     get_token: Option<JsValue>,
-    auth_url: Option<(String, bool)>,
+    auth_url: Option<String>,
+    with_credentials: bool,
 ) -> Result<TokenSource, AuthError> {
     match (get_token, credentials) {
         (Some(_), Some(_)) => Err(bad("give `credentials` or `getToken`, not both")),
@@ -204,9 +206,8 @@ fn source(
             if credentials.as_ref().is_some_and(|c| !plain_object(c)) {
                 return Err(bad("`credentials` must be an object, sent as the JSON body"));
             }
-            let (url, with_credentials) = auth_url.unwrap_or_else(|| ("/auth".to_owned(), true));
             Ok(TokenSource::Endpoint {
-                url,
+                url: auth_url.unwrap_or_else(|| "/auth".to_owned()),
                 credentials,
                 with_credentials,
             })

@@ -13,9 +13,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-pub use tiledesk_test_support::{
-    Broker, Process, Project, WAIT, content_security_policy, free_port, start, tiledesk_snippet,
-};
+pub use tiledesk_test_support::{Broker, Process, Project, WAIT, content_security_policy, free_port, start};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -397,16 +395,10 @@ impl OneTag {
             port,
             server_args,
         );
-        let output = Command::new(built("target/debug/tiledesk-auth"))
-            .args(["snippet", "--base-url", &service, "--project-id", PROJECT])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "tiledesk-auth snippet: {} (the e2e needs the binary built with the module: cargo xtask test builds it)",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let tag = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let tag = tiledesk_test_support::snippet_tag(&built("target/debug/tiledesk-auth"), &service, PROJECT)
+            .unwrap_or_else(|e| {
+                panic!("{e} (the e2e needs the binary built with the module: cargo xtask test builds it)")
+            });
         let one_tag = OneTag {
             stack,
             shop,
@@ -421,20 +413,12 @@ impl OneTag {
 
     /// Writes the shop's page with `tag` where the demo puts the one tag, and the recorder before it.
     pub fn write_page(&self, tag: &str) {
-        let page = std::fs::read_to_string(root().join("web/one-tag/index.html")).unwrap();
-        let recorder = "<script src=\"record.js\"></script>";
-        let page = page.replacen("<!-- tiledesk-auth -->", &format!("{recorder}\n    {tag}"), 1);
-        std::fs::write(self.shop_dir.join("index.html"), page).unwrap();
-        for (file, from) in [
-            ("shop.js", "web/one-tag/shop.js"),
-            ("demo.css", "web/demo.css"),
-            ("record.js", "tests/e2e/pages/record.js"),
-        ] {
-            std::fs::copy(root().join(from), self.shop_dir.join(file)).unwrap();
-        }
-        std::fs::write(
-            self.shop_dir.join("tiledesk-snippet.js"),
-            tiledesk_snippet(PROJECT, &format!("{}/widget/launch.js", self.stack.mock_url)),
+        let head = format!("<script src=\"record.js\"></script>\n    {tag}");
+        let loader = format!("{}/widget/launch.js", self.stack.mock_url);
+        tiledesk_test_support::write_shop_page(&root(), &self.shop_dir, &head, PROJECT, &loader).unwrap();
+        std::fs::copy(
+            root().join("tests/e2e/pages/record.js"),
+            self.shop_dir.join("record.js"),
         )
         .unwrap();
     }

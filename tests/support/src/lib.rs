@@ -686,3 +686,38 @@ pub fn tiledesk_snippet(project: &str, loader: &str) -> String {
 "#
     )
 }
+
+/// The tag `tiledesk-auth snippet` prints for the service at `base_url` and `project`, run with `binary` (one built
+/// with the browser module inside).
+pub fn snippet_tag(binary: &Path, base_url: &str, project: &str) -> Result<String, String> {
+    let output = Command::new(binary)
+        .args(["snippet", "--base-url", base_url, "--project-id", project])
+        .output()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "tiledesk-auth snippet: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Writes Example Shop's page into `dir` from the checkout at `root`: `web/one-tag/index.html` with `head` where the
+/// one tag goes, the page's script and style, and Tiledesk's snippet for `project` with the loader at `loader`.
+pub fn write_shop_page(
+    root: &Path,
+    dir: &Path,
+    head: &str,
+    project: &str,
+    loader: &str,
+) -> std::io::Result<()> {
+    let page = std::fs::read_to_string(root.join("web/one-tag/index.html"))?;
+    std::fs::write(
+        dir.join("index.html"),
+        page.replacen("<!-- tiledesk-auth -->", head, 1),
+    )?;
+    std::fs::copy(root.join("web/one-tag/shop.js"), dir.join("shop.js"))?;
+    std::fs::copy(root.join("web/demo.css"), dir.join("demo.css"))?;
+    std::fs::write(dir.join("tiledesk-snippet.js"), tiledesk_snippet(project, loader))
+}

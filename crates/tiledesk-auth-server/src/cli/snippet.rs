@@ -68,12 +68,11 @@ pub(super) fn tag(args: &SnippetArgs, module: &BrowserModule) -> anyhow::Result<
         ("integrity", entry.integrity().to_owned()),
         ("crossorigin", "anonymous".to_owned()),
         ("data-project-id", args.project_id.as_str().to_owned()),
+        (
+            "data-auth-url",
+            args.auth_url.clone().unwrap_or_else(|| format!("{base}/auth")),
+        ),
     ];
-    if let Some(url) = &args.auth_url {
-        attributes.push(("data-auth-url", url.clone()));
-    } else {
-        attributes.push(("data-auth-url", format!("{base}/auth")));
-    }
     if args.on_failure == OnFailure::Anonymous {
         attributes.push(("data-on-failure", "anonymous".to_owned()));
     }
