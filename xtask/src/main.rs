@@ -411,11 +411,13 @@ fn test() -> anyhow::Result<()> {
         false,
     );
     gates.run(
-        "clippy (wasm32: the token core compiles for any target)",
+        "clippy (wasm32: the token core and the shared rules compile for any target)",
         cargo().args([
             "clippy",
             "--package",
             "tiledesk-jwt",
+            "--package",
+            "tiledesk-rules",
             "--target",
             "wasm32-unknown-unknown",
             "--",

@@ -112,7 +112,7 @@ impl Options {
         let raw: Raw = read(options, "new TiledeskAuth({ projectId, authUrl })")?;
         let project_id = text(raw.project_id, "projectId")?.ok_or_else(|| bad("`projectId` is required"))?;
         // The id becomes part of storage keys and URLs: the same rule as the token's `aud`.
-        if let Err(tiledesk_jwt::InvalidProjectId(reason)) = tiledesk_jwt::ProjectId::check(&project_id) {
+        if let Some(reason) = tiledesk_rules::project_id_problem(&project_id) {
             return Err(bad(format!("`projectId` is not valid: {reason}")));
         }
         let auth_url = text(raw.auth_url, "authUrl")?;

@@ -115,7 +115,7 @@ fn read_token_object(body: &JsValue) -> Result<(String, Option<f64>), AuthError>
 pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
     let raw = raw.trim();
     let jwt = match raw.split_once(' ') {
-        Some((scheme, rest)) if tiledesk_jwt::is_token_scheme(scheme) => rest.trim(),
+        Some((scheme, rest)) if tiledesk_rules::is_token_scheme(scheme) => rest.trim(),
         Some((scheme, _)) => {
             let shown: String = scheme.chars().take(16).collect();
             return Err(AuthError::AuthEndpoint(format!(

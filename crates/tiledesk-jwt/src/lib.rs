@@ -46,20 +46,6 @@ pub const VISITOR_SUBJECT: &str = "userexternal";
 /// The scheme the Tiledesk server expects in front of the token, with its one space.
 pub const TOKEN_SCHEME_PREFIX: &str = "JWT ";
 
-/// Whether `scheme` is the one the Tiledesk server reads in front of a token: `JWT`, in any case (it splits the
-/// `Authorization` value on one space and compares the scheme case-insensitively).
-#[inline]
-pub fn is_token_scheme(scheme: &str) -> bool {
-    scheme.eq_ignore_ascii_case("JWT")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_token_scheme;
-
-    #[test]
-    fn token_scheme() {
-        assert!(is_token_scheme("JWT") && is_token_scheme("jwt") && is_token_scheme("Jwt"));
-        assert!(!is_token_scheme("Bearer") && !is_token_scheme("JWT ") && !is_token_scheme(""));
-    }
-}
+/// Whether `scheme` is the one the Tiledesk server reads in front of a token (`JWT`, in any case); the rule lives in
+/// `tiledesk-rules`, shared with the browser module.
+pub use tiledesk_rules::is_token_scheme;

@@ -11,8 +11,6 @@ use crate::Error;
 /// `aud` of every visitor token is this prefix followed by the project id.
 pub const TILEDESK_AUDIENCE_PREFIX: &str = "https://tiledesk.com/projects/";
 
-const MAX_PROJECT_ID_LEN: usize = 64;
-
 /// Why a text cannot be a project id: [`ProjectId::check`]'s error, and the reason in
 /// [`Error::InvalidProjectId`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,22 +34,11 @@ impl ProjectId {
         }
     }
 
-    /// Checks a project id without keeping it (the browser module checks its `projectId` option with it).
+    /// Checks a project id without keeping it (the rule is `tiledesk_rules::project_id_problem`, which the browser
+    /// module applies to its `projectId` option).
     #[inline]
     pub fn check(id: &str) -> Result<(), InvalidProjectId> {
-        let reason = if id.is_empty() {
-            "it is empty"
-        } else if id.len() > MAX_PROJECT_ID_LEN {
-            "it is longer than 64 characters"
-        } else if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            "only ASCII letters, digits, '-' and '_' are allowed"
-        } else {
-            return Ok(());
-        };
-        Err(InvalidProjectId(reason))
+        tiledesk_rules::project_id_problem(id).map_or(Ok(()), |reason| Err(InvalidProjectId(reason)))
     }
 
     /// The id as text.
