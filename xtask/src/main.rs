@@ -563,8 +563,9 @@ const WEB_TEST_PROJECT: &str = "wasmtest0123456789abcdef";
 /// for the state machine with the identity switch and the tabs, options and state through serde, and the token
 /// request through gloo-net (56.6 KiB measured once they were in). Won back since: lol_alloc's free-list allocator
 /// instead of dlmalloc (-3.1 KiB), the JS glue minified with terser (-2.4 KiB), short import names in the module and
-/// its glue (-3.0 KiB, see imports.rs) and `wasm-opt --converge` (-0.3 KiB): 47.4 KiB.
-const WASM_BUDGET: u64 = 48 * 1024;
+/// its glue (-3.0 KiB, see imports.rs) and `wasm-opt --converge` (-0.3 KiB): 47.4 KiB. Then 50 KiB, for the widget's
+/// life events and the keep-alive of an object the page does not keep (+1.9 KiB: 49.4 KiB); #24 asks for 40.
+const WASM_BUDGET: u64 = 50 * 1024;
 
 /// binaryen from npm: Debian's wasm-opt 108 cannot parse `table.fill`, which current toolchains emit.
 const BINARYEN: &str = "132.0.0";

@@ -43,7 +43,7 @@ mod token;
 mod widget;
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Object, Promise, Reflect};
@@ -56,7 +56,7 @@ use crate::race::{first, sleep, with_timeout};
 use crate::state::{AuthState, ErrorInfo, Status};
 use crate::tabs::{Message, Tabs};
 use crate::token::SiteToken;
-use crate::widget::{Called, Listener};
+use crate::widget::{Called, LifeEvent, Listener, ScriptListener, Watch};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -123,9 +123,16 @@ export interface TiledeskAuthError extends Error {
 "#;
 
 /// Signs the visitor into the Tiledesk widget with a token from the site.
+///
+/// Made by JavaScript (`new TiledeskAuth(...)`), a started object lives while it has work (a sign-in under way, a
+/// session to keep), whether or not the page keeps a reference to it: only `signOut()` and `free()` end that work.
+/// Made by Rust ([`TiledeskAuth::new`]), dropping it is `free()`.
 #[wasm_bindgen]
 pub struct TiledeskAuth {
     inner: Rc<Inner>,
+    /// Made by the page's `new`: when the garbage collector takes the page's wrapper (wasm-bindgen's finaliser drops
+    /// this handle), the work goes on; `free()` ends it.
+    page_owned: bool,
 }
 
 /// What the object is doing. Each phase owns its handles; replacing the phase drops them (timer cleared).
@@ -171,6 +178,11 @@ struct Session {
 }
 
 impl Phase {
+    /// A sign-in under way, or a session to keep signed in and refresh.
+    fn has_work(&self) -> bool {
+        matches!(self, Self::SigningIn(_) | Self::SignedIn(_) | Self::Recovering(_))
+    }
+
     fn session_mut(&mut self) -> Option<&mut Session> {
         match self {
             Self::SignedIn(session) | Self::Recovering(session) => Some(session),
@@ -209,6 +221,8 @@ struct OnlineWaiter {
 struct Link {
     /// Our `onAuthStateChanged` listener on the widget; dropping it removes it.
     listener: Option<Listener>,
+    /// The widget's `logout`, `dispose`, `reInit` and `restart`, wrapped to tell us when the page calls them.
+    watch: Option<Watch>,
     /// Whom the widget last reported online (`None` since its last `offline`).
     online: Option<String>,
     /// The chat id we last asked the widget to sign in (`None` for a guest or an opaque token).
@@ -246,6 +260,11 @@ struct Inner {
     link: RefCell<Link>,
     /// The site's other tabs (`syncTabs`).
     tabs: RefCell<Option<Tabs>>,
+    /// This object, for the keep-alive.
+    me: Weak<Inner>,
+    /// A strong reference to this object while its phase has work (`Phase::has_work`): the page may let go
+    /// of its wrapper, and the sign-in or the session must go on until `signOut()` or `free()`.
+    keep_alive: RefCell<Option<Rc<Inner>>>,
 }
 
 /// How long one `logout()` call is given before it is made again (see `leave_widget`).
@@ -276,16 +295,16 @@ fn retry_delay_ms(failures: u32, left: f64, session_alive: bool) -> u32 {
     (seconds * 1000.0) as u32
 }
 
-#[wasm_bindgen]
 impl TiledeskAuth {
-    /// Checks the options; throws an `Error` with `code: "bad_options"` when they are not usable.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "TiledeskAuthOptions")] options: &JsValue,
-    ) -> Result<TiledeskAuth, JsValue> {
+    /// Checks the options, as the JavaScript constructor does. Rust owns the object: dropping it is `free()`.
+    pub fn new(options: &JsValue) -> Result<TiledeskAuth, JsValue> {
+        Self::create(options, false)
+    }
+
+    fn create(options: &JsValue, page_owned: bool) -> Result<TiledeskAuth, JsValue> {
         let options = Options::parse(options).map_err(|e| e.to_js())?;
         let sync_tabs = options.sync_tabs;
-        let inner = Rc::new(Inner {
+        let inner = Rc::new_cyclic(|me| Inner {
             options,
             state: RefCell::new(AuthState::idle()),
             listeners: RefCell::new(Vec::new()),
@@ -294,6 +313,8 @@ impl TiledeskAuth {
             epoch: Cell::new(0),
             link: RefCell::default(),
             tabs: RefCell::new(None),
+            me: me.clone(),
+            keep_alive: RefCell::new(None),
         });
         if sync_tabs {
             let weak = Rc::downgrade(&inner);
@@ -303,7 +324,25 @@ impl TiledeskAuth {
                 }
             });
         }
-        Ok(Self { inner })
+        Ok(Self { inner, page_owned })
+    }
+}
+
+#[wasm_bindgen]
+impl TiledeskAuth {
+    /// Checks the options; throws an `Error` with `code: "bad_options"` when they are not usable.
+    #[wasm_bindgen(constructor)]
+    pub fn construct(
+        #[wasm_bindgen(unchecked_param_type = "TiledeskAuthOptions")] options: &JsValue,
+    ) -> Result<TiledeskAuth, JsValue> {
+        Self::create(options, true)
+    }
+
+    /// Stops everything this object does (a sign-in under way rejects with `aborted`, the refresh timer, the
+    /// listeners on the widget, the tab channel) and frees it. The widget is left as it is.
+    #[wasm_bindgen(js_name = free)]
+    pub fn free(self) {
+        self.inner.shutdown();
     }
 
     /// Signs the visitor in; resolves with the state once the widget reports them online and is shown.
@@ -365,20 +404,39 @@ impl TiledeskAuth {
 }
 
 impl Drop for TiledeskAuth {
-    /// `free()` from JS: every timer and listener of this object goes, and its tab channel closes; a sign-in
-    /// under way rejects with `aborted`. The widget is left as it is.
+    /// Made by Rust: `free()`. Made by the page: its wrapper was freed or garbage-collected; a started object goes on
+    /// with its work (the keep-alive holds it), and everything else of it goes with the last reference.
     fn drop(&mut self) {
-        let interrupt = self.inner.stop();
-        self.inner.listeners.borrow_mut().clear();
-        self.inner.tabs.borrow_mut().take();
-        *self.inner.link.borrow_mut() = Link::default();
-        if let Some(interrupt) = interrupt {
-            interrupt.send(Err(AuthError::Aborted));
+        if !self.page_owned {
+            self.inner.shutdown();
         }
     }
 }
 
 impl Inner {
+    /// `free()`: every timer and listener of this object goes, and its tab channel closes; a sign-in under way
+    /// rejects with `aborted`. The widget is left as it is.
+    fn shutdown(&self) {
+        let interrupt = self.stop();
+        self.listeners.borrow_mut().clear();
+        self.tabs.borrow_mut().take();
+        let link = std::mem::take(&mut *self.link.borrow_mut());
+        drop(link);
+        if let Some(interrupt) = interrupt {
+            interrupt.send(Err(AuthError::Aborted));
+        }
+    }
+
+    /// Replaces the phase and returns the old one; holds this object alive while the new phase has work.
+    fn replace_phase(&self, phase: Phase) -> Phase {
+        let keep = if phase.has_work() { self.me.upgrade() } else { None };
+        let old = std::mem::replace(&mut *self.phase.borrow_mut(), phase);
+        let released = self.keep_alive.replace(keep);
+        // The last reference may be the keep-alive: it goes after every borrow has been given back.
+        drop(released);
+        old
+    }
+
     fn set_state(&self, state: AuthState) {
         if *self.state.borrow() == state {
             return;
@@ -397,8 +455,7 @@ impl Inner {
     }
 
     fn set_phase(&self, phase: Phase) {
-        let old = std::mem::replace(&mut *self.phase.borrow_mut(), phase);
-        drop(old);
+        drop(self.replace_phase(phase));
     }
 
     fn aborted(&self, epoch: u32) -> bool {
@@ -410,7 +467,7 @@ impl Inner {
     fn stop(&self) -> Option<Interrupt> {
         self.epoch.set(self.epoch.get().wrapping_add(1));
         self.link.borrow_mut().waiter.take();
-        match std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle) {
+        match self.replace_phase(Phase::Idle) {
             Phase::SigningIn(under_way) => Some(under_way.interrupt),
             _ => None,
         }
@@ -620,7 +677,7 @@ impl Inner {
             }
         }
         self.widget_ready().await?;
-        self.listen_auth_state();
+        self.attach();
         let token = fetched
             .await
             .unwrap_or(Err(AuthError::Timeout("the site's token endpoint")))?;
@@ -696,25 +753,23 @@ impl Inner {
         let url = self.options.widget_url.clone();
         let (script, inserted) =
             widget::prepare(&self.options.project_id, self.options.settings.as_ref(), &url)?;
-        if inserted {
+        // The script's listeners live as long as this wait: removed once the widget booted or the wait gave up.
+        let _on_error = inserted.then(|| {
             let sender = Rc::clone(&sender);
-            let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+            ScriptListener::new(&script, "error", move |_| {
                 if let Some(sender) = sender.borrow_mut().take() {
                     sender.send(Err(AuthError::WidgetLoad(url.clone())));
                 }
             })
-            .into_js_value();
-            let _ = script.add_event_listener_with_callback("error", on_error.unchecked_ref());
-        }
-        if self.options.boot == Boot::Now {
-            // The loader waits for an interaction before it boots: once it has run, give it one.
-            let nudge = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| widget::nudge_boot()).into_js_value();
-            let _ = script.add_event_listener_with_callback("load", nudge.unchecked_ref());
+        });
+        let _nudge = (self.options.boot == Boot::Now).then(|| {
             if !inserted {
                 // The page's own loader may have run already.
                 widget::nudge_boot();
             }
-        }
+            // The loader waits for an interaction before it boots: once it has run, give it one.
+            ScriptListener::new(&script, "load", |_| widget::nudge_boot())
+        });
         widget::on_boot(Box::new(move || {
             if let Some(sender) = sender.borrow_mut().take() {
                 sender.send(Ok(()));
@@ -728,18 +783,88 @@ impl Inner {
         .await
     }
 
-    /// Registers our `onAuthStateChanged` listener once, directly on the booted widget.
-    fn listen_auth_state(self: &Rc<Self>) {
-        if self.link.borrow().listener.is_some() {
-            return;
+    /// Puts our `onAuthStateChanged` listener on the widget, and once it booted, the watch on its life methods;
+    /// again on the new widget after the page's `reInit` or `restart` replaced it.
+    fn attach(self: &Rc<Self>) {
+        let (listening, watching) = {
+            let link = self.link.borrow();
+            (
+                link.listener.as_ref().is_some_and(Listener::is_current),
+                link.watch.as_ref().is_some_and(Watch::is_current),
+            )
+        };
+        if !listening {
+            let weak = Rc::downgrade(self);
+            let listener = Listener::new("onAuthStateChanged", move |event: JsValue| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_auth_state(&event);
+                }
+            });
+            let old = std::mem::replace(&mut self.link.borrow_mut().listener, listener);
+            drop(old);
         }
-        let weak = Rc::downgrade(self);
-        let listener = Listener::new("onAuthStateChanged", move |event: JsValue| {
-            if let Some(inner) = weak.upgrade() {
-                inner.on_auth_state(&event);
+        if !watching {
+            let weak = Rc::downgrade(self);
+            let watch = Watch::new(move |event| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_life_event(event);
+                }
+            });
+            if watch.is_some() {
+                let old = std::mem::replace(&mut self.link.borrow_mut().watch, watch);
+                // Dropped once the call that may be running in one of its wrappers has returned.
+                spawn_local(async move { drop(old) });
             }
-        });
-        self.link.borrow_mut().listener = listener;
+        }
+    }
+
+    /// The page (or the loader) called one of the widget's life methods.
+    ///
+    /// `logout()` and `dispose()`: the page ended the visitor's chat; the module reports `signed_out`, stops its
+    /// sign-in or session (a sign-in under way resolves with that state, as with `signOut()`) and does not sign
+    /// anyone in again. `reInit()` and `restart()`: a new widget without the visitor replaced the old one; the module
+    /// listens to the new one and, when it had a session, signs the same visitor in again with a fresh token.
+    fn on_life_event(self: &Rc<Self>, event: LifeEvent) {
+        match event {
+            LifeEvent::LoggedOut | LifeEvent::Disposed => {
+                if matches!(
+                    *self.phase.borrow(),
+                    Phase::Idle | Phase::SignedOut | Phase::Failed
+                ) {
+                    return;
+                }
+                let interrupt = self.stop();
+                self.set_phase(Phase::SignedOut);
+                if event == LifeEvent::Disposed {
+                    // The widget is gone, its stored session is not: the next visitor of this browser must not get it.
+                    session::clear(&self.options.project_id);
+                }
+                let state = AuthState::of(Status::SignedOut);
+                self.set_state(state.clone());
+                if let Some(interrupt) = interrupt {
+                    interrupt.send(Ok(state));
+                }
+            }
+            LifeEvent::Replaced => {
+                {
+                    let mut link = self.link.borrow_mut();
+                    link.online = None;
+                    link.signing_in = None;
+                }
+                self.attach();
+                // A session: signed in again on the new widget, once it boots.
+                let start = {
+                    let mut phase = self.phase.borrow_mut();
+                    phase.move_session(true).is_some_and(|session| {
+                        session.timer = None;
+                        !session.refreshing
+                    })
+                };
+                if start {
+                    spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+                }
+            }
+        }
     }
 
     fn on_auth_state(self: &Rc<Self>, event: &JsValue) {
@@ -981,6 +1106,14 @@ impl Inner {
             if self.aborted(epoch) {
                 return Err(AuthError::Aborted);
             }
+            if !widget::is_booted() {
+                // A widget the page's `reInit` or `restart` put in place of the one the visitor was signed in to.
+                self.widget_ready().await?;
+                if self.aborted(epoch) {
+                    return Err(AuthError::Aborted);
+                }
+            }
+            self.attach();
             let user_id = self.enter_widget(&token, epoch, true).await?;
             Ok::<_, AuthError>((token, user_id))
         }

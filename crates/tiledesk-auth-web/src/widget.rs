@@ -8,7 +8,7 @@
 //! iframe's realm, so `instanceof Promise` and `instanceof Error` are false here. [`call`] treats any thenable as
 //! a Promise and [`message_of`] reads an error by its properties.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
@@ -104,12 +104,20 @@ pub(crate) enum Called {
     Promise(Promise),
 }
 
+thread_local! {
+    /// Set while the module itself calls a widget method, so that [`Watch`] tells the page's calls from ours.
+    static OURS: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Calls `window.tiledesk[name](arg)`.
 pub(crate) fn call(name: &str, arg: &JsValue) -> Called {
     let Some((object, method)) = method(name) else {
         return Called::Missing;
     };
-    match method.call1(&object, arg) {
+    OURS.with(|ours| ours.set(true));
+    let result = method.call1(&object, arg);
+    OURS.with(|ours| ours.set(false));
+    match result {
         Err(thrown) => Called::Threw(thrown),
         Ok(value) => thenable(&value).map_or(Called::NotAPromise, Called::Promise),
     }
@@ -299,6 +307,19 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Whether this listener is on the widget's current `<chat-root>`: `reInit` and `restart` replace the root (and
+    /// `window.tiledesk` with it), and a listener on the old one hears nothing of the new widget.
+    pub(crate) fn is_current(&self) -> bool {
+        let current = widget_object().and_then(|o| Reflect::get(&o, &"tiledeskroot".into()).ok());
+        match (&self.root, current) {
+            (Some(root), Some(current)) => AsRef::<JsValue>::as_ref(root) == &current,
+            // No root to compare (another loader): the one listener stays.
+            _ => true,
+        }
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         match &self.root {
@@ -313,5 +334,124 @@ impl Drop for Listener {
                 }
             }
         }
+    }
+}
+
+/// What the page (or the loader, which disposes the widget when Tiledesk refuses its session) did to the widget by
+/// calling one of its own methods: `logout`, `dispose`, `reInit` or `restart`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LifeEvent {
+    /// `logout()`: the widget signs its visitor out. Reported before the widget acts, so that its `offline` reports
+    /// are known to be the page's.
+    LoggedOut,
+    /// `dispose()`: the widget's container is gone from the page. Reported after.
+    Disposed,
+    /// `reInit()` or `restart()`: a new widget (a new `<chat-root>`, a new `window.tiledesk`) replaces the old one,
+    /// without the visitor. Reported after, when the new one exists.
+    Replaced,
+}
+
+const WATCHED: [(&str, LifeEvent); 4] = [
+    ("logout", LifeEvent::LoggedOut),
+    ("dispose", LifeEvent::Disposed),
+    ("reInit", LifeEvent::Replaced),
+    ("restart", LifeEvent::Replaced),
+];
+
+type Wrapper = Closure<dyn FnMut(JsValue) -> Result<JsValue, JsValue>>;
+
+/// The booted widget's life methods, each wrapped so that a call the module did not make is reported to it; the
+/// wrappers call the widget's own method with the same argument and give back what it returns or throws. Dropping
+/// the watch puts the widget's methods back where the wrappers are still in place.
+#[must_use = "dropping the watch unwraps the widget's methods"]
+pub(crate) struct Watch {
+    object: Object,
+    wrapped: Vec<(&'static str, Function, Wrapper)>,
+}
+
+impl Watch {
+    /// Wraps the methods of the booted `window.tiledesk`; `None` before it booted.
+    pub(crate) fn new(handler: impl Fn(LifeEvent) + 'static) -> Option<Self> {
+        if !is_booted() {
+            return None;
+        }
+        let object = widget_object()?;
+        let handler: Rc<dyn Fn(LifeEvent)> = Rc::new(handler);
+        let mut wrapped = Vec::new();
+        for (name, event) in WATCHED {
+            let Some(original) = Reflect::get(&object, &name.into())
+                .ok()
+                .and_then(|f| f.dyn_into::<Function>().ok())
+            else {
+                continue;
+            };
+            let (target, widget_method, handler) = (object.clone(), original.clone(), Rc::clone(&handler));
+            let wrapper: Wrapper = Closure::new(move |arg: JsValue| {
+                let page = !OURS.with(Cell::get);
+                if page && event == LifeEvent::LoggedOut {
+                    handler(event);
+                }
+                let result = widget_method.call1(&target, &arg);
+                if page && event != LifeEvent::LoggedOut {
+                    handler(event);
+                }
+                result
+            });
+            let _ = Reflect::set(&object, &name.into(), wrapper.as_ref());
+            wrapped.push((name, original, wrapper));
+        }
+        Some(Self { object, wrapped })
+    }
+
+    /// Whether the watched widget is the page's current one (not one replaced by `reInit` or `restart`).
+    pub(crate) fn is_current(&self) -> bool {
+        AsRef::<JsValue>::as_ref(&self.object) == &global("tiledesk")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        for (name, original, wrapper) in self.wrapped.drain(..) {
+            let installed = Reflect::get(&self.object, &name.into()).unwrap_or(JsValue::UNDEFINED);
+            if installed == *wrapper.as_ref() {
+                let _ = Reflect::set(&self.object, &name.into(), &original);
+            } else {
+                // Something wrapped our wrapper in turn: it stays callable (and, with the module gone, only passes
+                // the call on).
+                wrapper.forget();
+            }
+        }
+    }
+}
+
+/// A listener on the loader's `<script>` element (its `load` or `error`); dropping it removes it.
+#[must_use = "dropping the handle removes the listener"]
+pub(crate) struct ScriptListener {
+    script: HtmlScriptElement,
+    name: &'static str,
+    closure: Closure<dyn FnMut(JsValue)>,
+}
+
+impl ScriptListener {
+    pub(crate) fn new(
+        script: &HtmlScriptElement,
+        name: &'static str,
+        handler: impl FnMut(JsValue) + 'static,
+    ) -> Self {
+        let closure = Closure::<dyn FnMut(JsValue)>::new(handler);
+        let _ = script.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+        Self {
+            script: script.clone(),
+            name,
+            closure,
+        }
+    }
+}
+
+impl Drop for ScriptListener {
+    fn drop(&mut self) {
+        let _ = self
+            .script
+            .remove_event_listener_with_callback(self.name, self.closure.as_ref().unchecked_ref());
     }
 }

@@ -59,7 +59,10 @@ mod tests {
         let longest = "a".repeat(MAX_PROJECT_ID_LEN);
         assert_eq!(project_id_problem(&longest), None);
         let longer = "a".repeat(MAX_PROJECT_ID_LEN + 1);
-        assert_eq!(project_id_problem(&longer), Some("it is longer than 64 characters"));
+        assert_eq!(
+            project_id_problem(&longer),
+            Some("it is longer than 64 characters")
+        );
         for bad in ["a/b", "a b", "é", "a.b", "a%2F"] {
             assert!(project_id_problem(bad).is_some(), "{bad}");
         }

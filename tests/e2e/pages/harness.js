@@ -31,4 +31,18 @@ window.harness = {
     window.auth.free();
     window.auth = null;
   },
+  // A page that starts a sign-in and keeps no reference to the object: its states are recorded, `collected` turns
+  // true once the garbage collector took the object, and `pending` settles with the sign-in's outcome.
+  async startUnreferenced(options) {
+    await ready;
+    window.collected = false;
+    const registry = new FinalizationRegistry(() => { window.collected = true; });
+    window.registry = registry;
+    (() => {
+      const auth = new TiledeskAuth(options);
+      auth.onStateChange((state) => window.states.push(state));
+      registry.register(auth, "auth");
+      window.pending = settle(auth.signIn());
+    })();
+  },
 };

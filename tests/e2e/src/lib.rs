@@ -96,6 +96,8 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            // `window.gc()`, for the test of an object the page does not keep.
+            "--js-flags=--expose-gc",
             // The real widget asks for Google Fonts and images on tiledesk.com: nothing leaves this machine.
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
             &format!("--user-data-dir={}", profile.path().display()),
@@ -277,6 +279,13 @@ impl Stack {
                 &[first_name],
                 password,
             )
+            .unwrap()
+    }
+
+    /// Adds a user with a first and a last name; returns their site user id.
+    pub fn add_named_user(&self, email: &str, names: [&str; 2], password: &str) -> String {
+        self.project
+            .add_user(&built("target/debug/tiledesk-auth"), email, &names, password)
             .unwrap()
     }
 
