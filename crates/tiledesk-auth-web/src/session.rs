@@ -1,27 +1,29 @@
-//! The widget's stored session (`widget_sv5_<projectid>_tiledeskToken` and `_currentUser` in localStorage).
+//! What the widget keeps of a visitor in the browser's storage (`widget_sv5_<projectid>_<key>`, in localStorage, or
+//! sessionStorage when the widget's persistence is `SESSION`): its session (`tiledeskToken`, `currentUser`) and the
+//! conversation attributes it sends with every conversation (`attributes`: `userFullname`, `userEmail`...).
 //!
 //! The widget re-uses a stored token, and when Tiledesk answers 401 (it expired) the widget hides and disposes
-//! itself; a stored token of another visitor would sign the widget in as them. The module signs in with a fresh
-//! token of its own every time, so it removes the stored session before the loader boots, and on sign-out.
+//! itself; a stored token of another visitor would sign the widget in as them. And it starts a visitor's attributes
+//! from the stored ones: a visitor whose token carries no email got the previous visitor's (measured on the real
+//! widget). The module signs in with a fresh token of its own every time, so it removes all three before the
+//! loader boots, and on sign-out.
 
 use web_sys::Storage;
 
-fn keys(project_id: &str) -> [String; 2] {
-    [
-        format!("widget_sv5_{project_id}_tiledeskToken"),
-        format!("widget_sv5_{project_id}_currentUser"),
-    ]
-}
+const KEYS: [&str; 3] = ["tiledeskToken", "currentUser", "attributes"];
 
-fn storage() -> Option<Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
-/// Removes this project's stored session.
+/// Removes what this project's widget stored of its visitor.
 pub(crate) fn clear(project_id: &str) {
-    if let Some(storage) = storage() {
-        for key in keys(project_id) {
-            let _ = storage.remove_item(&key);
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let stores: [Option<Storage>; 2] = [
+        window.local_storage().ok().flatten(),
+        window.session_storage().ok().flatten(),
+    ];
+    for storage in stores.iter().flatten() {
+        for key in KEYS {
+            let _ = storage.remove_item(&format!("widget_sv5_{project_id}_{key}"));
         }
     }
 }

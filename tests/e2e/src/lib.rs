@@ -336,6 +336,24 @@ impl Stack {
         options
     }
 
+    /// The API calls the mock Tiledesk received so far, as `METHOD /path`.
+    pub fn mock_requests(&self) -> Vec<String> {
+        let answer = http_get(&format!("{}/test/requests", self.mock_url));
+        serde_json::from_value(answer["requests"].clone()).unwrap()
+    }
+
+    /// Waits until the mock has received a request whose line contains `part`, at most [`WAIT`].
+    pub async fn wait_for_request(&self, part: &str) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !self.mock_requests().iter().any(|r| r.contains(part)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request for {part} reached the mock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling the mock's log, not a pause
+        }
+    }
+
     /// POSTs `body` to the mock (its test endpoints); returns the status code.
     pub fn mock_post(&self, path: &str, body: &serde_json::Value) -> u16 {
         http_post(&format!("{}{path}", self.mock_url), body)

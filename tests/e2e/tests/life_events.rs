@@ -39,9 +39,8 @@ fn stored_token(project: &str) -> String {
 
 /// The sign-ins Tiledesk (the mock) has answered so far.
 fn sign_ins(stack: &Stack) -> usize {
-    let answer = tiledesk_e2e::http_get(&format!("{}/test/requests", stack.mock_url));
-    let requests: Vec<String> = serde_json::from_value(answer["requests"].clone()).unwrap();
-    requests
+    stack
+        .mock_requests()
         .iter()
         .filter(|r| r.ends_with("/auth/signinWithCustomToken"))
         .count()

@@ -197,8 +197,10 @@ async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
     // An earlier visit: Grace signed in and left without signing out.
     let (stack, grace, ada, browser) = grace_signed_in().await;
     // Her widget fetches her conversations once online: those requests are part of her visit.
-    wait_for_request(&stack, &format!("{grace}/conversations/archived")).await;
-    let requests_before: usize = mock_requests(&stack).len();
+    stack
+        .wait_for_request(&format!("{grace}/conversations/archived"))
+        .await;
+    let requests_before: usize = stack.mock_requests().len();
     // Now Ada, on the same browser.
     browser
         .harness(&stack, &stack.options(EMAIL, PASSWORD, &json!({})))
@@ -206,29 +208,12 @@ async fn a_stored_session_of_another_visitor_is_replaced_by_the_new_one() {
     let outcome = sign_in(&browser).await;
     assert_eq!(outcome["state"]["userId"], json!(ada));
     assert_eq!(browser.widget().await["user"], json!(ada));
-    let later = &mock_requests(&stack)[requests_before..];
+    let later = &stack.mock_requests()[requests_before..];
     assert!(
         !later.iter().any(|r| r.contains(&grace)),
         "nothing of Grace's was asked for on Ada's visit: {later:?}"
     );
     browser.close().await;
-}
-
-/// Waits until the mock has received a request whose line contains `part`, at most `WAIT`.
-async fn wait_for_request(stack: &Stack, part: &str) {
-    let deadline = std::time::Instant::now() + tiledesk_e2e::WAIT;
-    while !mock_requests(stack).iter().any(|r| r.contains(part)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no request for {part} reached the mock"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling the mock's log, not a pause
-    }
-}
-
-fn mock_requests(stack: &Stack) -> Vec<String> {
-    let answer = tiledesk_e2e::http_get(&format!("{}/test/requests", stack.mock_url));
-    serde_json::from_value(answer["requests"].clone()).unwrap()
 }
 
 #[tokio::test]
@@ -346,7 +331,7 @@ async fn signing_in_as_another_visitor_leaves_nothing_of_the_first_on_screen_or_
             "Grace's message on screen",
         )
         .await;
-    let requests_before = mock_requests(&stack).len();
+    let requests_before = stack.mock_requests().len();
     browser
         .js(
             "window.events = []; window.tiledesk.on('onAuthStateChanged', (e) => \
@@ -365,7 +350,9 @@ async fn signing_in_as_another_visitor_leaves_nothing_of_the_first_on_screen_or_
     assert_eq!(outcome["state"]["userId"], json!(ada), "{outcome}");
     browser.expect_widget(Some(&ada), true).await;
     // Her widget has asked for her conversations: what it shows is hers.
-    wait_for_request(&stack, &format!("{ada}/conversations/archived")).await;
+    stack
+        .wait_for_request(&format!("{ada}/conversations/archived"))
+        .await;
     let widget = browser.widget().await;
     assert!(
         !widget["text"]
@@ -374,7 +361,7 @@ async fn signing_in_as_another_visitor_leaves_nothing_of_the_first_on_screen_or_
             .contains("A private question from Grace"),
         "none of Grace's conversation on Ada's screen: {widget}"
     );
-    let later = &mock_requests(&stack)[requests_before..];
+    let later = &stack.mock_requests()[requests_before..];
     assert!(
         !later.iter().any(|r| r.contains(&grace)),
         "nothing of Grace's asked for once Ada signed in: {later:?}"
