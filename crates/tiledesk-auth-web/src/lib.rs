@@ -805,11 +805,8 @@ impl Inner {
         }
         if !watching {
             let weak = Rc::downgrade(self);
-            let watch = Watch::new(move |event| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.on_life_event(event);
-                }
-            });
+            let watch =
+                Watch::new(move |event| weak.upgrade().is_some_and(|inner| inner.on_life_event(event)));
             if watch.is_some() {
                 let old = std::mem::replace(&mut self.link.borrow_mut().watch, watch);
                 // Dropped once the call that may be running in one of its wrappers has returned.
@@ -824,14 +821,34 @@ impl Inner {
     /// sign-in or session (a sign-in under way resolves with that state, as with `signOut()`) and does not sign
     /// anyone in again. `reInit()` and `restart()`: a new widget without the visitor replaced the old one; the module
     /// listens to the new one and, when it had a session, signs the same visitor in again with a fresh token.
-    fn on_life_event(self: &Rc<Self>, event: LifeEvent) {
+    /// The loader's `dispose()` after Tiledesk refused the session: with a session, the module takes it over (the
+    /// widget stays, hidden) and signs the visitor in again with a fresh token, retrying with a growing pause (the
+    /// service may still hold the secret Tiledesk no longer has); returns `true` then.
+    fn on_life_event(self: &Rc<Self>, event: LifeEvent) -> bool {
         match event {
+            LifeEvent::SessionRefused => {
+                let start = {
+                    let mut phase = self.phase.borrow_mut();
+                    let Some(session) = phase.move_session(true) else {
+                        return false;
+                    };
+                    session.timer = None;
+                    !session.refreshing
+                };
+                self.enter_error(&AuthError::SignInRejected(
+                    "Tiledesk refused the widget's session; signing in again".to_owned(),
+                ));
+                if start {
+                    spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+                }
+                true
+            }
             LifeEvent::LoggedOut | LifeEvent::Disposed => {
                 if matches!(
                     *self.phase.borrow(),
                     Phase::Idle | Phase::SignedOut | Phase::Failed
                 ) {
-                    return;
+                    return false;
                 }
                 let interrupt = self.stop();
                 self.set_phase(Phase::SignedOut);
@@ -844,6 +861,7 @@ impl Inner {
                 if let Some(interrupt) = interrupt {
                     interrupt.send(Ok(state));
                 }
+                false
             }
             LifeEvent::Replaced => {
                 {
@@ -863,6 +881,7 @@ impl Inner {
                 if start {
                     spawn_local(Rc::clone(self).refresh(self.epoch.get()));
                 }
+                false
             }
         }
     }

@@ -349,6 +349,28 @@ pub(crate) enum LifeEvent {
     /// `reInit()` or `restart()`: a new widget (a new `<chat-root>`, a new `window.tiledesk`) replaces the old one,
     /// without the visitor. Reported after, when the new one exists.
     Replaced,
+    /// `dispose()` called by the loader because Tiledesk refused the widget's session token (the project's secret
+    /// was regenerated, or the token expired while the chat connection was down). Reported before: when the handler
+    /// takes it over (returns `true`), the widget is not disposed, and the module signs the visitor in again.
+    SessionRefused,
+}
+
+/// Whether the running call comes from Tiledesk's loader answering a refused session: the loader hides and disposes
+/// the widget from the `load` handler of its `POST {projectid}/events` when that answers 401, and while a handler
+/// runs, `window.event` is the event it handles (here the request's `load`, whose target is the request).
+fn session_refused() -> bool {
+    let event = global("event");
+    let Some(request) = Reflect::get(&event, &"target".into())
+        .ok()
+        .filter(JsValue::is_object)
+    else {
+        return false;
+    };
+    let field = |name: &str| Reflect::get(&request, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    field("status").as_f64() == Some(401.0)
+        && field("responseURL")
+            .as_string()
+            .is_some_and(|url| url.ends_with("/events"))
 }
 
 const WATCHED: [(&str, LifeEvent); 4] = [
@@ -371,12 +393,13 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// Wraps the methods of the booted `window.tiledesk`; `None` before it booted.
-    pub(crate) fn new(handler: impl Fn(LifeEvent) + 'static) -> Option<Self> {
+    /// `handler` is told each event; for [`LifeEvent::SessionRefused`] it returns whether it takes it over.
+    pub(crate) fn new(handler: impl Fn(LifeEvent) -> bool + 'static) -> Option<Self> {
         if !is_booted() {
             return None;
         }
         let object = widget_object()?;
-        let handler: Rc<dyn Fn(LifeEvent)> = Rc::new(handler);
+        let handler: Rc<dyn Fn(LifeEvent) -> bool> = Rc::new(handler);
         let mut wrapped = Vec::new();
         for (name, event) in WATCHED {
             let Some(original) = Reflect::get(&object, &name.into())
@@ -388,6 +411,13 @@ impl Watch {
             let (target, widget_method, handler) = (object.clone(), original.clone(), Rc::clone(&handler));
             let wrapper: Wrapper = Closure::new(move |arg: JsValue| {
                 let page = !OURS.with(Cell::get);
+                if page
+                    && event == LifeEvent::Disposed
+                    && session_refused()
+                    && handler(LifeEvent::SessionRefused)
+                {
+                    return Ok(JsValue::UNDEFINED);
+                }
                 if page && event == LifeEvent::LoggedOut {
                     handler(event);
                 }

@@ -24,6 +24,7 @@
 //! For tests: `/test-site/*` plays a site's token endpoint, `/faulty/*` a broken API,
 //! `POST /test/agent-reply` an agent answering, `POST /test/sign-in-fails` makes the next sign-ins fail,
 //! `POST /test/chat-token-delay` holds the widget between its sign-in and its chat connection,
+//! `POST /test/rotate-secret` regenerates the project's secret,
 //! `GET /test/requests` lists the API calls received.
 
 pub mod chat;
@@ -67,7 +68,9 @@ pub enum WidgetSource {
 #[derive(Clone, Debug)]
 pub struct MockState {
     project: ProjectId,
-    issuer: Arc<TokenIssuer>,
+    /// The project's secret, as an issuer; `POST /test/rotate-secret` replaces it, as regenerating it in Tiledesk's
+    /// dashboard does.
+    issuer: Arc<Mutex<Arc<TokenIssuer>>>,
     /// Signs guests' tokens: Tiledesk signs them with a key of its own, not the project's.
     guests: Arc<TokenIssuer>,
     conversations: Arc<Mutex<HashMap<String, Vec<Value>>>>,
@@ -90,7 +93,7 @@ impl MockState {
         let guest_secret =
             ProjectSecret::new(&uuid::Uuid::new_v4().to_string()).unwrap_or_else(|_| unreachable!());
         Self {
-            issuer: Arc::new(TokenIssuer::new(project.clone(), secret)),
+            issuer: Arc::new(Mutex::new(Arc::new(TokenIssuer::new(project.clone(), secret)))),
             guests: Arc::new(TokenIssuer::new(project.clone(), guest_secret)),
             project,
             conversations: Arc::default(),
@@ -155,6 +158,7 @@ pub fn app(state: MockState) -> Router {
         .merge(widget)
         .merge(site::router())
         .route("/test/sign-in-fails", post(sign_in_fails))
+        .route("/test/rotate-secret", post(rotate_secret))
         .route("/test/chat-token-delay", post(chat_token_delay))
         .route("/test/requests", get(requests))
         // The page's origin mirrored, with credentials: what `tiledesk-auth` answers a listed origin, so the
@@ -205,7 +209,8 @@ fn verify(state: &MockState, headers: &HeaderMap) -> Result<Map<String, Value>, 
         return Err(Refusal(StatusCode::FORBIDDEN, "Forbidden"));
     }
     let mut refusal = Refusal(StatusCode::UNAUTHORIZED, "Unauthorized");
-    for issuer in [&state.issuer, &state.guests] {
+    let project_issuer = state.issuer();
+    for issuer in [&project_issuer, &state.guests] {
         let report = tiledesk_jwt::check_at(value, &state.project, issuer.secret(), now());
         if report.has(FindingCode::MissingAudience) {
             refusal = Refusal(StatusCode::BAD_REQUEST, "aud is required");
@@ -236,6 +241,31 @@ async fn requests(State(state): State<MockState>) -> Json<Value> {
 struct FailSignIns {
     status: u16,
     times: u32,
+}
+
+impl MockState {
+    /// The issuer with the project's current secret.
+    pub(crate) fn issuer(&self) -> Arc<TokenIssuer> {
+        Arc::clone(&lock(&self.issuer))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    secret: String,
+}
+
+/// `POST /test/rotate-secret {secret}`: the project's secret is regenerated, as in Tiledesk's dashboard: every token
+/// signed with the old one is refused from now on, the widget's session token included.
+async fn rotate_secret(State(state): State<MockState>, Json(rotate): Json<Rotate>) -> Response {
+    match ProjectSecret::new(&rotate.secret) {
+        Ok(secret) => {
+            *lock(&state.issuer) = Arc::new(TokenIssuer::new(state.project.clone(), secret));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
 }
 
 /// `POST /test/sign-in-fails {status, times}`: the next `times` custom-token sign-ins answer `status`.

@@ -84,7 +84,7 @@ async fn test_site_auth(
         return Json(json!({ "ok": true })).into_response();
     }
     let ttl = Duration::from_secs(query.ttl.unwrap_or(3600).clamp(1, 86_400));
-    let issuer = match (*state.issuer).clone().with_ttl(ttl) {
+    let issuer = match (*state.issuer()).clone().with_ttl(ttl) {
         Ok(issuer) => issuer,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };

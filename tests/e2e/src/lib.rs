@@ -311,6 +311,18 @@ impl Stack {
         self.server = Some(start(command, "listening on", true).0);
     }
 
+    /// Gives `tiledesk-auth` a new project secret the way the README says to: the secret file replaced whole (a new
+    /// file renamed over the old one), then SIGHUP.
+    pub fn reload_secret(&self, secret: &str) {
+        let file = &self.project.secret_file;
+        let next = file.with_extension("next");
+        std::fs::write(&next, secret).unwrap();
+        std::fs::rename(&next, file).unwrap();
+        let pid = self.server.as_ref().expect("the service runs").0.id().to_string();
+        let hup = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(hup.success(), "SIGHUP to tiledesk-auth");
+    }
+
     /// Stops `tiledesk-auth`.
     pub fn stop_server(&mut self) {
         self.server.take();

@@ -185,3 +185,64 @@ async fn an_object_the_page_does_not_keep_refreshes_its_session_after_garbage_co
     browser.expect_widget(Some(&chat_id), true).await;
     browser.close().await;
 }
+
+/// Tiledesk regenerates the project's secret with the visitor online, as its docs warn: every token signed with the
+/// old one is refused, and the widget's session with it. The module signs the visitor in again, with a growing pause
+/// while the service still has the old secret, and the same visitor is back, on the same page, once it has the new.
+#[tokio::test]
+async fn after_tiledesk_regenerates_the_secret_the_visitor_is_back_once_the_service_has_the_new_one() {
+    const NEW_SECRET: &str = "regenerated-7d41b0e2-9c35-4f0e-8a6b-51c2d9e3f804";
+    let (mut stack, chat_id, browser, _) = ada_signed_in(&[]).await;
+    browser.js("window.samePage = true; return true;").await;
+    let before = sign_ins(&stack);
+    assert_eq!(
+        stack.mock_post("/test/rotate-secret", &json!({"secret": NEW_SECRET})),
+        204
+    );
+    // Tiledesk drops the visitor's connection: the widget reconnects, reports the visitor online, and Tiledesk
+    // refuses its session token; Tiledesk's loader then hides and disposes the widget.
+    stack.broker.stop();
+    stack.broker.restart();
+    browser
+        .until(
+            "window.states.some((s) => s.status === 'error' && s.error.code === 'sign_in_rejected')",
+            "the refused session reported",
+        )
+        .await;
+    // The service still signs with the old secret: each try is refused, and the pauses between them grow (1 s, 2 s).
+    let deadline = std::time::Instant::now() + tiledesk_e2e::WAIT;
+    let mut first_try = None;
+    while sign_ins(&stack) < before + 3 {
+        if first_try.is_none() && sign_ins(&stack) > before {
+            first_try = Some(std::time::Instant::now());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three tries with the old secret"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // polling the mock's log, not a pause
+    }
+    let spread = first_try.expect("a first try").elapsed();
+    assert!(
+        spread >= std::time::Duration::from_millis(2500),
+        "no tight loop: three tries within {spread:?}"
+    );
+    assert_eq!(
+        browser
+            .js("return !!document.getElementById('tiledesk-container');")
+            .await,
+        json!(true),
+        "the widget was not disposed"
+    );
+    // The site gives the service the new secret, as the README says: the file replaced, then SIGHUP.
+    stack.reload_secret(NEW_SECRET);
+    browser
+        .until(
+            &format!(
+                "window.samePage && window.auth.state.status === 'authenticated' && widget().user === '{chat_id}' && widget().shown"
+            ),
+            "the same visitor back in the widget, on the same page",
+        )
+        .await;
+    browser.close().await;
+}
