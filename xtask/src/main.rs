@@ -212,6 +212,9 @@ fn setup_browser() -> anyhow::Result<()> {
         ("chromedriver", "chromium-driver"),
         ("firefox-esr", "firefox-esr"),
         ("mosquitto", "mosquitto"),
+        // Safari's engine: WebKitGTK's WebDriver (its MiniBrowser comes with it) on a virtual X display.
+        ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
+        ("/usr/bin/Xvfb", "xvfb"),
     ])?;
     if !command_output(&geckodriver().to_string_lossy(), &["--version"])
         .is_some_and(|v| v.contains(GECKODRIVER))
@@ -240,7 +243,10 @@ fn geckodriver() -> PathBuf {
 /// Installs the Debian packages whose program is missing, through apt when running as root.
 fn apt_install(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     let installed = |program: &str| {
-        if program == "mosquitto" {
+        if program.starts_with('/') {
+            // Named by path: programs without a `--version` (Xvfb, WebKitWebDriver).
+            Path::new(program).exists()
+        } else if program == "mosquitto" {
             // `mosquitto --help` exits 3; its path says it is there.
             ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
                 .iter()
@@ -463,18 +469,29 @@ fn test() -> anyhow::Result<()> {
         false,
     );
 
+    // wasm-pack knows Chrome, Firefox and Safari; Safari's engine on Linux is WebKitGTK, whose WebKitWebDriver speaks
+    // the same WebDriver as geckodriver: the runner's Firefox path starts it, with the capabilities of
+    // webdriver-webkit.json (its Safari path sends none) and an X display of its own.
+    let webkit_capabilities = root().join("crates/tiledesk-auth-web/webdriver-webkit.json");
     let drivers = [
         (
+            "Chromium",
             "--chrome",
             "--chromedriver",
             PathBuf::from("/usr/bin/chromedriver"),
         ),
-        ("--firefox", "--geckodriver", geckodriver()),
+        ("Firefox", "--firefox", "--geckodriver", geckodriver()),
+        (
+            "WebKit",
+            "--firefox",
+            "--geckodriver",
+            PathBuf::from("/usr/bin/WebKitWebDriver"),
+        ),
     ];
-    for (browser_flag, driver_flag, driver) in drivers {
+    for (name, browser_flag, driver_flag, driver) in drivers {
         // A mock of its own for each browser: the tests count the requests the mock's site endpoint gets, per user.
         step(&format!(
-            "starting the mock Tiledesk API for the browser tests ({browser_flag})"
+            "starting the mock Tiledesk API for the browser tests ({name})"
         ));
         let mock = match build_binaries()
             .and_then(|()| MockTiledesk::start(WEB_TEST_PROJECT, &random_hex(24)?, "127.0.0.1:0", None))
@@ -492,7 +509,14 @@ fn test() -> anyhow::Result<()> {
             .args(["--mode", "no-install"])
             .arg("crates/tiledesk-auth-web")
             .env("TILEDESK_MOCK_URL", &mock.url);
-        let title = format!("wasm-pack test --headless {browser_flag} (browser tests)");
+        let _display = (name == "WebKit").then(|| {
+            let display = tiledesk_test_support::Display::start();
+            browser
+                .env("DISPLAY", &display.name)
+                .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webkit_capabilities);
+            display
+        });
+        let title = format!("wasm-pack test --headless in {name} (browser tests)");
         let before = gates.tally.passed;
         gates.run(&title, &mut browser, true);
         if gates.tally.passed == before && !gates.failures.contains(&title) {
@@ -832,11 +856,11 @@ fn serve_command(project: &DemoProject, listen: &str) -> Command {
 }
 
 /// The dev loop's `demo-config.json`: which project, where the stand-in loader and the mock API are.
+/// The demo page's configuration: the project, and Tiledesk's loader at `mock_base` (empty: the page's own origin).
 fn demo_config(project: &DemoProject, mock_base: &str) -> String {
     serde_json::json!({
         "projectId": project.id,
         "widgetUrl": format!("{mock_base}/widget/launch.js"),
-        "settings": {"apiUrl": format!("{mock_base}/api/"), "fakeBootDelayMs": 300},
     })
     .to_string()
 }
@@ -979,13 +1003,25 @@ fn install_trunk() -> anyhow::Result<()> {
 fn dev() -> anyhow::Result<()> {
     setup_build()?;
     install_trunk()?;
+    apt_install(&[("mosquitto", "mosquitto")])?;
     step("building tiledesk-auth and the mock Tiledesk");
     build_binaries()?;
+    let widget = widget::ensure_built()?;
     let dir = root().join("target/dev");
     let project = demo_project(&dir)?;
-    // Relative URLs: Trunk proxies /widget/ and /api/ to the mock, /auth to the service (see Trunk.toml).
+    // Relative URLs: Trunk proxies /widget/, /api/ and /chatapi/ to the mock, /auth to the service (Trunk.toml).
     std::fs::write(dir.join("demo-config.json"), demo_config(&project, ""))?;
-    let _mock = MockTiledesk::start(&project.id, &project.secret, "127.0.0.1:3001", None)?;
+    step(&format!(
+        "starting mosquitto and the mock Tiledesk with Tiledesk's widget {}",
+        widget::VERSION
+    ));
+    let broker = Broker::start();
+    let _mock = MockTiledesk::start(
+        &project.id,
+        &project.secret,
+        "127.0.0.1:3001",
+        Some((&widget, &broker)),
+    )?;
     let _server = Process(
         serve_command(&project, "127.0.0.1:3000")
             .spawn()

@@ -7,13 +7,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure should panic
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-pub use tiledesk_test_support::{Broker, Process, Project, WAIT, content_security_policy, free_port, start};
+pub use tiledesk_test_support::{
+    Broker, Display, Process, Project, WAIT, content_security_policy, free_port, start,
+};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -71,12 +73,17 @@ fn start_mock_on(
     (process, url)
 }
 
-/// Debian's headless Chromium through chromedriver, with a fresh profile; both gone when dropped.
+/// WebKitGTK's browser for automation, from Debian's libwebkit2gtk-4.1-0.
+pub const WEBKIT_BROWSER: &str = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
+
+/// Debian's headless Chromium through chromedriver (or Firefox, or WebKit), with a fresh profile; gone when dropped.
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
     _driver: Process,
     _profile: tempfile::TempDir,
+    /// The X display WebKit's browser runs on.
+    _display: Option<Display>,
 }
 
 impl Browser {
@@ -140,6 +147,36 @@ impl Browser {
         Self::session(port, &capabilities, driver, profile).await
     }
 
+    /// Starts WebKitWebDriver and WebKitGTK's MiniBrowser (Safari's engine; `cargo xtask test` installs Debian's
+    /// webkit2gtk-driver and xvfb) on a virtual display of its own. Every request for another host goes to a proxy
+    /// that is not there: nothing leaves this machine.
+    pub async fn open_webkit() -> Self {
+        let display = Display::start();
+        let port = free_port();
+        let profile = tempfile::tempdir().unwrap();
+        let mut command = Command::new("/usr/bin/WebKitWebDriver");
+        command
+            .arg(format!("--port={port}"))
+            .env("DISPLAY", &display.name)
+            .env("XDG_CACHE_HOME", profile.path().join("cache"))
+            .env("XDG_DATA_HOME", profile.path().join("data"))
+            .env("XDG_CONFIG_HOME", profile.path().join("config"))
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("https_proxy", "http://127.0.0.1:9")
+            .env("no_proxy", "127.0.0.1,localhost")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let driver = Process(command.spawn().expect("WebKitWebDriver"));
+        tiledesk_test_support::wait_for_port(port, "WebKitWebDriver");
+        let capabilities = json!({
+            "browserName": "MiniBrowser",
+            "webkitgtk:browserOptions": {"binary": WEBKIT_BROWSER, "args": ["--automation"]},
+        });
+        let mut browser = Self::session(port, &capabilities, driver, profile).await;
+        browser._display = Some(display);
+        browser
+    }
+
     /// A WebDriver session with `capabilities` on the driver listening on `port`.
     async fn session(port: u16, capabilities: &Value, driver: Process, profile: tempfile::TempDir) -> Self {
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -151,6 +188,7 @@ impl Browser {
             client,
             _driver: driver,
             _profile: profile,
+            _display: None,
         }
     }
 
@@ -491,11 +529,21 @@ pub fn http_post(url: &str, body: &serde_json::Value) -> u16 {
     http("POST", url, Some(body)).0
 }
 
+/// POSTs an empty body to a loopback URL that answers JSON (without chunked encoding, as the mock does); returns
+/// the JSON.
+pub fn http_post_json(url: &str) -> serde_json::Value {
+    json_answer("POST", url)
+}
+
 /// GETs a loopback URL that answers JSON (without chunked encoding, as the mock does); returns the JSON.
 pub fn http_get(url: &str) -> serde_json::Value {
-    let (status, body) = http("GET", url, None);
-    assert_eq!(status, 200, "GET {url}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+    json_answer("GET", url)
+}
+
+fn json_answer(method: &str, url: &str) -> serde_json::Value {
+    let (status, body) = http(method, url, None);
+    assert_eq!(status, 200, "{method} {url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {url}: {e}: {body}"))
 }
 
 impl Browser {

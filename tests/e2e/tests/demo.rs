@@ -91,6 +91,50 @@ async fn the_demo_user_signs_in_and_the_real_widget_shows_them() {
     signs_in_and_the_real_widget_shows_them(Browser::open().await).await;
 }
 
+/// Safari's engine (WebKitGTK): sign in, a second browser is the same chat identity and sees the conversation, and
+/// signing out leaves nothing behind.
+#[tokio::test]
+async fn in_webkit_the_demo_user_signs_in_a_second_browser_is_the_same_identity_and_sign_out_leaves_nothing()
+{
+    let stack = Stack::start(&[]);
+    let user = stack.add_user(EMAIL, "Andrew", PASSWORD);
+    let chat_id = Stack::chat_id(&user);
+    let first = Browser::open_webkit().await;
+    first.sign_in(&stack, PASSWORD).await;
+    first.wait_status("authenticated").await;
+    first.expect_widget(Some(&chat_id), true).await;
+    stack
+        .wait_for_request(&format!("{chat_id}/conversations/archived"))
+        .await;
+    first.open_widget().await;
+    first.send_message("Hello from WebKit").await;
+    first
+        .until(
+            "widget().text.includes('Hello from WebKit')",
+            "the first browser shows its message",
+        )
+        .await;
+
+    let second = Browser::open_webkit().await;
+    second.sign_in(&stack, PASSWORD).await;
+    second.wait_status("authenticated").await;
+    second.expect_widget(Some(&chat_id), true).await;
+    second.open_widget().await;
+    second
+        .until(
+            "widget().text.includes('Hello from WebKit')",
+            "the second browser shows the first one's message",
+        )
+        .await;
+
+    first.click(Locator::Id("sign-out")).await;
+    first.wait_status("signed_out").await;
+    first.expect_widget(None, false).await;
+    assert_eq!(first.stored_tokens().await, 0);
+    first.close().await;
+    second.close().await;
+}
+
 #[tokio::test]
 async fn in_firefox_too_the_demo_user_signs_in_and_the_real_widget_shows_them() {
     signs_in_and_the_real_widget_shows_them(Browser::open_firefox().await).await;

@@ -183,6 +183,65 @@ impl Drop for Process {
     }
 }
 
+/// A virtual X display (Debian's Xvfb, no TCP) for a browser that needs one, WebKitGTK's MiniBrowser; gone when
+/// dropped. Display numbers from 100 up, each process starting its search at another place; one held by another
+/// server (its lock file) is skipped, and one lost to a race is tried again with the next.
+pub struct Display {
+    /// The value for `DISPLAY`, `:N`.
+    pub name: String,
+    _server: Process,
+}
+
+impl Display {
+    /// Starts Xvfb on a free display and waits for its socket.
+    pub fn start() -> Self {
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let seed = std::process::id().wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed) * 13);
+        for i in 0..50u32 {
+            let n = 100 + (seed.wrapping_add(i) % 800);
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let mut server = Process(
+                Command::new("Xvfb")
+                    .arg(format!(":{n}"))
+                    .args(["-screen", "0", "1280x1024x24", "-nolisten", "tcp"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("Xvfb (Debian's xvfb; cargo xtask test installs it)"),
+            );
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let deadline = std::time::Instant::now() + WAIT;
+            while std::time::Instant::now() < deadline {
+                if server.0.try_wait().ok().flatten().is_some() {
+                    break; // lost the display to another server: the next one
+                }
+                if Path::new(&socket).exists() {
+                    return Self {
+                        name: format!(":{n}"),
+                        _server: server,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20)); // polling for the socket, not a pause
+            }
+        }
+        panic!("no X display could be started with Xvfb");
+    }
+}
+
+/// Waits until something listens on 127.0.0.1:`port`, at most [`WAIT`]; panics with `what` otherwise.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling for the listener, not a pause
+    }
+}
+
 /// The lines of a child's output, read on a thread of their own, so a chatty child never blocks on a full pipe.
 pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (sender, lines) = mpsc::channel();
