@@ -1,0 +1,1023 @@
+//! The state machine behind `TiledeskAuth`: what the object is doing (`Phase`, each phase owning what only it
+//! needs: the sign-in under way and its Promise, the session's token source and refresh timer; leaving a phase drops
+//! them), the widget as the machine sees it (`Link`: our listener on it, the watch on its life methods, who it
+//! reports online, the waits on its events), and every transition.
+//!
+//! The sequence follows `docs/tiledesk.md`: settings with `autoStart: false`, `hide` queued, the token fetched in
+//! parallel with the loader, the loader made to boot at once, `signInWithCustomToken` called directly after
+//! `onBeforeInit` so its Promise is awaited, the widget shown once it reports *this* visitor online, the stored
+//! session removed before boot, and a fresh token signed in before the current one expires or whenever the widget
+//! loses the session.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
+
+use crate::error::AuthError;
+use crate::options::{Boot, OnFailure, Options, TokenSource};
+use crate::race::{first, sleep, with_timeout};
+use crate::state::{AuthState, ErrorInfo, Status};
+use crate::tabs::{Message, Tabs};
+use crate::token::{self, SiteToken};
+use crate::widget::{self, Called, LifeEvent, Listener, ScriptListener, Watch};
+use crate::{oneshot, session};
+
+/// What the object is doing. Each phase owns its handles; replacing the phase drops them (timer cleared).
+enum Phase {
+    /// Nothing under way: never signed in, or freed.
+    Idle,
+    /// A sign-in under way.
+    SigningIn(SigningIn),
+    /// The visitor is online in the widget; an `offline` means a lost session.
+    SignedIn(Session),
+    /// The widget lost the session, or a refresh failed: signing in again until it works.
+    Recovering(Session),
+    /// Signed in anonymously (`onFailure: "anonymous"`).
+    Anonymous,
+    /// Signed out: if the widget still comes online as our visitor (a sign-in that was under way), log it out.
+    SignedOut,
+    /// The last sign-in failed; nothing under way.
+    Failed,
+}
+
+/// A sign-in under way.
+struct SigningIn {
+    /// What a `signIn()` without options gets while this one runs: the same Promise.
+    promise: Promise,
+    /// Settles that Promise early: `signOut()` with the signed-out state, `free()` or a newer sign-in with
+    /// `aborted`.
+    interrupt: Interrupt,
+}
+
+/// A visitor signed in, and what keeps them signed in.
+struct Session {
+    /// Where this visitor's tokens come from: the constructor's source, or the one given to `signIn(options)`.
+    source: Rc<TokenSource>,
+    /// The chat id the widget reported online.
+    user: Option<String>,
+    expires_at: Option<f64>,
+    /// The next refresh, or the next try after a failed one.
+    timer: Option<Timeout>,
+    /// A refresh is under way.
+    refreshing: bool,
+    /// Failed refreshes in a row, for the back-off.
+    failures: u32,
+}
+
+impl Phase {
+    /// A sign-in under way, or a session to keep signed in and refresh.
+    fn has_work(&self) -> bool {
+        matches!(self, Self::SigningIn(_) | Self::SignedIn(_) | Self::Recovering(_))
+    }
+
+    fn session_mut(&mut self) -> Option<&mut Session> {
+        match self {
+            Self::SignedIn(session) | Self::Recovering(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Moves the session to `Recovering` (`lost`) or back to `SignedIn`, and gives it; a phase without a session
+    /// stays as it is (`None`).
+    fn move_session(&mut self, lost: bool) -> Option<&mut Session> {
+        let session = match std::mem::replace(self, Self::Idle) {
+            Self::SignedIn(session) | Self::Recovering(session) => session,
+            other => {
+                *self = other;
+                return None;
+            }
+        };
+        *self = if lost {
+            Self::Recovering(session)
+        } else {
+            Self::SignedIn(session)
+        };
+        self.session_mut()
+    }
+}
+
+/// Who the next `online` must be for, and where to say it came.
+struct OnlineWaiter {
+    /// The chat id the token names; `None` accepts any signed-in visitor (an opaque token, or a guest).
+    user: Option<String>,
+    sender: oneshot::Sender<Option<String>>,
+}
+
+/// The widget, as this object sees it.
+#[derive(Default)]
+struct Link {
+    /// Our `onAuthStateChanged` listener on the widget; dropping it removes it.
+    listener: Option<Listener>,
+    /// The widget's `logout`, `dispose`, `reInit` and `restart`, wrapped to tell us when the page calls them.
+    watch: Option<Watch>,
+    /// Whom the widget last reported online (`None` since its last `offline`).
+    online: Option<String>,
+    /// The chat id we last asked the widget to sign in (`None` for a guest or an opaque token).
+    asked: Option<String>,
+    waiter: Option<OnlineWaiter>,
+    /// Told when the widget reports `offline`: its `logout()` Promise may never settle, the event does.
+    offline: Option<oneshot::Sender<()>>,
+    /// The widget's `signInWithCustomToken` Promise while it is under way.
+    signing_in: Option<Promise>,
+    /// `logout()` calls are being made.
+    leaving: bool,
+}
+
+/// One sign-in: the epoch it belongs to, where its token comes from (or the token, already fetched there), and
+/// whether to tell the other tabs when it succeeds.
+struct Attempt {
+    epoch: u32,
+    source: Rc<TokenSource>,
+    token: Option<SiteToken>,
+    announce: bool,
+}
+
+/// How a `signIn()` under way ends early.
+type Interrupt = oneshot::Sender<Result<AuthState, AuthError>>;
+
+pub(crate) struct Machine {
+    options: Options,
+    state: RefCell<AuthState>,
+    listeners: RefCell<Vec<(u32, Function)>>,
+    next_listener: Cell<u32>,
+    phase: RefCell<Phase>,
+    /// Bumped whenever work under way must stop (a new sign-in, a sign-out, `free()`): tasks started under an
+    /// older epoch end at their next step.
+    epoch: Cell<u32>,
+    link: RefCell<Link>,
+    /// The site's other tabs (`syncTabs`).
+    tabs: RefCell<Option<Tabs>>,
+    /// This object, for the keep-alive.
+    me: Weak<Machine>,
+    /// A strong reference to this object while its phase has work (`Phase::has_work`): the page may let go
+    /// of its wrapper, and the sign-in or the session must go on until `signOut()` or `free()`.
+    keep_alive: RefCell<Option<Rc<Machine>>>,
+}
+
+/// How long one `logout()` call is given before it is made again (see `leave_widget`).
+const LOGOUT_WAIT_MS: u32 = 500;
+
+fn now_secs() -> f64 {
+    js_sys::Date::now() / 1000.0
+}
+
+/// Milliseconds until a token issued now and expiring at `expires_at` should be replaced: 80% of its life.
+fn refresh_delay_ms(now: f64, expires_at: f64) -> u32 {
+    let ms = ((expires_at - now) * 0.8 * 1000.0).max(0.0);
+    if ms >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        ms as u32
+    }
+}
+
+/// Milliseconds before the next try after `failures` failed refreshes, with `left` seconds of token life:
+/// half the time left (at most 30 s) while the widget still holds a valid session, else 1, 2, 4... 30 s.
+fn retry_delay_ms(failures: u32, left: f64, session_alive: bool) -> u32 {
+    let seconds = if session_alive && left > 2.0 {
+        (left / 2.0).min(30.0)
+    } else {
+        f64::from(1u32 << failures.saturating_sub(1).min(5)).min(30.0)
+    };
+    (seconds * 1000.0) as u32
+}
+
+impl Machine {
+    /// A machine for `options`, idle, with its tab channel open when `syncTabs` is on.
+    pub(crate) fn new(options: Options) -> Rc<Self> {
+        let sync_tabs = options.sync_tabs;
+        let machine = Rc::new_cyclic(|me| Machine {
+            options,
+            state: RefCell::new(AuthState::idle()),
+            listeners: RefCell::new(Vec::new()),
+            next_listener: Cell::new(0),
+            phase: RefCell::new(Phase::Idle),
+            epoch: Cell::new(0),
+            link: RefCell::default(),
+            tabs: RefCell::new(None),
+            me: me.clone(),
+            keep_alive: RefCell::new(None),
+        });
+        if sync_tabs {
+            let weak = Rc::downgrade(&machine);
+            *machine.tabs.borrow_mut() = Tabs::open(&machine.options.project_id, move |message| {
+                if let Some(machine) = weak.upgrade() {
+                    machine.on_tab_message(message);
+                }
+            });
+        }
+        machine
+    }
+
+    /// `signIn(options)`: see `TiledeskAuth::sign_in`.
+    pub(crate) fn sign_in_with(self: &Rc<Self>, options: &JsValue) -> Promise {
+        let source = match self.options.sign_in_source(options) {
+            Ok(source) => source,
+            Err(err) => return Promise::reject(&err.to_js()),
+        };
+        if source.is_none()
+            && let Phase::SigningIn(under_way) = &*self.phase.borrow()
+        {
+            return under_way.promise.clone();
+        }
+        let source = source.unwrap_or_else(|| Rc::clone(&self.options.source));
+        Rc::clone(self).start_sign_in(source, None, true)
+    }
+
+    /// Adds a state listener; returns the function that removes it.
+    pub(crate) fn add_listener(self: &Rc<Self>, listener: Function) -> JsValue {
+        let id = self.next_listener.get();
+        self.next_listener.set(id + 1);
+        self.listeners.borrow_mut().push((id, listener));
+        let weak = Rc::downgrade(self);
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(machine) = weak.upgrade() {
+                machine.listeners.borrow_mut().retain(|(other, _)| *other != id);
+            }
+        })
+        .into_js_value()
+    }
+
+    /// The state, as the page gets it.
+    pub(crate) fn state_js(&self) -> JsValue {
+        self.state.borrow().to_js()
+    }
+
+    /// `free()`: every timer and listener of this object goes, and its tab channel closes; a sign-in under way
+    /// rejects with `aborted`. The widget is left as it is.
+    pub(crate) fn shutdown(&self) {
+        let interrupt = self.stop();
+        self.listeners.borrow_mut().clear();
+        self.tabs.borrow_mut().take();
+        let link = std::mem::take(&mut *self.link.borrow_mut());
+        drop(link);
+        if let Some(interrupt) = interrupt {
+            interrupt.send(Err(AuthError::Aborted));
+        }
+    }
+
+    /// Replaces the phase and returns the old one; holds this object alive while the new phase has work.
+    fn replace_phase(&self, phase: Phase) -> Phase {
+        let keep = if phase.has_work() { self.me.upgrade() } else { None };
+        let old = std::mem::replace(&mut *self.phase.borrow_mut(), phase);
+        let released = self.keep_alive.replace(keep);
+        // The last reference may be the keep-alive: it goes after every borrow has been given back.
+        drop(released);
+        old
+    }
+
+    fn set_state(&self, state: AuthState) {
+        if *self.state.borrow() == state {
+            return;
+        }
+        let value = state.to_js();
+        *self.state.borrow_mut() = state;
+        let listeners: Vec<Function> = self.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
+        for listener in listeners {
+            // A listener that throws must not break the sign-in.
+            let _ = listener.call1(&JsValue::NULL, &value);
+        }
+    }
+
+    fn current(&self) -> AuthState {
+        self.state.borrow().clone()
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        drop(self.replace_phase(phase));
+    }
+
+    fn aborted(&self, epoch: u32) -> bool {
+        self.epoch.get() != epoch
+    }
+
+    /// Stops everything under way (a new epoch, the phase's handles dropped, the wait for `online` ended) and
+    /// returns the interrupt of the sign-in under way, for the caller to settle it. The phase is `Idle` after.
+    fn stop(&self) -> Option<Interrupt> {
+        self.epoch.set(self.epoch.get().wrapping_add(1));
+        self.link.borrow_mut().waiter.take();
+        match self.replace_phase(Phase::Idle) {
+            Phase::SigningIn(under_way) => Some(under_way.interrupt),
+            _ => None,
+        }
+    }
+
+    fn tell(&self, message: &Message) {
+        if let Some(tabs) = self.tabs.borrow().as_ref() {
+            tabs.say(message);
+        }
+    }
+
+    /// Starts a sign-in with `source` (or with `token`, already fetched from it); `announce`: tell the other
+    /// tabs when it succeeds (not for a sign-in that follows another tab).
+    fn start_sign_in(
+        self: Rc<Self>,
+        source: Rc<TokenSource>,
+        token: Option<SiteToken>,
+        announce: bool,
+    ) -> Promise {
+        if let Some(replaced) = self.stop() {
+            replaced.send(Err(AuthError::Replaced));
+        }
+        let epoch = self.epoch.get();
+        let (interrupt, interrupted) = oneshot::channel();
+        let inner = Rc::clone(&self);
+        let promise = future_to_promise(async move {
+            let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
+            let signing_in = async {
+                let attempt = Attempt {
+                    epoch,
+                    source,
+                    token,
+                    announce,
+                };
+                let result = Rc::clone(&inner).sign_in(attempt).await;
+                if inner.aborted(epoch) {
+                    // Stopped: the outcome is the interrupt's.
+                    std::future::pending::<()>().await;
+                }
+                result
+            };
+            first(signing_in, interrupted)
+                .await
+                .map(|state| state.to_js())
+                .map_err(|e| e.to_js())
+        });
+        self.set_phase(Phase::SigningIn(SigningIn {
+            promise: promise.clone(),
+            interrupt,
+        }));
+        promise
+    }
+
+    /// Signs out here; `announce`: tell the other tabs (not when this sign-out is theirs).
+    pub(crate) fn sign_out(self: Rc<Self>, announce: bool) -> Promise {
+        let interrupt = self.stop();
+        self.set_phase(Phase::SignedOut);
+        let epoch = self.epoch.get();
+        if announce {
+            self.tell(&Message::SignedOut);
+        }
+        future_to_promise(async move {
+            // A widget sign-in under way would store its session after we cleared it: let it finish first.
+            let pending = self.link.borrow_mut().signing_in.take();
+            if let Some(pending) = pending {
+                let _ = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                    let _ = JsFuture::from(pending).await;
+                    Ok(())
+                })
+                .await;
+            }
+            self.leave_widget(epoch).await;
+            let state = AuthState::of(Status::SignedOut);
+            if !self.aborted(epoch) {
+                self.set_state(state.clone());
+            }
+            if let Some(interrupt) = interrupt {
+                interrupt.send(Ok(state.clone()));
+            }
+            Ok(state.to_js())
+        })
+    }
+
+    /// What another tab said.
+    fn on_tab_message(self: Rc<Self>, message: Message) {
+        match message {
+            Message::SignedOut => {
+                if !matches!(
+                    *self.phase.borrow(),
+                    Phase::Idle | Phase::SignedOut | Phase::Failed
+                ) {
+                    let _ = Rc::clone(&self).sign_out(false);
+                }
+            }
+            Message::SignedIn { user } => {
+                let here = match &*self.phase.borrow() {
+                    // Its own sign-in decides.
+                    Phase::SigningIn(_) => return,
+                    Phase::SignedIn(session) | Phase::Recovering(session) => Some(session.user.clone()),
+                    _ => None,
+                };
+                if here.as_ref() != Some(&user) {
+                    spawn_local(self.follow(user));
+                }
+            }
+        }
+    }
+
+    /// Another tab signed `user` in: this tab asks its own token source, and signs in only if it names them too
+    /// (a tab holding an earlier visitor's credentials must not bring that visitor back).
+    async fn follow(self: Rc<Self>, user: Option<String>) {
+        let epoch = self.epoch.get();
+        let source = Rc::clone(&self.options.source);
+        let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
+            token::fetch(&source).await
+        })
+        .await;
+        if self.aborted(epoch) || matches!(*self.phase.borrow(), Phase::SigningIn(_)) {
+            return;
+        }
+        if let Ok(token) = token
+            && token.user_id == user
+        {
+            let _ = self.start_sign_in(source, Some(token), false);
+        }
+    }
+
+    /// Logs the widget out, clears its stored session and hides it; settles within `timeoutMs`.
+    ///
+    /// The widget's `logout()` returns nothing when nobody is logged in, and a Promise that never settles (and
+    /// logs nobody out) while its chat connection has not subscribed yet. So each call waits for the first of its
+    /// Promise, its `offline` report, or half a second, and is made again while the widget still reports someone
+    /// online, until `epoch` ends.
+    async fn leave_widget(&self, epoch: u32) {
+        self.link.borrow_mut().leaving = true;
+        let started = js_sys::Date::now();
+        loop {
+            if let Called::Promise(logout) = widget::call("logout", &JsValue::UNDEFINED) {
+                let (sender, offline) = oneshot::channel();
+                self.link.borrow_mut().offline = Some(sender);
+                let logged_out = async {
+                    let _ = JsFuture::from(logout).await;
+                };
+                let reported = async {
+                    let _ = offline.await;
+                };
+                first(first(logged_out, reported), sleep(LOGOUT_WAIT_MS)).await;
+                self.link.borrow_mut().offline.take();
+            }
+            if self.aborted(epoch) {
+                // Freed, or another sign-in or sign-out took over: the widget is theirs now.
+                self.link.borrow_mut().leaving = false;
+                return;
+            }
+            let elapsed = js_sys::Date::now() - started;
+            if self.link.borrow().online.is_none()
+                || elapsed + f64::from(LOGOUT_WAIT_MS) > f64::from(self.options.timeout_ms)
+            {
+                break;
+            }
+        }
+        widget::hide();
+        session::clear(&self.options.project_id);
+        self.link.borrow_mut().leaving = false;
+    }
+
+    async fn sign_in(self: Rc<Self>, attempt: Attempt) -> Result<AuthState, AuthError> {
+        self.set_state(AuthState {
+            status: Status::Loading,
+            error: None,
+            ..self.current()
+        });
+        let epoch = attempt.epoch;
+        match Rc::clone(&self).try_sign_in(attempt).await {
+            Ok(state) => Ok(state),
+            Err(_) if self.aborted(epoch) => Ok(self.current()),
+            Err(err) => self.fail(err).await,
+        }
+    }
+
+    async fn try_sign_in(self: Rc<Self>, attempt: Attempt) -> Result<AuthState, AuthError> {
+        let Attempt {
+            epoch,
+            source,
+            token,
+            announce,
+        } = attempt;
+        if !widget::is_booted() {
+            // Before the loader boots: a stored token would be re-used (expired: the widget vanishes on the 401;
+            // another visitor's: the widget signs in as them).
+            session::clear(&self.options.project_id);
+        }
+        // The token is fetched while the loader loads.
+        let (sender, fetched) = oneshot::channel();
+        match token {
+            Some(token) => sender.send(Ok(token)),
+            None => {
+                let timeout_ms = self.options.timeout_ms;
+                let source = Rc::clone(&source);
+                spawn_local(async move {
+                    let result = with_timeout(timeout_ms, "the site's token endpoint", async {
+                        token::fetch(&source).await
+                    })
+                    .await;
+                    sender.send(result);
+                });
+            }
+        }
+        self.widget_ready().await?;
+        self.attach();
+        let token = fetched
+            .await
+            .unwrap_or(Err(AuthError::Timeout("the site's token endpoint")))?;
+        if self.aborted(epoch) {
+            return Ok(self.current());
+        }
+        let user_id = self.enter_widget(&token, epoch, announce).await?;
+        self.signed_in(source, &token, user_id, announce);
+        Ok(self.current())
+    }
+
+    /// Signs the widget in with `token`. When it holds someone else (another visitor, a guest), they are logged
+    /// out first, so nothing of theirs stays on screen or keeps loading (`announce`: and the other tabs sign out).
+    async fn enter_widget(
+        &self,
+        token: &SiteToken,
+        epoch: u32,
+        announce: bool,
+    ) -> Result<Option<String>, AuthError> {
+        let online = self.link.borrow().online.clone();
+        if token.user_id.is_some() && online.is_some() && online != token.user_id {
+            if announce {
+                self.tell(&Message::SignedOut);
+            }
+            self.leave_widget(epoch).await;
+            if self.aborted(epoch) {
+                return Err(AuthError::Aborted);
+            }
+        }
+        self.sign_in_widget(token).await
+    }
+
+    /// The widget reported the visitor online with `token`: shown, `authenticated`, refresh scheduled.
+    fn signed_in(
+        self: &Rc<Self>,
+        source: Rc<TokenSource>,
+        token: &SiteToken,
+        user_id: Option<String>,
+        announce: bool,
+    ) {
+        self.set_phase(Phase::SignedIn(Session {
+            source,
+            user: user_id.clone(),
+            expires_at: token.expires_at,
+            timer: None,
+            refreshing: false,
+            failures: 0,
+        }));
+        self.schedule_refresh(token.expires_at);
+        if announce {
+            self.tell(&Message::SignedIn {
+                user: user_id.clone(),
+            });
+        }
+        // Always: a widget that lost its session hid itself.
+        widget::show();
+        self.set_state(AuthState {
+            status: Status::Authenticated,
+            user_id,
+            expires_at: token.expires_at,
+            error: None,
+        });
+    }
+
+    /// Waits until the widget's methods can be called, installing settings, stub and loader if needed.
+    async fn widget_ready(&self) -> Result<(), AuthError> {
+        if widget::is_booted() {
+            widget::hide();
+            return Ok(());
+        }
+        let (sender, ready) = oneshot::channel::<Result<(), AuthError>>();
+        let sender = Rc::new(RefCell::new(Some(sender)));
+        let url = self.options.widget_url.clone();
+        let (script, inserted) =
+            widget::prepare(&self.options.project_id, self.options.settings.as_ref(), &url)?;
+        // The script's listeners live as long as this wait: removed once the widget booted or the wait gave up.
+        let _on_error = inserted.then(|| {
+            let sender = Rc::clone(&sender);
+            ScriptListener::new(&script, "error", move |_| {
+                if let Some(sender) = sender.borrow_mut().take() {
+                    sender.send(Err(AuthError::WidgetLoad(url.clone())));
+                }
+            })
+        });
+        let _nudge = (self.options.boot == Boot::Now).then(|| {
+            if !inserted {
+                // The page's own loader may have run already.
+                widget::nudge_boot();
+            }
+            // The loader waits for an interaction before it boots: once it has run, give it one.
+            ScriptListener::new(&script, "load", |_| widget::nudge_boot())
+        });
+        widget::on_boot(Box::new(move || {
+            if let Some(sender) = sender.borrow_mut().take() {
+                sender.send(Ok(()));
+            }
+        }));
+        with_timeout(self.options.timeout_ms, "the Tiledesk widget to load", async {
+            ready
+                .await
+                .unwrap_or(Err(AuthError::Timeout("the Tiledesk widget to load")))
+        })
+        .await
+    }
+
+    /// Puts our `onAuthStateChanged` listener on the widget, and once it booted, the watch on its life methods;
+    /// again on the new widget after the page's `reInit` or `restart` replaced it.
+    fn attach(self: &Rc<Self>) {
+        let (listening, watching) = {
+            let link = self.link.borrow();
+            (
+                link.listener.as_ref().is_some_and(Listener::is_current),
+                link.watch.as_ref().is_some_and(Watch::is_current),
+            )
+        };
+        if !listening {
+            let weak = Rc::downgrade(self);
+            let listener = Listener::new("onAuthStateChanged", move |event: JsValue| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_auth_state(&event);
+                }
+            });
+            let old = std::mem::replace(&mut self.link.borrow_mut().listener, listener);
+            drop(old);
+        }
+        if !watching {
+            let weak = Rc::downgrade(self);
+            let watch =
+                Watch::new(move |event| weak.upgrade().is_some_and(|inner| inner.on_life_event(event)));
+            if watch.is_some() {
+                let old = std::mem::replace(&mut self.link.borrow_mut().watch, watch);
+                // Dropped once the call that may be running in one of its wrappers has returned.
+                spawn_local(async move { drop(old) });
+            }
+        }
+    }
+
+    /// The page (or the loader) called one of the widget's life methods.
+    ///
+    /// `logout()` and `dispose()`: the page ended the visitor's chat; the module reports `signed_out`, stops its
+    /// sign-in or session (a sign-in under way resolves with that state, as with `signOut()`) and does not sign
+    /// anyone in again. `reInit()` and `restart()`: a new widget without the visitor replaced the old one; the module
+    /// listens to the new one and, when it had a session, signs the same visitor in again with a fresh token.
+    /// The loader's `dispose()` after Tiledesk refused the session: with a session, the module takes it over (the
+    /// widget stays, hidden) and signs the visitor in again with a fresh token, retrying with a growing pause (the
+    /// service may still hold the secret Tiledesk no longer has); returns `true` then.
+    fn on_life_event(self: &Rc<Self>, event: LifeEvent) -> bool {
+        match event {
+            LifeEvent::SessionRefused => {
+                let start = {
+                    let mut phase = self.phase.borrow_mut();
+                    let Some(session) = phase.move_session(true) else {
+                        return false;
+                    };
+                    session.timer = None;
+                    !session.refreshing
+                };
+                self.enter_error(&AuthError::SignInRejected(
+                    "Tiledesk refused the widget's session; signing in again".to_owned(),
+                ));
+                if start {
+                    spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+                }
+                true
+            }
+            LifeEvent::LoggedOut | LifeEvent::Disposed => {
+                if matches!(
+                    *self.phase.borrow(),
+                    Phase::Idle | Phase::SignedOut | Phase::Failed
+                ) {
+                    return false;
+                }
+                let interrupt = self.stop();
+                self.set_phase(Phase::SignedOut);
+                if event == LifeEvent::Disposed {
+                    // The widget is gone, its stored session is not: the next visitor of this browser must not get it.
+                    session::clear(&self.options.project_id);
+                }
+                let state = AuthState::of(Status::SignedOut);
+                self.set_state(state.clone());
+                if let Some(interrupt) = interrupt {
+                    interrupt.send(Ok(state));
+                }
+                false
+            }
+            LifeEvent::Replaced => {
+                {
+                    let mut link = self.link.borrow_mut();
+                    link.online = None;
+                    link.signing_in = None;
+                }
+                self.attach();
+                // A session: signed in again on the new widget, once it boots.
+                let start = {
+                    let mut phase = self.phase.borrow_mut();
+                    phase.move_session(true).is_some_and(|session| {
+                        session.timer = None;
+                        !session.refreshing
+                    })
+                };
+                if start {
+                    spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+                }
+                false
+            }
+        }
+    }
+
+    fn on_auth_state(self: &Rc<Self>, event: &JsValue) {
+        let detail = Reflect::get(event, &"detail".into()).unwrap_or(JsValue::UNDEFINED);
+        let field = |name: &str| Reflect::get(&detail, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        let kind = field("event").as_string().unwrap_or_default();
+        let logged = field("isLogged").as_bool().unwrap_or(false);
+        let user_id = field("user_id").as_string();
+        if kind == "online" && logged {
+            let (ours, leaving, waiter) = {
+                let mut link = self.link.borrow_mut();
+                link.online = user_id.clone();
+                let waiting_for_it = link
+                    .waiter
+                    .as_ref()
+                    .is_some_and(|w| w.user.is_none() || w.user == user_id);
+                let waiter = if waiting_for_it { link.waiter.take() } else { None };
+                (user_id.is_some() && link.asked == user_id, link.leaving, waiter)
+            };
+            if let Some(waiter) = waiter {
+                waiter.sender.send(user_id);
+                return;
+            }
+            let recovering_idle = match &*self.phase.borrow() {
+                Phase::SignedOut if ours && !leaving => {
+                    // A sign-in that was under way when the visitor signed out has completed: undo it.
+                    let inner = Rc::clone(self);
+                    let epoch = self.epoch.get();
+                    spawn_local(async move { inner.leave_widget(epoch).await });
+                    false
+                }
+                // The widget reconnected by itself (its chat connection came back).
+                Phase::Recovering(session) => ours && !session.refreshing,
+                _ => false,
+            };
+            if recovering_idle {
+                self.recovered();
+            }
+        } else if kind == "offline" && !logged {
+            let offline = {
+                let mut link = self.link.borrow_mut();
+                link.online = None;
+                link.offline.take()
+            };
+            if let Some(sender) = offline {
+                sender.send(());
+            }
+            if !self.options.refresh {
+                return;
+            }
+            // We expected the visitor online: the session is lost; sign in again now.
+            let refresh_now = {
+                let mut phase = self.phase.borrow_mut();
+                matches!(*phase, Phase::SignedIn(_))
+                    && phase.move_session(true).is_some_and(|session| {
+                        let start = !session.refreshing;
+                        if start {
+                            session.timer = None;
+                        }
+                        start
+                    })
+            };
+            if refresh_now {
+                spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+            }
+        }
+    }
+
+    /// The widget is online again as our visitor with the token it has: shown and `authenticated`, and that
+    /// token refreshed on schedule.
+    fn recovered(self: &Rc<Self>) {
+        let (user, expires_at) = {
+            let mut phase = self.phase.borrow_mut();
+            let Some(session) = phase.move_session(false) else {
+                return;
+            };
+            session.failures = 0;
+            (session.user.clone(), session.expires_at)
+        };
+        self.schedule_refresh(expires_at);
+        widget::show();
+        self.set_state(AuthState {
+            status: Status::Authenticated,
+            error: None,
+            user_id: user,
+            expires_at,
+        });
+    }
+
+    /// `signInWithCustomToken` called directly, its Promise awaited, then the `online` report for the token's
+    /// visitor awaited.
+    async fn sign_in_widget(&self, token: &SiteToken) -> Result<Option<String>, AuthError> {
+        let (sender, online) = oneshot::channel();
+        {
+            let mut link = self.link.borrow_mut();
+            link.asked = token.user_id.clone();
+            link.waiter = Some(OnlineWaiter {
+                user: token.user_id.clone(),
+                sender,
+            });
+        }
+        let result = match widget::call("signInWithCustomToken", &JsValue::from(token.value.as_str())) {
+            Called::Missing => Err(AuthError::SignInRejected(
+                "the widget has no signInWithCustomToken method".to_owned(),
+            )),
+            Called::Threw(e) => Err(AuthError::SignInRejected(widget::message_of(&e))),
+            Called::NotAPromise => Ok(()),
+            Called::Promise(promise) => {
+                self.link.borrow_mut().signing_in = Some(promise.clone());
+                let result = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                    JsFuture::from(promise)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| AuthError::SignInRejected(widget::message_of(&e)))
+                })
+                .await;
+                self.link.borrow_mut().signing_in.take();
+                result
+            }
+        };
+        if let Err(err) = result {
+            self.link.borrow_mut().waiter.take();
+            return Err(err);
+        }
+        with_timeout(
+            self.options.timeout_ms,
+            "the widget to report the visitor online",
+            async {
+                online
+                    .await
+                    .ok_or(AuthError::Timeout("the widget to report the visitor online"))
+            },
+        )
+        .await
+    }
+
+    async fn fail(self: Rc<Self>, err: AuthError) -> Result<AuthState, AuthError> {
+        let anonymous_possible =
+            !matches!(err, AuthError::WidgetLoad(_) | AuthError::BadOptions(_)) && widget::is_booted();
+        if self.options.on_failure == OnFailure::Anonymous && anonymous_possible {
+            // When the anonymous sign-in fails too, the original failure is what the page hears.
+            if let Ok(guest) = self.sign_in_anonymously().await {
+                self.set_phase(Phase::Anonymous);
+                widget::show();
+                let state = AuthState {
+                    status: Status::Anonymous,
+                    user_id: guest,
+                    expires_at: None,
+                    error: Some(ErrorInfo::from(&err)),
+                };
+                self.set_state(state.clone());
+                return Ok(state);
+            }
+        }
+        widget::hide();
+        self.set_phase(Phase::Failed);
+        self.enter_error(&err);
+        Err(err)
+    }
+
+    /// `signInAnonymous`, then the widget's `online` for the guest; returns the guest's chat id.
+    async fn sign_in_anonymously(&self) -> Result<Option<String>, AuthError> {
+        session::clear(&self.options.project_id);
+        let (sender, online) = oneshot::channel();
+        {
+            let mut link = self.link.borrow_mut();
+            link.asked = None;
+            link.waiter = Some(OnlineWaiter { user: None, sender });
+        }
+        if let Called::Promise(promise) = widget::call("signInAnonymous", &JsValue::UNDEFINED) {
+            let signed = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                JsFuture::from(promise)
+                    .await
+                    .map_err(|e| AuthError::SignInRejected(widget::message_of(&e)))
+            })
+            .await;
+            if let Err(err) = signed {
+                self.link.borrow_mut().waiter.take();
+                return Err(err);
+            }
+        }
+        let what = "the widget to report the guest online";
+        with_timeout(self.options.timeout_ms, what, async {
+            online.await.ok_or(AuthError::Timeout(what))
+        })
+        .await
+    }
+
+    /// The `error` state, keeping what the state knew of the visitor.
+    fn enter_error(&self, err: &AuthError) {
+        self.set_state(AuthState {
+            status: Status::Error,
+            error: Some(ErrorInfo::from(err)),
+            ..self.current()
+        });
+    }
+
+    fn schedule_refresh(self: &Rc<Self>, expires_at: Option<f64>) {
+        let Some(expires_at) = expires_at.filter(|_| self.options.refresh) else {
+            return;
+        };
+        self.schedule_refresh_in(refresh_delay_ms(now_secs(), expires_at));
+    }
+
+    /// Sets the session's timer; no session, no timer.
+    fn schedule_refresh_in(self: &Rc<Self>, delay_ms: u32) {
+        let weak = Rc::downgrade(self);
+        let epoch = self.epoch.get();
+        if let Some(session) = self.phase.borrow_mut().session_mut() {
+            session.timer = Some(Timeout::new(delay_ms, move || {
+                if let Some(inner) = weak.upgrade() {
+                    spawn_local(inner.refresh(epoch));
+                }
+            }));
+        }
+    }
+
+    /// Signs in again with a fresh token from the session's source. On failure it tries again, sooner while the
+    /// widget still holds a valid session, and with a growing pause (up to 30 s) once it does not, until it works
+    /// or the visitor signs out. A token naming another visitor (the site's session changed hands) switches the
+    /// widget to them, as `signIn` does.
+    async fn refresh(self: Rc<Self>, epoch: u32) {
+        if self.aborted(epoch) {
+            return;
+        }
+        let (source, user) = {
+            let mut phase = self.phase.borrow_mut();
+            let Some(session) = phase.session_mut().filter(|s| !s.refreshing) else {
+                return;
+            };
+            session.refreshing = true;
+            (Rc::clone(&session.source), session.user.clone())
+        };
+        let result = async {
+            let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
+                token::fetch(&source).await
+            })
+            .await?;
+            if self.aborted(epoch) {
+                return Err(AuthError::Aborted);
+            }
+            if !widget::is_booted() {
+                // A widget the page's `reInit` or `restart` put in place of the one the visitor was signed in to.
+                self.widget_ready().await?;
+                if self.aborted(epoch) {
+                    return Err(AuthError::Aborted);
+                }
+            }
+            self.attach();
+            let user_id = self.enter_widget(&token, epoch, true).await?;
+            Ok::<_, AuthError>((token, user_id))
+        }
+        .await;
+        if self.aborted(epoch) {
+            return;
+        }
+        match result {
+            Ok((token, user_id)) => {
+                let changed = user_id != user;
+                self.signed_in(source, &token, user_id, changed);
+            }
+            Err(err) => {
+                let (failures, left, alive) = {
+                    let mut phase = self.phase.borrow_mut();
+                    let signed_in = matches!(*phase, Phase::SignedIn(_));
+                    let Some(session) = phase.session_mut() else {
+                        return;
+                    };
+                    session.refreshing = false;
+                    session.failures += 1;
+                    let left = session.expires_at.map_or(0.0, |exp| exp - now_secs());
+                    (session.failures, left, signed_in && left > 2.0)
+                };
+                if !alive {
+                    self.phase.borrow_mut().move_session(true);
+                    self.enter_error(&err);
+                }
+                self.schedule_refresh_in(retry_delay_ms(failures, left, alive));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{refresh_delay_ms, retry_delay_ms};
+
+    #[test]
+    fn refresh_at_eighty_percent_of_the_remaining_life() {
+        assert_eq!(refresh_delay_ms(1000.0, 1010.0), 8000);
+        assert_eq!(refresh_delay_ms(1000.0, 4600.0), 2_880_000);
+        assert_eq!(refresh_delay_ms(1000.0, 990.0), 0, "already expired: now");
+        assert_eq!(refresh_delay_ms(0.0, 1e12), u32::MAX);
+    }
+
+    #[test]
+    fn retries_sooner_while_the_session_lives_and_back_off_once_it_is_lost() {
+        assert_eq!(retry_delay_ms(1, 600.0, true), 30_000, "at most 30 s");
+        assert_eq!(retry_delay_ms(1, 10.0, true), 5_000, "half the time left");
+        let lost: Vec<u32> = (1..=8).map(|n| retry_delay_ms(n, 600.0, false)).collect();
+        assert_eq!(lost, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(retry_delay_ms(1, 1.0, true), 1000, "no time left: as lost");
+    }
+}
