@@ -31,7 +31,6 @@ static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
 mod error;
-mod js_de;
 mod machine;
 mod oneshot;
 mod options;
