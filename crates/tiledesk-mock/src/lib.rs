@@ -416,9 +416,11 @@ async fn waiting() -> Json<Value> {
 
 /// The real widget's `widget-config.json`: it replaces the built-in environment, pointing every endpoint here.
 async fn widget_config(State(state): State<MockState>, headers: HeaderMap) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    // Behind a proxy (Trunk's, in `cargo xtask dev`), the host the browser asked for is in `X-Forwarded-Host`: Trunk
+    // replaces `Host` with the backend's host, without its port.
+    let host = ["x-forwarded-host", "host"]
+        .iter()
+        .find_map(|name| headers.get(*name).and_then(|h| h.to_str().ok()))
         .unwrap_or("127.0.0.1");
     let base = format!("http://{host}");
     let mqtt = state

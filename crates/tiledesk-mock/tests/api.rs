@@ -157,3 +157,80 @@ async fn test_site_endpoint_counts_and_obeys() {
     let (status, _) = call(&app, "GET", "/widget/launch.js", None, None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// `GET /widget/widget-config.json` with these headers; returns its `apiUrl`.
+async fn config_api_url(headers: &[(&str, &str)]) -> Value {
+    let app =
+        tiledesk_mock::app(state().with_widget(tiledesk_mock::WidgetSource::Built(std::env::temp_dir())));
+    let mut request = Request::builder().uri("/widget/widget-config.json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["apiUrl"].clone()
+}
+
+#[tokio::test]
+async fn the_widget_config_points_where_the_browser_asked_even_behind_a_proxy() {
+    assert_eq!(
+        config_api_url(&[("host", "127.0.0.1:3001")]).await,
+        json!("http://127.0.0.1:3001/api/")
+    );
+    // Trunk's proxy (cargo xtask dev) sends the backend's host without its port, and the browser's in
+    // X-Forwarded-Host.
+    assert_eq!(
+        config_api_url(&[("host", "127.0.0.1"), ("x-forwarded-host", "127.0.0.1:8080")]).await,
+        json!("http://127.0.0.1:8080/api/")
+    );
+}
+
+#[tokio::test]
+async fn a_regenerated_secret_refuses_every_token_of_the_old_one() {
+    const OLD: &str = "mock-secret-3f1c9a52-5d2e-4f7b-9c1a";
+    const NEW: &str = "regenerated-7d41b0e2-9c35-4f0e-8a6b";
+    let app = tiledesk_mock::app(state());
+    let old = token(OLD, "proj1", None);
+    let sign_in = "/api/auth/signinWithCustomToken";
+    assert_eq!(
+        call(&app, "POST", sign_in, Some(&old), None).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/test/rotate-secret",
+        None,
+        Some(json!({"secret": NEW})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(&app, "POST", sign_in, Some(&old), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let events = "/api/proj1/events";
+    assert_eq!(
+        call(&app, "POST", events, Some(&old), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let new = token(NEW, "proj1", None);
+    assert_eq!(
+        call(&app, "POST", sign_in, Some(&new), None).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/test/rotate-secret",
+        None,
+        Some(json!({"secret": "short"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a secret Tiledesk would not take"
+    );
+}
