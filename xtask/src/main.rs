@@ -508,7 +508,9 @@ fn test() -> anyhow::Result<()> {
             .arg(&driver)
             .args(["--mode", "no-install"])
             .arg("crates/tiledesk-auth-web")
-            .env("TILEDESK_MOCK_URL", &mock.url);
+            .env("TILEDESK_MOCK_URL", &mock.url)
+            // The runner's limit for the whole suite (default 20 s): the 39 tests take about 20 s on 2 cores.
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "180");
         let _display = (name == "WebKit").then(|| {
             let display = tiledesk_test_support::Display::start();
             browser

@@ -19,7 +19,7 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 
 use crate::error::AuthError;
 use crate::options::{Boot, OnFailure, Options, TokenSource};
-use crate::race::{first, sleep, with_timeout};
+use crate::race::{Task, first, sleep, with_timeout};
 use crate::state::{AuthState, ErrorInfo, Status};
 use crate::tabs::{Message, Tabs};
 use crate::token::{self, SiteToken};
@@ -60,12 +60,30 @@ struct Session {
     /// The chat id the widget reported online.
     user: Option<String>,
     expires_at: Option<f64>,
-    /// The next refresh, or the next try after a failed one.
-    timer: Option<Timeout>,
-    /// A refresh is under way.
-    refreshing: bool,
+    /// What keeps the session fresh; each state owns its timer or its task.
+    refresh: Refresh,
     /// Failed refreshes in a row, for the back-off.
     failures: u32,
+}
+
+/// What keeps a session fresh.
+#[allow(dead_code, reason = "the timers and the task are held for their Drop")]
+enum Refresh {
+    /// Nothing scheduled: `refresh: false`, a token without an expiry, or a session the widget just lost (a refresh
+    /// starts at once).
+    Off,
+    /// The next refresh, at 80% of the token's life.
+    Scheduled(Timeout),
+    /// A refresh under way; dropping it stops the refresh before its next step.
+    Running(Task),
+    /// The next try after failed ones.
+    Backoff(Timeout),
+}
+
+impl Session {
+    fn refreshing(&self) -> bool {
+        matches!(self.refresh, Refresh::Running(_))
+    }
 }
 
 impl Phase {
@@ -125,6 +143,22 @@ struct Link {
     signing_in: Option<Promise>,
     /// `logout()` calls are being made.
     leaving: bool,
+}
+
+/// `Link::leaving` for as long as this lives: also when the task making the `logout()` calls is stopped between two.
+struct Leaving<'a>(&'a RefCell<Link>);
+
+impl<'a> Leaving<'a> {
+    fn start(link: &'a RefCell<Link>) -> Self {
+        link.borrow_mut().leaving = true;
+        Self(link)
+    }
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().leaving = false;
+    }
 }
 
 /// One sign-in: the epoch it belongs to, where its token comes from (or the token, already fetched there), and
@@ -435,7 +469,7 @@ impl Machine {
     /// Promise, its `offline` report, or half a second, and is made again while the widget still reports someone
     /// online, until `epoch` ends.
     async fn leave_widget(&self, epoch: u32) {
-        self.link.borrow_mut().leaving = true;
+        let _leaving = Leaving::start(&self.link);
         let started = js_sys::Date::now();
         loop {
             if let Called::Promise(logout) = widget::call("logout", &JsValue::UNDEFINED) {
@@ -452,7 +486,6 @@ impl Machine {
             }
             if self.aborted(epoch) {
                 // Freed, or another sign-in or sign-out took over: the widget is theirs now.
-                self.link.borrow_mut().leaving = false;
                 return;
             }
             let elapsed = js_sys::Date::now() - started;
@@ -464,7 +497,6 @@ impl Machine {
         }
         widget::hide();
         session::clear(&self.options.project_id);
-        self.link.borrow_mut().leaving = false;
     }
 
     async fn sign_in(self: Rc<Self>, attempt: Attempt) -> Result<AuthState, AuthError> {
@@ -555,8 +587,7 @@ impl Machine {
             source,
             user: user_id.clone(),
             expires_at: token.expires_at,
-            timer: None,
-            refreshing: false,
+            refresh: Refresh::Off,
             failures: 0,
         }));
         self.schedule_refresh(token.expires_at);
@@ -660,20 +691,13 @@ impl Machine {
     fn on_life_event(self: &Rc<Self>, event: LifeEvent) -> bool {
         match event {
             LifeEvent::SessionRefused => {
-                let start = {
-                    let mut phase = self.phase.borrow_mut();
-                    let Some(session) = phase.move_session(true) else {
-                        return false;
-                    };
-                    session.timer = None;
-                    !session.refreshing
-                };
+                if self.phase.borrow_mut().move_session(true).is_none() {
+                    return false;
+                }
                 self.enter_error(&AuthError::SignInRejected(
                     "Tiledesk refused the widget's session; signing in again".to_owned(),
                 ));
-                if start {
-                    spawn_local(Rc::clone(self).refresh(self.epoch.get()));
-                }
+                self.refresh_now();
                 true
             }
             LifeEvent::LoggedOut | LifeEvent::Disposed => {
@@ -704,15 +728,8 @@ impl Machine {
                 }
                 self.attach();
                 // A session: signed in again on the new widget, once it boots.
-                let start = {
-                    let mut phase = self.phase.borrow_mut();
-                    phase.move_session(true).is_some_and(|session| {
-                        session.timer = None;
-                        !session.refreshing
-                    })
-                };
-                if start {
-                    spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+                if self.phase.borrow_mut().move_session(true).is_some() {
+                    self.refresh_now();
                 }
                 false
             }
@@ -749,7 +766,7 @@ impl Machine {
                     false
                 }
                 // The widget reconnected by itself (its chat connection came back).
-                Phase::Recovering(session) => ours && !session.refreshing,
+                Phase::Recovering(session) => ours && !session.refreshing(),
                 _ => false,
             };
             if recovering_idle {
@@ -768,19 +785,12 @@ impl Machine {
                 return;
             }
             // We expected the visitor online: the session is lost; sign in again now.
-            let refresh_now = {
+            let lost = {
                 let mut phase = self.phase.borrow_mut();
-                matches!(*phase, Phase::SignedIn(_))
-                    && phase.move_session(true).is_some_and(|session| {
-                        let start = !session.refreshing;
-                        if start {
-                            session.timer = None;
-                        }
-                        start
-                    })
+                matches!(*phase, Phase::SignedIn(_)) && phase.move_session(true).is_some()
             };
-            if refresh_now {
-                spawn_local(Rc::clone(self).refresh(self.epoch.get()));
+            if lost {
+                self.refresh_now();
             }
         }
     }
@@ -918,19 +928,33 @@ impl Machine {
         let Some(expires_at) = expires_at.filter(|_| self.options.refresh) else {
             return;
         };
-        self.schedule_refresh_in(refresh_delay_ms(now_secs(), expires_at));
+        self.schedule_refresh_in(refresh_delay_ms(now_secs(), expires_at), Refresh::Scheduled);
     }
 
-    /// Sets the session's timer; no session, no timer.
-    fn schedule_refresh_in(self: &Rc<Self>, delay_ms: u32) {
+    /// The session's next refresh in `delay_ms` (`Scheduled` or `Backoff`); no session, no timer.
+    fn schedule_refresh_in(self: &Rc<Self>, delay_ms: u32, state: fn(Timeout) -> Refresh) {
         let weak = Rc::downgrade(self);
-        let epoch = self.epoch.get();
         if let Some(session) = self.phase.borrow_mut().session_mut() {
-            session.timer = Some(Timeout::new(delay_ms, move || {
-                if let Some(inner) = weak.upgrade() {
-                    spawn_local(inner.refresh(epoch));
+            session.refresh = state(Timeout::new(delay_ms, move || {
+                if let Some(machine) = weak.upgrade() {
+                    machine.refresh_now();
                 }
             }));
+        }
+    }
+
+    /// Starts the session's refresh, unless one is under way; the task belongs to the session (a sign-out, another
+    /// sign-in or `free()` drops it, and it takes no further step).
+    fn refresh_now(self: &Rc<Self>) {
+        let mut phase = self.phase.borrow_mut();
+        if let Some(session) = phase.session_mut().filter(|s| !s.refreshing()) {
+            // The timer this may be called from goes with the old state: dropped after its callback returns.
+            let previous = std::mem::replace(
+                &mut session.refresh,
+                Refresh::Running(Task::spawn(Rc::clone(self).refresh())),
+            );
+            drop(phase);
+            drop(previous);
         }
     }
 
@@ -938,41 +962,35 @@ impl Machine {
     /// widget still holds a valid session, and with a growing pause (up to 30 s) once it does not, until it works
     /// or the visitor signs out. A token naming another visitor (the site's session changed hands) switches the
     /// widget to them, as `signIn` does.
-    async fn refresh(self: Rc<Self>, epoch: u32) {
-        if self.aborted(epoch) {
-            return;
-        }
+    ///
+    /// It runs as the session's `Refresh::Running` task: when the session goes (sign-out, another sign-in, `free()`),
+    /// the refresh takes no further step, so nothing here checks whether it is still wanted.
+    async fn refresh(self: Rc<Self>) {
         let (source, user) = {
-            let mut phase = self.phase.borrow_mut();
-            let Some(session) = phase.session_mut().filter(|s| !s.refreshing) else {
+            let phase = self.phase.borrow();
+            let Some(session) = (match &*phase {
+                Phase::SignedIn(session) | Phase::Recovering(session) => Some(session),
+                _ => None,
+            }) else {
                 return;
             };
-            session.refreshing = true;
             (Rc::clone(&session.source), session.user.clone())
         };
+        let epoch = self.epoch.get();
         let result = async {
             let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
                 token::fetch(&source).await
             })
             .await?;
-            if self.aborted(epoch) {
-                return Err(AuthError::Aborted);
-            }
             if !widget::is_booted() {
                 // A widget the page's `reInit` or `restart` put in place of the one the visitor was signed in to.
                 self.widget_ready().await?;
-                if self.aborted(epoch) {
-                    return Err(AuthError::Aborted);
-                }
             }
             self.attach();
             let user_id = self.enter_widget(&token, epoch, true).await?;
             Ok::<_, AuthError>((token, user_id))
         }
         .await;
-        if self.aborted(epoch) {
-            return;
-        }
         match result {
             Ok((token, user_id)) => {
                 let changed = user_id != user;
@@ -985,7 +1003,6 @@ impl Machine {
                     let Some(session) = phase.session_mut() else {
                         return;
                     };
-                    session.refreshing = false;
                     session.failures += 1;
                     let left = session.expires_at.map_or(0.0, |exp| exp - now_secs());
                     (session.failures, left, signed_in && left > 2.0)
@@ -994,7 +1011,8 @@ impl Machine {
                     self.phase.borrow_mut().move_session(true);
                     self.enter_error(&err);
                 }
-                self.schedule_refresh_in(retry_delay_ms(failures, left, alive));
+                // Replaces this task's own `Running` state: this is its last step.
+                self.schedule_refresh_in(retry_delay_ms(failures, left, alive), Refresh::Backoff);
             }
         }
     }

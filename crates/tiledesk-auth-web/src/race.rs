@@ -61,3 +61,23 @@ pub(crate) async fn with_timeout<T>(
     };
     first(step, timer).await
 }
+
+/// A future the browser runs for as long as this handle lives: dropping the handle stops the future before its next
+/// step (it is never polled again), so work that belonged to a phase cannot act once the phase is gone.
+#[must_use = "dropping the handle stops the task"]
+#[allow(dead_code, reason = "the sender is held for its Drop, which stops the task")]
+pub(crate) struct Task(oneshot::Sender<()>);
+
+impl Task {
+    pub(crate) fn spawn(work: impl Future<Output = ()> + 'static) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        // The stop is polled first: once the handle is gone, the work does not take another step.
+        wasm_bindgen_futures::spawn_local(first(
+            async move {
+                stopped.await;
+            },
+            work,
+        ));
+        Self(stop)
+    }
+}

@@ -97,6 +97,27 @@ async fn until(condition: &str, ms: u32, what: &str) {
     );
 }
 
+/// Like [`until`], for a condition that is a Promise of a boolean (checked again every 20 ms).
+async fn until_async(condition: &str, ms: u32, what: &str) {
+    let promise: Promise = eval(&format!(
+        "new Promise((resolve) => {{
+           const deadline = Date.now() + {ms};
+           (function check() {{
+             Promise.resolve({condition}).then((ok) => {{
+               if (ok) return resolve(true);
+               if (Date.now() > deadline) return resolve(false);
+               setTimeout(check, 20);
+             }});
+           }})();
+         }})"
+    ))
+    .unchecked_into();
+    assert!(
+        settle(promise).await.unwrap().as_bool().unwrap(),
+        "never true: {what}"
+    );
+}
+
 /// Options for `user` with the test-site endpoint; `query` adds to its query string, `extra` to the object.
 fn options(user: &str, query: &str, extra: &str) -> JsValue {
     let m = mock();
@@ -494,6 +515,44 @@ async fn refreshes_with_a_fresh_token_before_expiry() {
     );
     assert!(widget_visible());
     drop(auth); // stops the next refresh timer
+}
+
+#[wasm_bindgen_test]
+async fn a_refresh_under_way_at_sign_out_signs_nobody_back_in() {
+    reset();
+    // Two-second tokens, refreshed at 80 %; each token request takes 600 ms at the site.
+    let auth = TiledeskAuth::new(&options("outrun", "&ttl=2&delay_ms=600", "")).unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
+    // From now on, note when the module's token requests are answered.
+    eval(
+        "window.__answered = 0; window.__realFetch = window.fetch;
+         window.fetch = function (...args) {
+           const token = String(args[0] && args[0].url || args[0]).includes('/test-site/auth');
+           return window.__realFetch.apply(this, args).finally(() => { if (token) window.__answered++; });
+         };",
+    );
+    // The refresh's token request reached the site: the refresh is under way. The visitor signs out meanwhile.
+    let count = format!(
+        "fetch('{}/test-site/count?user=outrun').then((r) => r.json()).then((b) => b.count)",
+        mock()
+    );
+    until_async(
+        &format!("{count}.then((n) => n >= 2)"),
+        5000,
+        "the refresh's token request",
+    )
+    .await;
+    let out = settle(auth.sign_out()).await.unwrap();
+    assert_eq!(text(&out, "status").as_deref(), Some("signed_out"));
+    // The refresh's token arrives after the sign-out: nothing may be signed in with it.
+    until("window.__answered >= 1", 5000, "the refresh's token answered").await;
+    let after: Promise = eval("new Promise((resolve) => setTimeout(resolve, 0))").unchecked_into();
+    settle(after).await.unwrap();
+    eval("window.fetch = window.__realFetch;");
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
+    assert_eq!(widget_user().unwrap_or_default(), "", "the widget holds nobody");
+    assert_eq!(stored_token(), None);
+    assert_eq!(request_count("outrun").await, 2.0, "and nothing asked again");
 }
 
 #[wasm_bindgen_test]
