@@ -26,7 +26,9 @@ use crate::token::{self, SiteToken};
 use crate::widget::{self, Called, LifeEvent, Listener, ScriptListener, Watch};
 use crate::{oneshot, session};
 
-/// What the object is doing. Each phase owns its handles; replacing the phase drops them (timer cleared).
+/// What the object is doing. Each phase owns its handles and tasks; replacing the phase drops them (timers cleared,
+/// tasks stopped before their next step), so no work of a phase that is gone can act.
+#[allow(dead_code, reason = "the tasks are held for their Drop")]
 enum Phase {
     /// Nothing under way: never signed in, or freed.
     Idle,
@@ -38,8 +40,12 @@ enum Phase {
     Recovering(Session),
     /// Signed in anonymously (`onFailure: "anonymous"`).
     Anonymous,
-    /// Signed out: if the widget still comes online as our visitor (a sign-in that was under way), log it out.
-    SignedOut,
+    /// `signOut()` under way: the task waits for a widget sign-in under way, then logs the widget out; another
+    /// sign-in, sign-out or `free()` drops it before its next step.
+    SigningOut(Task),
+    /// Signed out. If the widget still comes online as our visitor (a sign-in that was under way), the task logs it
+    /// out again.
+    SignedOut(Option<Task>),
     /// The last sign-in failed; nothing under way.
     Failed,
 }
@@ -51,6 +57,8 @@ struct SigningIn {
     /// Settles that Promise early: `signOut()` with the signed-out state, `free()` or a newer sign-in with
     /// `aborted`.
     interrupt: Interrupt,
+    /// Dropped with the phase: the sign-in takes no further step, and its Promise waits for the interrupt.
+    _alive: oneshot::Sender<()>,
 }
 
 /// A visitor signed in, and what keeps them signed in.
@@ -87,9 +95,20 @@ impl Session {
 }
 
 impl Phase {
-    /// A sign-in under way, or a session to keep signed in and refresh.
+    /// A sign-in or a sign-out under way, or a session to keep signed in and refresh.
     fn has_work(&self) -> bool {
-        matches!(self, Self::SigningIn(_) | Self::SignedIn(_) | Self::Recovering(_))
+        matches!(
+            self,
+            Self::SigningIn(_) | Self::SignedIn(_) | Self::Recovering(_) | Self::SigningOut(_)
+        )
+    }
+
+    /// Nothing to stop: never signed in, signed out (or signing out), or failed.
+    fn at_rest(&self) -> bool {
+        matches!(
+            self,
+            Self::Idle | Self::SigningOut(_) | Self::SignedOut(_) | Self::Failed
+        )
     }
 
     fn session_mut(&mut self) -> Option<&mut Session> {
@@ -161,10 +180,9 @@ impl Drop for Leaving<'_> {
     }
 }
 
-/// One sign-in: the epoch it belongs to, where its token comes from (or the token, already fetched there), and
-/// whether to tell the other tabs when it succeeds.
+/// One sign-in: where its token comes from (or the token, already fetched there), and whether to tell the other
+/// tabs when it succeeds.
 struct Attempt {
-    epoch: u32,
     source: Rc<TokenSource>,
     token: Option<SiteToken>,
     announce: bool,
@@ -179,9 +197,8 @@ pub(crate) struct Machine {
     listeners: RefCell<Vec<(u32, Function)>>,
     next_listener: Cell<u32>,
     phase: RefCell<Phase>,
-    /// Bumped whenever work under way must stop (a new sign-in, a sign-out, `free()`): tasks started under an
-    /// older epoch end at their next step.
-    epoch: Cell<u32>,
+    /// Another tab's sign-in being followed (its token request); stopped with the phase (see `stop`).
+    following: RefCell<Option<Task>>,
     link: RefCell<Link>,
     /// The site's other tabs (`syncTabs`).
     tabs: RefCell<Option<Tabs>>,
@@ -230,7 +247,7 @@ impl Machine {
             listeners: RefCell::new(Vec::new()),
             next_listener: Cell::new(0),
             phase: RefCell::new(Phase::Idle),
-            epoch: Cell::new(0),
+            following: RefCell::new(None),
             link: RefCell::default(),
             tabs: RefCell::new(None),
             me: me.clone(),
@@ -325,14 +342,12 @@ impl Machine {
         drop(self.replace_phase(phase));
     }
 
-    fn aborted(&self, epoch: u32) -> bool {
-        self.epoch.get() != epoch
-    }
-
-    /// Stops everything under way (a new epoch, the phase's handles dropped, the wait for `online` ended) and
-    /// returns the interrupt of the sign-in under way, for the caller to settle it. The phase is `Idle` after.
+    /// Stops everything under way (the phase's handles and tasks dropped, a tab being followed, the wait for
+    /// `online` ended) and returns the interrupt of the sign-in under way, for the caller to settle it. The phase is
+    /// `Idle` after.
     fn stop(&self) -> Option<Interrupt> {
-        self.epoch.set(self.epoch.get().wrapping_add(1));
+        let following = self.following.borrow_mut().take();
+        drop(following);
         self.link.borrow_mut().waiter.take();
         match self.replace_phase(Phase::Idle) {
             Phase::SigningIn(under_way) => Some(under_way.interrupt),
@@ -357,26 +372,37 @@ impl Machine {
         if let Some(replaced) = self.stop() {
             replaced.send(Err(AuthError::Replaced));
         }
-        let epoch = self.epoch.get();
         let (interrupt, interrupted) = oneshot::channel();
+        let (alive, stopped) = oneshot::channel::<()>();
         let inner = Rc::clone(&self);
         let promise = future_to_promise(async move {
             let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
             let signing_in = async {
                 let attempt = Attempt {
-                    epoch,
                     source,
                     token,
                     announce,
                 };
-                let result = Rc::clone(&inner).sign_in(attempt).await;
-                if inner.aborted(epoch) {
-                    // Stopped: the outcome is the interrupt's.
-                    std::future::pending::<()>().await;
-                }
-                result
+                Rc::clone(&inner).sign_in(attempt).await
             };
-            first(signing_in, interrupted)
+            // Once the sign-in's phase is gone (a sign-out, another sign-in, `free()`), the sign-in takes no
+            // further step, and the outcome is the interrupt's, whenever that comes (a sign-out's, once the widget
+            // is left).
+            let work = async move {
+                let outcome = first(
+                    async move {
+                        stopped.await;
+                        None
+                    },
+                    async move { Some(signing_in.await) },
+                )
+                .await;
+                match outcome {
+                    Some(result) => result,
+                    None => std::future::pending().await,
+                }
+            };
+            first(interrupted, work)
                 .await
                 .map(|state| state.to_js())
                 .map_err(|e| e.to_js())
@@ -384,33 +410,42 @@ impl Machine {
         self.set_phase(Phase::SigningIn(SigningIn {
             promise: promise.clone(),
             interrupt,
+            _alive: alive,
         }));
         promise
     }
 
     /// Signs out here; `announce`: tell the other tabs (not when this sign-out is theirs).
+    ///
+    /// The Promise settles when the sign-out is done, or when another sign-in, sign-out or `free()` replaced it (the
+    /// widget is theirs then); with the signed-out state either way.
     pub(crate) fn sign_out(self: Rc<Self>, announce: bool) -> Promise {
         let interrupt = self.stop();
-        self.set_phase(Phase::SignedOut);
-        let epoch = self.epoch.get();
         if announce {
             self.tell(&Message::SignedOut);
         }
-        future_to_promise(async move {
+        let (done, finished) = oneshot::channel::<()>();
+        let machine = Rc::clone(&self);
+        let task = Task::spawn(async move {
             // A widget sign-in under way would store its session after we cleared it: let it finish first.
-            let pending = self.link.borrow_mut().signing_in.take();
+            let pending = machine.link.borrow_mut().signing_in.take();
             if let Some(pending) = pending {
-                let _ = with_timeout(self.options.timeout_ms, "the widget to sign in", async {
+                let _ = with_timeout(machine.options.timeout_ms, "the widget to sign in", async {
                     let _ = JsFuture::from(pending).await;
                     Ok(())
                 })
                 .await;
             }
-            self.leave_widget(epoch).await;
+            machine.leave_widget().await;
+            // Replaces this task's own phase: this is its last step.
+            machine.set_phase(Phase::SignedOut(None));
+            machine.set_state(AuthState::of(Status::SignedOut));
+            done.send(());
+        });
+        self.set_phase(Phase::SigningOut(task));
+        future_to_promise(async move {
+            let _ = finished.await;
             let state = AuthState::of(Status::SignedOut);
-            if !self.aborted(epoch) {
-                self.set_state(state.clone());
-            }
             if let Some(interrupt) = interrupt {
                 interrupt.send(Ok(state.clone()));
             }
@@ -422,10 +457,7 @@ impl Machine {
     fn on_tab_message(self: Rc<Self>, message: Message) {
         match message {
             Message::SignedOut => {
-                if !matches!(
-                    *self.phase.borrow(),
-                    Phase::Idle | Phase::SignedOut | Phase::Failed
-                ) {
+                if !self.phase.borrow().at_rest() {
                     let _ = Rc::clone(&self).sign_out(false);
                 }
             }
@@ -437,7 +469,9 @@ impl Machine {
                     _ => None,
                 };
                 if here.as_ref() != Some(&user) {
-                    spawn_local(self.follow(user));
+                    let task = Task::spawn(Rc::clone(&self).follow(user));
+                    let previous = self.following.borrow_mut().replace(task);
+                    drop(previous);
                 }
             }
         }
@@ -445,16 +479,14 @@ impl Machine {
 
     /// Another tab signed `user` in: this tab asks its own token source, and signs in only if it names them too
     /// (a tab holding an earlier visitor's credentials must not bring that visitor back).
+    ///
+    /// It runs as the machine's `following` task, which `stop()` drops: a sign-in or sign-out here meanwhile ends it.
     async fn follow(self: Rc<Self>, user: Option<String>) {
-        let epoch = self.epoch.get();
         let source = Rc::clone(&self.options.source);
         let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
             token::fetch(&source).await
         })
         .await;
-        if self.aborted(epoch) || matches!(*self.phase.borrow(), Phase::SigningIn(_)) {
-            return;
-        }
         if let Ok(token) = token
             && token.user_id == user
         {
@@ -467,8 +499,9 @@ impl Machine {
     /// The widget's `logout()` returns nothing when nobody is logged in, and a Promise that never settles (and
     /// logs nobody out) while its chat connection has not subscribed yet. So each call waits for the first of its
     /// Promise, its `offline` report, or half a second, and is made again while the widget still reports someone
-    /// online, until `epoch` ends.
-    async fn leave_widget(&self, epoch: u32) {
+    /// online. It runs within a task of the phase that wants the widget left (a sign-out, a sign-in switching
+    /// visitors, a refresh): when that phase goes, the calls stop.
+    async fn leave_widget(&self) {
         let _leaving = Leaving::start(&self.link);
         let started = js_sys::Date::now();
         loop {
@@ -483,10 +516,6 @@ impl Machine {
                 };
                 first(first(logged_out, reported), sleep(LOGOUT_WAIT_MS)).await;
                 self.link.borrow_mut().offline.take();
-            }
-            if self.aborted(epoch) {
-                // Freed, or another sign-in or sign-out took over: the widget is theirs now.
-                return;
             }
             let elapsed = js_sys::Date::now() - started;
             if self.link.borrow().online.is_none()
@@ -505,17 +534,14 @@ impl Machine {
             error: None,
             ..self.current()
         });
-        let epoch = attempt.epoch;
         match Rc::clone(&self).try_sign_in(attempt).await {
             Ok(state) => Ok(state),
-            Err(_) if self.aborted(epoch) => Ok(self.current()),
             Err(err) => self.fail(err).await,
         }
     }
 
     async fn try_sign_in(self: Rc<Self>, attempt: Attempt) -> Result<AuthState, AuthError> {
         let Attempt {
-            epoch,
             source,
             token,
             announce,
@@ -546,31 +572,20 @@ impl Machine {
         let token = fetched
             .await
             .unwrap_or(Err(AuthError::Timeout("the site's token endpoint")))?;
-        if self.aborted(epoch) {
-            return Ok(self.current());
-        }
-        let user_id = self.enter_widget(&token, epoch, announce).await?;
+        let user_id = self.enter_widget(&token, announce).await?;
         self.signed_in(source, &token, user_id, announce);
         Ok(self.current())
     }
 
     /// Signs the widget in with `token`. When it holds someone else (another visitor, a guest), they are logged
     /// out first, so nothing of theirs stays on screen or keeps loading (`announce`: and the other tabs sign out).
-    async fn enter_widget(
-        &self,
-        token: &SiteToken,
-        epoch: u32,
-        announce: bool,
-    ) -> Result<Option<String>, AuthError> {
+    async fn enter_widget(&self, token: &SiteToken, announce: bool) -> Result<Option<String>, AuthError> {
         let online = self.link.borrow().online.clone();
         if token.user_id.is_some() && online.is_some() && online != token.user_id {
             if announce {
                 self.tell(&Message::SignedOut);
             }
-            self.leave_widget(epoch).await;
-            if self.aborted(epoch) {
-                return Err(AuthError::Aborted);
-            }
+            self.leave_widget().await;
         }
         self.sign_in_widget(token).await
     }
@@ -701,14 +716,11 @@ impl Machine {
                 true
             }
             LifeEvent::LoggedOut | LifeEvent::Disposed => {
-                if matches!(
-                    *self.phase.borrow(),
-                    Phase::Idle | Phase::SignedOut | Phase::Failed
-                ) {
+                if self.phase.borrow().at_rest() {
                     return false;
                 }
                 let interrupt = self.stop();
-                self.set_phase(Phase::SignedOut);
+                self.set_phase(Phase::SignedOut(None));
                 if event == LifeEvent::Disposed {
                     // The widget is gone, its stored session is not: the next visitor of this browser must not get it.
                     session::clear(&self.options.project_id);
@@ -757,12 +769,11 @@ impl Machine {
                 waiter.sender.send(user_id);
                 return;
             }
-            let recovering_idle = match &*self.phase.borrow() {
-                Phase::SignedOut if ours && !leaving => {
+            let recovering_idle = match &mut *self.phase.borrow_mut() {
+                Phase::SignedOut(undo) if ours && !leaving => {
                     // A sign-in that was under way when the visitor signed out has completed: undo it.
-                    let inner = Rc::clone(self);
-                    let epoch = self.epoch.get();
-                    spawn_local(async move { inner.leave_widget(epoch).await });
+                    let machine = Rc::clone(self);
+                    *undo = Some(Task::spawn(async move { machine.leave_widget().await }));
                     false
                 }
                 // The widget reconnected by itself (its chat connection came back).
@@ -976,7 +987,6 @@ impl Machine {
             };
             (Rc::clone(&session.source), session.user.clone())
         };
-        let epoch = self.epoch.get();
         let result = async {
             let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
                 token::fetch(&source).await
@@ -987,7 +997,7 @@ impl Machine {
                 self.widget_ready().await?;
             }
             self.attach();
-            let user_id = self.enter_widget(&token, epoch, true).await?;
+            let user_id = self.enter_widget(&token, true).await?;
             Ok::<_, AuthError>((token, user_id))
         }
         .await;
