@@ -31,7 +31,10 @@
  *   widget hides and disposes itself;
  * - `startHidden: true` swallows the first show();
  * - signInWithCustomToken for another visitor while one is online reports the first `offline` before the second
- *   comes online.
+ *   comes online;
+ * - reInit() (it logs the visitor out first) and restart() remove <chat-root> and the widget and boot a new one:
+ *   a new window.tiledesk (its methods a moment later), a new root, nobody signed in; the old widget's late events
+ *   are dispatched on window.tiledesk.tiledeskroot as it is then: the NEW root.
  *
  * Settings read from window.tiledeskSettings: projectid (required), autoStart, startHidden, and, for this double
  * only, apiUrl (default: "<this script's origin>/api/"), fakeBootDelayMs (default 5000, the real timeout),
@@ -169,8 +172,11 @@
       root.setAttribute("data-user-id", loggedIn && currentUser ? currentUser._id : "");
     }
 
+    // On the root window.tiledesk names when the event fires, as the real widget does: after reInit/restart, this
+    // (old) widget's late events reach the new one's listeners.
     function fire(name, detail) {
-      tiledeskroot.dispatchEvent(new CustomEvent(name, { detail: detail }));
+      var current = (window.tiledesk && window.tiledesk.tiledeskroot) || tiledeskroot;
+      current.dispatchEvent(new CustomEvent(name, { detail: detail }));
     }
 
     function authState(event) {
@@ -203,6 +209,19 @@
       disposed = true;
       render();
       if (root.parentNode) root.parentNode.removeChild(root);
+    }
+
+    // reInit/restart: this widget goes (its connection with it), a new one boots.
+    function replace() {
+      visible = false;
+      disposed = true;
+      connection++;
+      loggedIn = false;
+      render();
+      [tiledeskroot, root, frame].forEach(function (element) {
+        if (element.parentNode) element.parentNode.removeChild(element);
+      });
+      boot();
     }
 
     function close() {
@@ -334,8 +353,21 @@
       t.open = function () { fire("onOpen", {}); };
       t.close = function () { fire("onClose", {}); };
       t.dispose = hideAndDispose;
-      t.reInit = function () {};
-      t.restart = function () {};
+      // Both tear this widget down and boot a new one; reInit logs the visitor out first (its `offline` comes a
+      // moment later, from this old widget, on the new root).
+      t.reInit = function () {
+        if (loggedIn) {
+          clearSession();
+          close();
+          setTimeout(function () {
+            authState("offline");
+          }, 0);
+        }
+        replace();
+      };
+      t.restart = function () {
+        replace();
+      };
       t.setParameter = function (p) { if (p && p.key) settings[p.key] = p.value; };
       t.sendMessage = function () {};
       t.startConversation = function () {};

@@ -556,6 +556,39 @@ async fn a_refresh_under_way_at_sign_out_signs_nobody_back_in() {
 }
 
 #[wasm_bindgen_test]
+async fn after_the_pages_re_init_or_restart_the_same_visitor_is_signed_in_again_on_the_new_widget() {
+    for method in ["reInit", "restart"] {
+        reset();
+        let user = method.to_lowercase();
+        let auth = TiledeskAuth::new(&options(&user, "", "")).unwrap();
+        settle(auth.sign_in(None)).await.unwrap();
+        eval(&format!(
+            "window.__oldRoot = window.tiledesk.tiledeskroot; window.Tiledesk('{method}');"
+        ));
+        until(
+            &format!(
+                "window.tiledesk.tiledeskroot !== window.__oldRoot
+                 && document.getElementById('tiledeskdiv').getAttribute('data-user-id') === '{PROJECT}_{user}'
+                 && document.getElementById('tiledeskdiv').style.display === 'block'"
+            ),
+            5000,
+            "the same visitor on the new widget, shown",
+        )
+        .await;
+        assert_eq!(request_count(&user).await, 2.0, "{method}: with a fresh token");
+        assert_eq!(text(&auth.state(), "status").as_deref(), Some("authenticated"));
+        let out = settle(auth.sign_out()).await.unwrap();
+        assert_eq!(text(&out, "status").as_deref(), Some("signed_out"), "{method}");
+        assert_eq!(
+            widget_user().unwrap_or_default(),
+            "",
+            "{method}: the new widget logged out"
+        );
+        assert_eq!(stored_token(), None, "{method}");
+    }
+}
+
+#[wasm_bindgen_test]
 async fn sign_out_logs_out_clears_and_hides() {
     reset();
     let auth = TiledeskAuth::new(&options("leaving", "", "")).unwrap();
