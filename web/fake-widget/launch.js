@@ -20,7 +20,8 @@
  * - signInWithCustomToken POSTs {apiUrl}auth/signinWithCustomToken with the token verbatim as Authorization,
  *   stores the reply under widget_sv5_<projectid>_tiledeskToken / _currentUser and resolves; only then does the
  *   chat connection start ({apiUrl}chat21/native/auth/createCustomToken, then the broker): `online` comes later,
- *   and then POST {apiUrl}<projectid>/events, whose 401 makes the loader hide and dispose the widget;
+ *   and then POST {apiUrl}<projectid>/events, whose 401 makes the loader hide and dispose the widget (from that
+ *   XMLHttpRequest's load handler);
  * - a failed sign-in (401 or any error) logs the widget out if someone was logged in (stored session cleared,
  *   `offline` twice, hidden), a 401 also clears the stored session, the Promise rejects, and NO event fires;
  * - the widget shows itself on every login when autoStart is false;
@@ -238,27 +239,39 @@
       if (!stillMine()) return;
       post("chat21/native/auth/createCustomToken", token).then(function (chat) {
         if (!chat.ok || mine !== connection) return;
-        setTimeout(function () {
-          if (mine !== connection || !stillMine()) return;
-          currentUser = user;
-          loggedIn = true;
-          render();
-          if (!settings.autoStart) show(); // the real widget shows itself on login
-          authState("online");
-          var session = localStorage.getItem(TOKEN_KEY);
-          if (session) {
-            post(projectid + "/events", session, { name: "auth_state_changed" }).then(function (res) {
-              if (res.status === 401 && stillMine()) {
-                window.tiledesk.hide();
-                window.tiledesk.dispose();
-              }
-            });
-          }
-          setTimeout(function () {
-            if (mine === connection) subscribed = true;
-          }, subscribeMs());
-        }, connectMs());
+        connected(user, mine);
       });
+    }
+
+    // Connected (or connected again, with the chat token it has: no HTTP call): `online`, then the loader's
+    // events call with the session token, from an XMLHttpRequest whose `load` handler hides and disposes the widget
+    // on a 401, as the real loader's does (so `window.event` is that request's load event while it runs).
+    function connected(user, mine) {
+      setTimeout(function () {
+        if (mine !== connection || !stillMine()) return;
+        currentUser = user;
+        loggedIn = true;
+        render();
+        if (!settings.autoStart) show(); // the real widget shows itself on login
+        authState("online");
+        var session = localStorage.getItem(TOKEN_KEY);
+        if (session) {
+          var request = new XMLHttpRequest();
+          request.open("POST", apiUrl + projectid + "/events", true);
+          request.setRequestHeader("Content-type", "application/json");
+          request.setRequestHeader("Authorization", session);
+          request.onload = function (event) {
+            if (event.target && event.target.status === 401 && stillMine()) {
+              window.tiledesk.hide();
+              window.tiledesk.dispose();
+            }
+          };
+          request.send(JSON.stringify({ name: "auth_state_changed" }));
+        }
+        setTimeout(function () {
+          if (mine === connection) subscribed = true;
+        }, subscribeMs());
+      }, connectMs());
     }
 
     // The widget's own sign-out: nothing unless someone is logged in.
@@ -372,14 +385,11 @@
       t.sendMessage = function () {};
       t.startConversation = function () {};
       t.clearStorage = clearSession;
-      // For tests: the broker connection drops (and the widget reconnects with the token it has).
-      t.__standInDropConnection = function () {
-        close();
-        var stored = localStorage.getItem(TOKEN_KEY);
+      // For tests: the broker connection drops, and comes back with the chat token the widget has (no HTTP call,
+      // as mqtt.js reconnects): `online` again, then the events call with the stored session token.
+      t.__standInReconnect = function () {
         var user = currentUser;
-        return function reconnect() {
-          if (stored && user) connect(stored, user);
-        };
+        if (user) connected(user, connection);
       };
 
       if (typeof window.tileDeskAsyncInit === "function") window.tileDeskAsyncInit();

@@ -589,6 +589,39 @@ async fn after_the_pages_re_init_or_restart_the_same_visitor_is_signed_in_again_
 }
 
 #[wasm_bindgen_test]
+async fn a_session_tiledesk_refuses_after_its_secret_changed_is_signed_in_again() {
+    reset();
+    let auth = TiledeskAuth::new(&options("rotated", "", "")).unwrap();
+    settle(auth.sign_in(None)).await.unwrap();
+    // The project's secret is regenerated: the token the widget holds is refused from now on (the site's endpoint,
+    // the mock's here, mints with the new one).
+    let rotated: Promise = eval(&format!(
+        "fetch('{}/test/rotate-secret', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json' }},
+           body: JSON.stringify({{ secret: 'regenerated-' + crypto.randomUUID() }}) }}).then((r) => r.status)",
+        mock()
+    ))
+    .unchecked_into();
+    assert_eq!(settle(rotated).await.unwrap().as_f64(), Some(204.0));
+    // The widget's connection comes back; its events call with the old token gets a 401, on which the loader would
+    // hide and dispose the widget.
+    eval("window.tiledesk.__standInReconnect();");
+    until(
+        &format!(
+            "document.getElementById('tiledeskdiv')
+             && document.getElementById('tiledeskdiv').getAttribute('data-user-id') === '{PROJECT}_rotated'
+             && document.getElementById('tiledeskdiv').style.display === 'block'
+             && localStorage.getItem('widget_sv5_{PROJECT}_tiledeskToken') !== window.__firstToken"
+        )
+        .replace("window.__firstToken", &format!("'{}'", stored_token().unwrap())),
+        5000,
+        "signed in again with a fresh token, the widget kept and shown",
+    )
+    .await;
+    assert_eq!(request_count("rotated").await, 2.0, "one fresh token");
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("authenticated"));
+}
+
+#[wasm_bindgen_test]
 async fn sign_out_logs_out_clears_and_hides() {
     reset();
     let auth = TiledeskAuth::new(&options("leaving", "", "")).unwrap();
