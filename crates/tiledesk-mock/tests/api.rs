@@ -191,45 +191,27 @@ async fn a_regenerated_secret_refuses_every_token_of_the_old_one() {
     const OLD: &str = "mock-secret-3f1c9a52-5d2e-4f7b-9c1a";
     const NEW: &str = "regenerated-7d41b0e2-9c35-4f0e-8a6b";
     let app = tiledesk_mock::app(state());
-    let old = token(OLD, "proj1", None);
+    let post = |path: &'static str, auth: Option<String>, body: Option<Value>| {
+        let app = app.clone();
+        async move { call(&app, "POST", path, auth.as_deref(), body).await.0 }
+    };
     let sign_in = "/api/auth/signinWithCustomToken";
+    let old = token(OLD, "proj1", None);
+    assert_eq!(post(sign_in, Some(old.clone()), None).await, StatusCode::OK);
+    let rotate = |secret: &str| post("/test/rotate-secret", None, Some(json!({ "secret": secret })));
+    assert_eq!(rotate(NEW).await, StatusCode::NO_CONTENT);
     assert_eq!(
-        call(&app, "POST", sign_in, Some(&old), None).await.0,
-        StatusCode::OK
-    );
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/test/rotate-secret",
-        None,
-        Some(json!({"secret": NEW})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        call(&app, "POST", sign_in, Some(&old), None).await.0,
+        post(sign_in, Some(old.clone()), None).await,
         StatusCode::UNAUTHORIZED
     );
-    let events = "/api/proj1/events";
     assert_eq!(
-        call(&app, "POST", events, Some(&old), None).await.0,
+        post("/api/proj1/events", Some(old), None).await,
         StatusCode::UNAUTHORIZED
     );
     let new = token(NEW, "proj1", None);
+    assert_eq!(post(sign_in, Some(new), None).await, StatusCode::OK);
     assert_eq!(
-        call(&app, "POST", sign_in, Some(&new), None).await.0,
-        StatusCode::OK
-    );
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/test/rotate-secret",
-        None,
-        Some(json!({"secret": "short"})),
-    )
-    .await;
-    assert_eq!(
-        status,
+        rotate("short").await,
         StatusCode::BAD_REQUEST,
         "a secret Tiledesk would not take"
     );
