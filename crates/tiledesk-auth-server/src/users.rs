@@ -195,15 +195,38 @@ fn create_private(path: &Path) {
         .open(path);
 }
 
-/// `url` with any password replaced by `***`, for messages and logs (`postgres://app:s3cret@db/users` would
-/// otherwise print the database's password).
+/// The query parameters that carry a secret in a database URL (libpq reads both).
+const SECRET_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
+
+/// `url` with any password replaced by `***`, in the user information or as a query parameter, for messages and logs
+/// (`postgres://app:s3cret@db/users` or `postgres://db/users?password=s3cret` would otherwise print the database's
+/// password).
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+        Ok(mut parsed) => {
+            let mut changed = false;
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+                changed = true;
+            }
+            let secret = |key: &str| SECRET_PARAMETERS.contains(&key);
+            if parsed.query_pairs().any(|(key, _)| secret(&key)) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let value = if secret(&key) { "***".into() } else { value };
+                        (key.into_owned(), value.into_owned())
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                changed = true;
+            }
+            if changed {
+                parsed.to_string()
+            } else {
+                url.to_owned()
+            }
         }
-        Ok(_) => url.to_owned(),
         // Unparsable: show the scheme at most, never what could be a secret.
         Err(_) => url.split_once("://").map_or_else(
             || "(unparsable URL)".to_owned(),
@@ -747,6 +770,15 @@ mod tests {
             "postgres://app:***@db.internal:5432/users?sslmode=require"
         );
         assert_eq!(redacted("sqlite://users.db"), "sqlite://users.db");
+        // libpq takes the password as a query parameter too (#25 item 11).
+        assert_eq!(
+            redacted("postgres://db.internal/users?user=app&password=s3cret&sslmode=require"),
+            "postgres://db.internal/users?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redacted("postgres://app:s3cret@db/users?sslpassword=k3y"),
+            "postgres://app:***@db/users?sslpassword=***"
+        );
         let err = UserStore::connect_error("mysql://root:s3cret@db/users");
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.contains("sqlite://FILE or postgres://"), "{err}");
