@@ -44,7 +44,8 @@ pub struct ServeArgs {
     /// Repeat for several (comma-separated in the environment); none means same-origin only.
     #[arg(long = "allowed-origin", env = "TILEDESK_AUTH_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<HeaderValue>,
-    /// The API key for POST /tokens (at least 16 characters). Without one, the route does not exist.
+    /// The API key for POST /tokens (at least 16 characters). Without one, the route does not exist. Prefer
+    /// --api-key-file: a flag is visible to other local users.
     #[arg(
         long,
         env = "TILEDESK_API_KEY",
