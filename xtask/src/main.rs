@@ -928,12 +928,7 @@ fn demo() -> anyhow::Result<()> {
         Some((&widget, &broker)),
         &shop_args,
     )?;
-    let config = serde_json::json!({
-        "projectId": project.id,
-        "widgetUrl": format!("{}/widget/launch.js", mock.url),
-    })
-    .to_string();
-    std::fs::write(site.join("demo-config.json"), config)?;
+    std::fs::write(site.join("demo-config.json"), demo_config(&project, &mock.url))?;
     write_shop(&shop_dir, &project.id, &service, &mock.url)?;
 
     println!(

@@ -978,11 +978,8 @@ impl Machine {
     /// the refresh takes no further step, so nothing here checks whether it is still wanted.
     async fn refresh(self: Rc<Self>) {
         let (source, user) = {
-            let phase = self.phase.borrow();
-            let Some(session) = (match &*phase {
-                Phase::SignedIn(session) | Phase::Recovering(session) => Some(session),
-                _ => None,
-            }) else {
+            let mut phase = self.phase.borrow_mut();
+            let Some(session) = phase.session_mut() else {
                 return;
             };
             (Rc::clone(&session.source), session.user.clone())

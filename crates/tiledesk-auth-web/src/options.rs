@@ -135,13 +135,20 @@ impl<'a> Given<'a> {
             .filter(|v| !v.is_undefined() && !v.is_null())
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>, AuthError> {
+    /// `options[key]` read by `read`, which says `None` for a value of another type: "`key` must be `what`".
+    fn typed<T>(
+        &self,
+        key: &str,
+        what: &str,
+        read: fn(&JsValue) -> Option<T>,
+    ) -> Result<Option<T>, AuthError> {
         self.get(key)
-            .map(|v| {
-                v.as_string()
-                    .ok_or_else(|| bad(format!("`{key}` must be a string")))
-            })
+            .map(|v| read(&v).ok_or_else(|| bad(format!("`{key}` must be {what}"))))
             .transpose()
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, AuthError> {
+        self.typed(key, "a string", JsValue::as_string)
     }
 
     /// A non-empty string, trimmed.
@@ -153,12 +160,7 @@ impl<'a> Given<'a> {
     }
 
     fn boolean(&self, key: &str) -> Result<Option<bool>, AuthError> {
-        self.get(key)
-            .map(|v| {
-                v.as_bool()
-                    .ok_or_else(|| bad(format!("`{key}` must be a boolean")))
-            })
-            .transpose()
+        self.typed(key, "a boolean", JsValue::as_bool)
     }
 
     /// One of `names`, as its index.

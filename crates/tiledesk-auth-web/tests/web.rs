@@ -77,28 +77,9 @@ fn widget_reports(event: &str) {
     ));
 }
 
-/// Resolves once `condition` (JS) is true, checked on every animation-free turn of the event loop; fails the test
-/// with `what` if it is still false after `ms` milliseconds.
+/// Resolves once `condition` (JS: a boolean, or a Promise of one) is true, checked every 10 ms; fails the test with
+/// `what` if it is still false after `ms` milliseconds.
 async fn until(condition: &str, ms: u32, what: &str) {
-    let promise: Promise = eval(&format!(
-        "new Promise((resolve) => {{
-           const deadline = Date.now() + {ms};
-           (function check() {{
-             if ({condition}) return resolve(true);
-             if (Date.now() > deadline) return resolve(false);
-             setTimeout(check, 10);
-           }})();
-         }})"
-    ))
-    .unchecked_into();
-    assert!(
-        settle(promise).await.unwrap().as_bool().unwrap(),
-        "never true: {what}"
-    );
-}
-
-/// Like [`until`], for a condition that is a Promise of a boolean (checked again every 20 ms).
-async fn until_async(condition: &str, ms: u32, what: &str) {
     let promise: Promise = eval(&format!(
         "new Promise((resolve) => {{
            const deadline = Date.now() + {ms};
@@ -106,7 +87,7 @@ async fn until_async(condition: &str, ms: u32, what: &str) {
              Promise.resolve({condition}).then((ok) => {{
                if (ok) return resolve(true);
                if (Date.now() > deadline) return resolve(false);
-               setTimeout(check, 20);
+               setTimeout(check, 10);
              }});
            }})();
          }})"
@@ -536,7 +517,7 @@ async fn a_refresh_under_way_at_sign_out_signs_nobody_back_in() {
         "fetch('{}/test-site/count?user=outrun').then((r) => r.json()).then((b) => b.count)",
         mock()
     );
-    until_async(
+    until(
         &format!("{count}.then((n) => n >= 2)"),
         5000,
         "the refresh's token request",

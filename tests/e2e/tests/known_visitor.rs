@@ -26,12 +26,8 @@ async fn with_the_pre_chat_form_on_a_signed_in_visitor_is_not_asked_and_the_agen
     browser.harness(&stack, &options).await;
     let outcome = browser.js("return window.harness.signIn();").await;
     assert_eq!(outcome["state"]["status"], json!("authenticated"), "{outcome}");
-    stack
-        .wait_for_request(&format!("{chat_id}/conversations/archived"))
-        .await;
-    browser.open_widget().await;
     // The composer comes up after "New conversation": no form asks for a name and an email first.
-    browser.send_message("Where is my order?").await;
+    write_to_support(&stack, &browser, &chat_id, "Where is my order?").await;
     assert_eq!(
         browser
             .js("return !!document.getElementById('tiledeskiframe').contentDocument.querySelector('.prechat-form.active');")
@@ -49,6 +45,16 @@ async fn with_the_pre_chat_form_on_a_signed_in_visitor_is_not_asked_and_the_agen
     );
     assert_eq!(message["attributes"]["userEmail"], json!(EMAIL), "{message}");
     browser.close().await;
+}
+
+/// The signed-in visitor `chat_id` opens the widget and sends `text` in a new conversation, once the widget has
+/// its conversations (it settles its view then: a click before that can be undone).
+async fn write_to_support(stack: &Stack, browser: &Browser, chat_id: &str, text: &str) {
+    stack
+        .wait_for_request(&format!("{chat_id}/conversations/archived"))
+        .await;
+    browser.open_widget().await;
+    browser.send_message(text).await;
 }
 
 /// Waits until the chat server holds a message from `chat_id`; returns the first.
@@ -79,11 +85,7 @@ async fn a_previous_visitors_name_and_email_never_reach_the_next_visitors_conver
         .await;
     let outcome = browser.js("return window.harness.signIn();").await;
     assert_eq!(outcome["state"]["status"], json!("authenticated"), "{outcome}");
-    stack
-        .wait_for_request(&format!("{grace}/conversations/archived"))
-        .await;
-    browser.open_widget().await;
-    browser.send_message("Grace asks").await;
+    write_to_support(&stack, &browser, &grace, "Grace asks").await;
     assert_eq!(
         first_message(&stack, &grace).await["attributes"]["userEmail"],
         json!("grace@example.com")
@@ -99,12 +101,7 @@ async fn a_previous_visitors_name_and_email_never_reach_the_next_visitors_conver
     let outcome = browser.js("return window.harness.signIn();").await;
     assert_eq!(outcome["state"]["status"], json!("authenticated"), "{outcome}");
     let bob = outcome["state"]["userId"].as_str().unwrap().to_owned();
-    // The widget settles its view once it has its conversations: a click before that can be undone.
-    stack
-        .wait_for_request(&format!("{bob}/conversations/archived"))
-        .await;
-    browser.open_widget().await;
-    browser.send_message("Bob asks").await;
+    write_to_support(&stack, &browser, &bob, "Bob asks").await;
     let message = first_message(&stack, &bob).await;
     assert_eq!(message["sender_fullname"], json!("Test bob"), "{message}");
     let attributes = &message["attributes"];
