@@ -48,7 +48,8 @@ fn start_provider(keys: &Path, port: u16, issuer_port: Option<u16>) -> Provider 
         .env("PORT", port.to_string())
         .env("KEYS_FILE", keys)
         .env("ISSUER_PORT", issuer_port.unwrap_or(port).to_string());
-    let started = try_start(command, "listening on", false, Duration::from_secs(30)).unwrap();
+    // Nine tests start a provider each at once on 2 cores: one took over 30 s once (a clean-clone run, 2026-12-06).
+    let started = try_start(command, "listening on", false, Duration::from_secs(90)).unwrap();
     Provider {
         _process: started.process,
         url: format!("http://127.0.0.1:{port}"),
