@@ -57,6 +57,17 @@ async fn write_to_support(stack: &Stack, browser: &Browser, chat_id: &str, text:
     browser.send_message(text).await;
 }
 
+/// The conversation the real widget holds as its current one (`recipientId`): in its memory and in its storage.
+async fn current_conversation(browser: &Browser) -> Value {
+    browser
+        .js(&format!(
+            "return [window.tiledesk.angularcomponent.component.g.recipientId || null, \
+                     localStorage.getItem('widget_sv5_{}_recipientId')];",
+            tiledesk_e2e::PROJECT
+        ))
+        .await
+}
+
 /// Waits until the chat server holds a message from `chat_id`; returns the first.
 async fn first_message(stack: &Stack, chat_id: &str) -> Value {
     let deadline = std::time::Instant::now() + tiledesk_e2e::WAIT;
@@ -86,9 +97,12 @@ async fn a_previous_visitors_name_and_email_never_reach_the_next_visitors_conver
     let outcome = browser.js("return window.harness.signIn();").await;
     assert_eq!(outcome["state"]["status"], json!("authenticated"), "{outcome}");
     write_to_support(&stack, &browser, &grace, "Grace asks").await;
+    let graces = first_message(&stack, &grace).await;
+    assert_eq!(graces["attributes"]["userEmail"], json!("grace@example.com"));
     assert_eq!(
-        first_message(&stack, &grace).await["attributes"]["userEmail"],
-        json!("grace@example.com")
+        current_conversation(&browser).await,
+        json!([graces["recipient"], graces["recipient"]]),
+        "the widget keeps Grace's conversation as its current one"
     );
     // Grace leaves without signing out. The next visitor of this browser is one the site knows without an email.
     let next = json!({
@@ -101,6 +115,8 @@ async fn a_previous_visitors_name_and_email_never_reach_the_next_visitors_conver
     let outcome = browser.js("return window.harness.signIn();").await;
     assert_eq!(outcome["state"]["status"], json!("authenticated"), "{outcome}");
     let bob = outcome["state"]["userId"].as_str().unwrap().to_owned();
+    // The widget held Grace's conversation (its id) as Bob's current one: he is signed in with none.
+    assert_eq!(current_conversation(&browser).await, json!([null, null]));
     write_to_support(&stack, &browser, &bob, "Bob asks").await;
     let message = first_message(&stack, &bob).await;
     assert_eq!(message["sender_fullname"], json!("Test bob"), "{message}");
