@@ -9,8 +9,11 @@
 //!
 //! The value is `v1.<issued, Unix seconds>.<nonce>.<HMAC-SHA256>`, the MAC over the account, the issue time and the
 //! nonce with a key derived from the project secret (so rotating the secret starts every browser afresh; it never
-//! locks anyone out). It is `HttpOnly`, `SameSite=Strict`, `Secure` unless the site is on a loopback host, for the whole
-//! site (the service may sit behind a path prefix), and replaced at each successful login.
+//! locks anyone out). It is `HttpOnly`, `SameSite=Strict`, for the whole site (the service may sit behind a path
+//! prefix), and replaced at each successful login. When `Secure` ([`CookieSecurity`]) it is named
+//! `__Host-tdauth_device`: browsers keep such a cookie only from this host, `Secure`, for `/`, without `Domain`, so a
+//! sibling subdomain cannot set one of that name ("cookie tossing"). Every value presented is tried, so a cookie
+//! tossed under the plain name does not hide the real one either.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,8 +23,35 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 use tiledesk_jwt::ProjectSecret;
 
-/// The cookie's name.
+/// The cookie's name when it is not `Secure` (a loopback host on plain HTTP: the demo, a developer's machine).
 pub const COOKIE_NAME: &str = "tdauth_device";
+
+/// The cookie's name when it is `Secure`.
+pub const SECURE_COOKIE_NAME: &str = "__Host-tdauth_device";
+
+/// Whether the device cookie is `Secure` (`serve --cookie-secure`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CookieSecurity {
+    /// `Secure`, except for a request to a loopback host (`localhost`, `127.0.0.1`, `[::1]`) that did not come
+    /// through a trusted proxy: behind a proxy the browser's side is what counts, whatever `Host` the proxy sends.
+    #[default]
+    Auto,
+    /// Always `Secure` (a proxy that sends a loopback `Host` and is not listed with `--trusted-proxy`).
+    Always,
+    /// Never `Secure`: plain HTTP on a host that is not loopback, for a test network only.
+    Never,
+}
+
+impl CookieSecurity {
+    /// Whether the cookie for a request to `host` is `Secure`; `behind_proxy`: trusted proxies are configured.
+    pub fn secure(self, host: Option<&HeaderValue>, behind_proxy: bool) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => behind_proxy || !host.is_some_and(is_loopback_host),
+        }
+    }
+}
 
 /// How long a browser stays known after its last successful login.
 pub const DEVICE_MAX_AGE: Duration = Duration::from_secs(180 * 24 * 60 * 60);
@@ -104,29 +134,29 @@ fn unix(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The device cookie's value among the request's cookies, if there is one (the first, if several).
-pub fn presented(headers: &HeaderMap) -> Option<&str> {
+/// Every device cookie value among the request's cookies, of either name, in the order sent.
+pub fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|line| line.split(';'))
-        .find_map(|pair| {
+        .filter_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE_NAME).then_some(value)
+            (name == SECURE_COOKIE_NAME || name == COOKIE_NAME).then_some(value)
         })
 }
 
-/// The `Set-Cookie` header for `value`. `Secure` except on a loopback host, where a browser on plain HTTP (the
-/// demo, a developer's machine) would otherwise drop it.
-pub fn set_cookie(value: &str, host: Option<&HeaderValue>) -> HeaderValue {
-    let secure = if host.is_some_and(is_loopback_host) {
-        ""
+/// The `Set-Cookie` header for `value`: `__Host-tdauth_device`, `Secure`, when `secure`; `tdauth_device` without
+/// it otherwise (a browser on plain HTTP would drop a `Secure` cookie, and refuses a `__Host-` one without it).
+pub fn set_cookie(value: &str, secure: bool) -> HeaderValue {
+    let (name, flag) = if secure {
+        (SECURE_COOKIE_NAME, "; Secure")
     } else {
-        "; Secure"
+        (COOKIE_NAME, "")
     };
     let cookie = format!(
-        "{COOKIE_NAME}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        "{name}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{flag}",
         DEVICE_MAX_AGE.as_secs()
     );
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| unreachable!("the value is ASCII without separators"))
@@ -207,31 +237,58 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_found_among_others_and_set_safely() {
+    fn every_value_of_either_name_is_found_among_others() {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; tdauth_device=v1.2.3.4; b=2"),
+            HeaderValue::from_static("a=1; tdauth_device=tossed; b=2; __Host-tdauth_device=v1.2.3.4"),
         );
-        assert_eq!(presented(&headers), Some("v1.2.3.4"));
-        headers.insert(header::COOKIE, HeaderValue::from_static("xtdauth_device=1"));
-        assert_eq!(presented(&headers), None);
+        headers.append(header::COOKIE, HeaderValue::from_static("tdauth_device=older"));
+        assert_eq!(
+            presented(&headers).collect::<Vec<_>>(),
+            ["tossed", "v1.2.3.4", "older"]
+        );
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("xtdauth_device=1; __host-tdauth_device=2"),
+        );
+        assert_eq!(presented(&headers).next(), None);
+    }
 
-        let on = |host: &'static str| set_cookie("v", Some(&HeaderValue::from_static(host)));
-        let public = on("example.org");
-        let public = public.to_str().unwrap();
-        for part in [
-            "tdauth_device=v;",
-            "Path=/;",
-            "HttpOnly",
-            "SameSite=Strict",
-            "; Secure",
-        ] {
-            assert!(public.contains(part), "{public}");
+    #[test]
+    fn a_secure_cookie_is_a_host_cookie_and_secure_follows_the_configuration() {
+        let secure = set_cookie("v", true);
+        let secure = secure.to_str().unwrap();
+        assert!(secure.starts_with("__Host-tdauth_device=v;"), "{secure}");
+        for part in ["Path=/;", "HttpOnly", "SameSite=Strict", "; Secure"] {
+            assert!(secure.contains(part), "{secure}");
         }
-        for host in ["localhost:8080", "127.0.0.1:3000", "[::1]:80", "127.0.0.1"] {
-            assert!(!on(host).to_str().unwrap().contains("Secure"), "{host}");
+        assert!(!secure.contains("Domain"), "{secure}");
+        let plain = set_cookie("v", false);
+        let plain = plain.to_str().unwrap();
+        assert!(
+            plain.starts_with("tdauth_device=v;") && !plain.contains("Secure"),
+            "{plain}"
+        );
+
+        let host = |h: &'static str| Some(HeaderValue::from_static(h));
+        for loopback in ["localhost:8080", "127.0.0.1:3000", "[::1]:80", "127.0.0.1"] {
+            assert!(
+                !CookieSecurity::Auto.secure(host(loopback).as_ref(), false),
+                "{loopback}"
+            );
+            // Behind a trusted proxy (nginx's `proxy_pass http://127.0.0.1:3000` sends that as the Host).
+            assert!(
+                CookieSecurity::Auto.secure(host(loopback).as_ref(), true),
+                "{loopback}"
+            );
+            assert!(
+                CookieSecurity::Always.secure(host(loopback).as_ref(), false),
+                "{loopback}"
+            );
         }
-        assert!(set_cookie("v", None).to_str().unwrap().contains("Secure"));
+        assert!(CookieSecurity::Auto.secure(host("shop.example").as_ref(), false));
+        assert!(CookieSecurity::Auto.secure(None, false));
+        assert!(!CookieSecurity::Never.secure(host("shop.example").as_ref(), true));
     }
 }

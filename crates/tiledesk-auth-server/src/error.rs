@@ -226,6 +226,12 @@ impl From<tiledesk_jwt::Error> for ApiError {
             } => Self::invalid(field(name), format!("is too long ({len} bytes, at most {max})")),
             E::ControlCharacter { field: name } => Self::invalid(field(name), "contains a control character"),
             E::InvalidAttributeKey { reason } => Self::invalid("attributes", reason),
+            E::TokenTooLarge { len, max } => Self::invalid(
+                "attributes",
+                format!(
+                    "make the token {len} bytes, over the {max} a token may have: send fewer or shorter ones"
+                ),
+            ),
             other => Self::Internal(other.into()),
         }
     }

@@ -69,6 +69,8 @@ pub struct AppState {
     /// The site's identity provider, whose ID tokens `POST /auth` takes as `Authorization: Bearer` (see [`oidc`]);
     /// none by default.
     pub oidc: Option<Arc<oidc::OidcBridge>>,
+    /// Whether the device cookie is `Secure` (see [`device`]).
+    pub cookie_security: device::CookieSecurity,
     /// The browser module served under `/tiledesk-auth/` ([`module::BrowserModule::embedded`] for the one this
     /// binary carries); none answers those paths with a 404 that says how to build it.
     pub module: Option<Arc<module::BrowserModule>>,
@@ -88,6 +90,9 @@ pub struct Visitor {
     pub firstname: Option<String>,
     /// The user's last name, when known.
     pub lastname: Option<String>,
+    /// The latest expiry (Unix seconds) of a token minted for them: the end of the proof they came with (an ID
+    /// token's `exp`), when it has one.
+    pub not_after: Option<u64>,
 }
 
 /// What both login bridges' HTTP clients have: no redirect followed (a redirect would take the request, and the

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tiledesk_jwt::{VisitorClaims, VisitorClaimsBuilder};
+use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, VisitorClaims, VisitorClaimsBuilder};
 use tokio::sync::Mutex;
 
 use crate::Visitor;
@@ -77,15 +77,28 @@ pub enum OidcConfigError {
     Client(#[source] reqwest::Error),
 }
 
-/// The claims read from an ID token.
+/// The claims read from an ID token. What only describes the visitor is read leniently: a claim of an unexpected
+/// shape is left out, not a reason to refuse the login.
 #[derive(Debug, Deserialize)]
 struct IdClaims {
     sub: String,
-    email: Option<String>,
-    email_verified: Option<bool>,
-    given_name: Option<String>,
-    family_name: Option<String>,
+    exp: u64,
+    /// One audience or several (then `azp` must name ours).
+    aud: serde_json::Value,
+    azp: Option<String>,
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    /// `true`, or `"true"`: Apple sends it as a string.
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
+    #[serde(default)]
+    given_name: Option<serde_json::Value>,
+    #[serde(default)]
+    family_name: Option<serde_json::Value>,
 }
+
+/// The token types an access token carries (RFC 9068): such a token is for an API, not proof of who signed in.
+const ACCESS_TOKEN_TYPES: [&str; 2] = ["at+jwt", "application/at+jwt"];
 
 /// The part of the discovery document used.
 #[derive(Debug, Deserialize)]
@@ -164,6 +177,13 @@ impl OidcBridge {
         if !ALGORITHMS.contains(&header.alg) {
             return Err(invalid(&format_args!("algorithm {:?} is not taken", header.alg)));
         }
+        if let Some(typ) = header.typ.as_deref()
+            && ACCESS_TOKEN_TYPES.iter().any(|t| typ.eq_ignore_ascii_case(t))
+        {
+            return Err(invalid(&format_args!(
+                "typ {typ}: an access token is not an ID token"
+            )));
+        }
         let jwk = self.key_for(header.kid.as_deref(), header.alg).await?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|err| invalid(&err))?;
         let mut validation = Validation::new(header.alg);
@@ -175,6 +195,16 @@ impl OidcBridge {
         let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
             .map_err(|err| invalid(&err))?
             .claims;
+        // OpenID Connect Core 3.1.2.7: a token for several audiences names the party it was issued to in `azp`,
+        // and an `azp` must be this service's client.
+        let several = claims.aud.as_array().is_some_and(|aud| aud.len() > 1);
+        match claims.azp.as_deref() {
+            Some(azp) if azp != self.audience => {
+                return Err(invalid(&format_args!("azp {azp:?} is another client")));
+            }
+            None if several => return Err(invalid(&"several audiences and no azp")),
+            _ => {}
+        }
         user(claims).map_err(|err| invalid(&err))
     }
 
@@ -273,22 +303,39 @@ fn pick<'a>(set: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jw
 
 fn user(claims: IdClaims) -> Result<Visitor, tiledesk_jwt::Error> {
     // An unverified email could be anyone's: it is left out, not trusted.
-    let email = claims
-        .email
-        .filter(|_| claims.email_verified == Some(true))
-        .filter(|email| tiledesk_jwt::is_valid_email(email));
+    let verified = matches!(claims.email_verified, Some(serde_json::Value::Bool(true)))
+        || matches!(&claims.email_verified, Some(serde_json::Value::String(s)) if s == "true");
+    let email = text(claims.email)
+        .filter(|_| verified)
+        .filter(|email| tiledesk_jwt::is_valid_email(email) && email.len() <= MAX_EMAIL_LEN);
+    // A name the token rules refuse (too long, a control character) is dropped: the visitor still signs in.
+    let name = |value: Option<serde_json::Value>| {
+        text(value).filter(|name| name.len() <= MAX_NAME_LEN && !name.chars().any(char::is_control))
+    };
+    let firstname = name(claims.given_name);
+    let lastname = name(claims.family_name);
     let built = VisitorClaims::builder(claims.sub.as_str())
         .with(email.as_deref(), VisitorClaimsBuilder::email)
-        .with(claims.given_name.as_deref(), VisitorClaimsBuilder::firstname)
-        .with(claims.family_name.as_deref(), VisitorClaimsBuilder::lastname)
+        .with(firstname.as_deref(), VisitorClaimsBuilder::firstname)
+        .with(lastname.as_deref(), VisitorClaimsBuilder::lastname)
         .build()?;
     Ok(Visitor {
         claims: built,
         id: claims.sub,
         email,
-        firstname: claims.given_name,
-        lastname: claims.family_name,
+        firstname,
+        lastname,
+        // What is minted from the ID token lives no longer than the ID token (and the leeway it was taken with).
+        not_after: Some(claims.exp.saturating_add(LEEWAY.as_secs())),
     })
+}
+
+/// A claim's text, when it is a string.
+fn text(value: Option<serde_json::Value>) -> Option<String> {
+    match value {
+        Some(serde_json::Value::String(text)) => Some(text),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -309,20 +356,54 @@ mod tests {
     }
 
     #[test]
-    fn an_unverified_email_is_left_out() {
-        let claims = |verified| IdClaims {
+    fn an_unverified_email_is_left_out_and_a_string_true_is_verified() {
+        let claims = |verified: Option<serde_json::Value>| IdClaims {
             sub: "s-1".to_owned(),
-            email: Some("ada@example.com".to_owned()),
+            exp: 1_000,
+            aud: "site".into(),
+            azp: None,
+            email: Some("ada@example.com".into()),
             email_verified: verified,
-            given_name: Some("Ada".to_owned()),
+            given_name: Some("Ada".into()),
             family_name: None,
         };
+        let email = |verified| user(claims(verified)).unwrap().email;
+        assert_eq!(email(Some(true.into())).as_deref(), Some("ada@example.com"));
         assert_eq!(
-            user(claims(Some(true))).unwrap().email.as_deref(),
-            Some("ada@example.com")
+            email(Some("true".into())).as_deref(),
+            Some("ada@example.com"),
+            "Apple's string form"
         );
-        assert_eq!(user(claims(Some(false))).unwrap().email, None);
-        assert_eq!(user(claims(None)).unwrap().email, None);
+        for unverified in [Some(false.into()), Some("false".into()), Some(1.into()), None] {
+            assert_eq!(email(unverified.clone()), None, "{unverified:?}");
+        }
         assert_eq!(user(claims(None)).unwrap().claims.email(), None);
+    }
+
+    #[test]
+    fn a_name_the_token_rules_refuse_is_dropped_and_the_visitor_signs_in() {
+        let with_names = |given: serde_json::Value, family: serde_json::Value| IdClaims {
+            sub: "s-1".to_owned(),
+            exp: 1_000,
+            aud: "site".into(),
+            azp: None,
+            email: None,
+            email_verified: None,
+            given_name: Some(given),
+            family_name: Some(family),
+        };
+        let visitor = user(with_names(
+            "a".repeat(MAX_NAME_LEN + 1).into(),
+            "Love\u{0}lace".into(),
+        ))
+        .unwrap();
+        assert_eq!((visitor.firstname, visitor.lastname), (None, None));
+        assert_eq!(visitor.claims.firstname(), None);
+        let visitor = user(with_names(42.into(), "Lovelace".into())).unwrap();
+        assert_eq!(
+            (visitor.firstname, visitor.lastname.as_deref()),
+            (None, Some("Lovelace"))
+        );
+        assert_eq!(visitor.not_after, Some(1_000 + LEEWAY.as_secs()));
     }
 }

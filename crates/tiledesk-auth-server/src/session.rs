@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 use tokio::sync::Semaphore;
@@ -107,6 +107,31 @@ pub enum SessionConfigError {
     Client(#[source] reqwest::Error),
 }
 
+/// The cookies of [`SessionBridge::probe`]'s second request: the session cookie names of common frameworks
+/// (Django, Express, PHP, Rails, Laravel, Java servlets, ASP.NET), each with a value no site issued.
+const PROBE_COOKIES: &str = "sessionid=tiledesk-auth-probe; connect.sid=tiledesk-auth-probe; \
+     PHPSESSID=tiledeskauthprobe; _session_id=tiledesk-auth-probe; laravel_session=tiledesk-auth-probe; \
+     JSESSIONID=tiledesk-auth-probe; .AspNetCore.Session=tiledesk-auth-probe";
+
+/// Why [`SessionBridge::probe`] found the session URL unfit.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The site answered a user to a visitor nobody signed in.
+    #[error(
+        "it answered 200 with user `{user}` to a request {asked}: every visitor would be signed in as that user; \
+         it must answer 401 when nobody is signed in"
+    )]
+    SignsInAnyone {
+        /// The user it answered.
+        user: String,
+        /// How it was asked.
+        asked: &'static str,
+    },
+    /// The site did not answer as a site does (unreachable, timed out, another status, not a user).
+    #[error(transparent)]
+    Unanswered(SessionError),
+}
+
 impl SessionBridge {
     /// A bridge to `url` (`http` or `https`, no user name or password in it, no fragment), whose answer is awaited
     /// at most `timeout`.
@@ -195,6 +220,29 @@ impl SessionBridge {
         site_user(&body)
     }
 
+    /// Asks the site as a visitor nobody signed in: with no cookie, then with cookies no site issued (the usual
+    /// session cookie names, values that are no session). A site must refuse both: one that answers a user signs
+    /// every visitor in as that user (a `/me` that falls back to a default or guest account). Answers the status
+    /// of the refusal.
+    pub async fn probe(&self) -> Result<StatusCode, ProbeError> {
+        let mut with_cookies = HeaderMap::new();
+        with_cookies.insert(header::COOKIE, HeaderValue::from_static(PROBE_COOKIES));
+        let mut refused = StatusCode::UNAUTHORIZED;
+        for (headers, asked) in [
+            (HeaderMap::new(), "without any cookie"),
+            (with_cookies, "with a made-up session cookie"),
+        ] {
+            match self.visitor(&headers).await {
+                Err(SessionError::Rejected(status)) => refused = status,
+                Ok(user) => {
+                    return Err(ProbeError::SignsInAnyone { user: user.id, asked });
+                }
+                Err(err) => return Err(ProbeError::Unanswered(err)),
+            }
+        }
+        Ok(refused)
+    }
+
     fn failed(&self, err: &reqwest::Error) -> SessionError {
         if err.is_timeout() {
             return SessionError::Timeout(self.timeout);
@@ -249,6 +297,7 @@ fn checked(mut fields: Fields) -> Result<Visitor, crate::ApiError> {
         email,
         firstname,
         lastname,
+        not_after: None,
     })
 }
 

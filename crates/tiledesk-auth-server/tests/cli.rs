@@ -427,6 +427,86 @@ fn answering(response: &'static str) -> String {
     url
 }
 
+/// A site whose `/me` refuses a request without a cookie but answers `admin` to one with any cookie at all.
+fn answering_any_cookie() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/me", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..read]).to_ascii_lowercase();
+            let response = if request.contains("\r\ncookie:") {
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\nconnection: close\r\n\r\n{\"id\":\"admin\"}"
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            };
+            let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_session_url_that_signs_in_anyone_and_starts_when_it_cannot_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("users.db").display());
+    // Hold the port: a server that got past the session URL's check stops with "cannot listen".
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let serve = |session_url: &str| {
+        let args = [
+            "serve",
+            "--listen",
+            &addr,
+            "--database",
+            &db,
+            "--session-url",
+            session_url,
+            "--session-timeout",
+            "2s",
+        ];
+        run_cli(&args, &project_env(), "")
+    };
+    let anyone = answering(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\nconnection: close\r\n\r\n{\"id\":\"admin\"}",
+    );
+    for (url, asked) in [
+        (anyone, "without any cookie"),
+        (answering_any_cookie(), "with a made-up session cookie"),
+    ] {
+        let (code, stdout, stderr) = serve(&url);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--session-url {url}: it answered 200 with user `admin` to a request {asked}"
+            )) && !stderr.contains("cannot listen"),
+            "{stderr}"
+        );
+    }
+    // A site that does not answer yet (deployed after the service) is no reason not to start: a warning, then on.
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/me", listener.local_addr().unwrap())
+    };
+    let (code, stdout, stderr) = serve(&closed);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    let output = format!("{stdout}{stderr}");
+    assert!(
+        output.contains("could not be checked at start") && output.contains("cannot listen"),
+        "{output}"
+    );
+    // A site that refuses both is served.
+    let refusing = answering("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let (_, stdout, stderr) = serve(&refusing);
+    let output = format!("{stdout}{stderr}");
+    assert!(
+        output.contains("cannot listen") && !output.contains("could not be checked"),
+        "{output}"
+    );
+}
+
 #[test]
 fn serve_check_says_what_is_enabled_and_refuses_a_session_url_that_signs_in_anyone() {
     let dir = tempfile::tempdir().unwrap();
@@ -469,6 +549,13 @@ fn serve_check_says_what_is_enabled_and_refuses_a_session_url_that_signs_in_anyo
     );
     assert!(
         stdout.trim_end().ends_with("NOT well: see FAILED above"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = check(Some(&answering_any_cookie()));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("user `admin` to a request with a made-up session cookie"),
         "{stdout}"
     );
 

@@ -247,7 +247,9 @@ async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_brow
         "{set_cookie}"
     );
     let cookie = cookie_of(&earlier);
-    assert!(cookie.starts_with("tdauth_device=v1."), "{cookie}");
+    // Secure (no loopback Host here): a `__Host-` cookie, which no sibling subdomain can set.
+    assert!(cookie.starts_with("__Host-tdauth_device=v1."), "{cookie}");
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
 
     // 100 wrong passwords for his email from 20 addresses (the attack measured: 15 minutes of 429, repeatable).
     for n in 0..100u8 {
@@ -266,9 +268,12 @@ async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_brow
     assert_eq!(andrew.status, StatusCode::OK, "{}", andrew.text);
     let renewed = cookie_of(&andrew);
     assert_ne!(renewed, cookie);
-    // From another address too: the cookie, not the address, is what is known.
-    let travelling = login(&app, right, [192, 0, 2, 50], Some(&renewed)).await;
-    assert_eq!(travelling.status, StatusCode::OK);
+    // From another address too: the cookie, not the address, is what is known. Cookies tossed in ahead of it by a
+    // sibling subdomain (the plain name, and a forged `__Host-` one sent first) do not hide it: every one is tried.
+    let tossed = format!("tdauth_device=v1.1.tossed.AAAA; __Host-tdauth_device=v1.2.forged.BBBB; {renewed}");
+    let travelling = login(&app, right, [192, 0, 2, 50], Some(&tossed)).await;
+    assert_eq!(travelling.status, StatusCode::OK, "{}", travelling.text);
+    let renewed = cookie_of(&travelling);
 
     // Without it, with an altered one, or with one issued for another account, the account stays shut.
     let eve = login(
@@ -461,6 +466,37 @@ async fn tokens_route_mints_for_the_given_user() {
     assert_eq!(claims["_id"], format!("{PROJECT}_site-user-7"));
     assert_eq!(claims["attributes"], json!({"plan": "pro", "seats": 3}));
     assert!(claims.get("plan").is_none(), "attributes stay nested");
+}
+
+/// 16 KiB of attributes made a token the widget could not carry in its `Authorization` header: a token is at most
+/// 4 KiB, and the caller is told which field made it longer, and by how much.
+#[tokio::test]
+async fn attributes_that_make_the_token_longer_than_4_kib_are_refused_with_the_length() {
+    let app = test_app(Options {
+        api_key: true,
+        ..Options::default()
+    })
+    .await;
+    let mint = |note: usize| {
+        let body = json!({"user_id": "7", "attributes": {"note": "n".repeat(note)}});
+        with_api_key(
+            post_json("/tokens", body.to_string()),
+            &format!("Bearer {API_KEY}"),
+        )
+    };
+    let fits = app.send(mint(2048)).await;
+    assert_eq!(fits.status, StatusCode::OK, "{}", fits.text);
+    let token = fits.json["token"].as_str().unwrap();
+    assert!(token.len() <= tiledesk_jwt::MAX_TOKEN_LEN, "{}", token.len());
+    let over = app.send(mint(3072)).await;
+    assert_eq!(over.status, StatusCode::BAD_REQUEST, "{}", over.text);
+    assert_eq!(over.code(), "invalid_field");
+    let message = over.json["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`attributes` make the token ")
+            && message.contains("over the 4096 a token may have"),
+        "{message}"
+    );
 }
 
 /// Every bad body gets a 4xx with a stable code: never a 5xx, never a panic.

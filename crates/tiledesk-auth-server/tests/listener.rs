@@ -343,6 +343,18 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     let (status, token) = mint(addr, API_KEY);
     assert_eq!(status, 200);
     assert!(signed_with(&token, NEW_SECRET), "the previous secret is kept");
+    // So is a file read while it was being written in place: the first 32 bytes of a 36-byte secret are long enough
+    // for a key, but shorter than the secret in use.
+    let half_written = &"0f8e6d4c-2b1a-4978-8695-a4b3c2d1e0f9"[..32];
+    rotate(&secret_file, half_written);
+    signal(&server, "HUP");
+    server.wait_for_log(|l| {
+        l.contains("NOT reloaded") && l.contains("shorter than the one in use (32 < 33 bytes)")
+    });
+    server.wait_for_log(|l| l.contains("API key reloaded"));
+    let (status, token) = mint(addr, API_KEY);
+    assert_eq!(status, 200);
+    assert!(signed_with(&token, NEW_SECRET), "the previous secret is kept");
 
     // The API key file rotates on the same signal, with an overlap: while the file lists both keys both work,
     // then the old one stops working.
@@ -367,7 +379,7 @@ fn sighup_rotates_the_secret_and_the_api_key_without_a_failed_request() {
     assert_eq!(mint(addr, API_KEY).0, 401);
 
     let logs = server.logs.lock().unwrap().join("\n");
-    for needle in [SECRET, NEW_SECRET, API_KEY, NEW_KEY] {
+    for needle in [SECRET, NEW_SECRET, half_written, API_KEY, NEW_KEY] {
         assert!(!logs.contains(needle), "a log line contains {needle}");
     }
 }

@@ -75,6 +75,16 @@ async fn id_token(provider: &Provider, client: &str, claims: &[(&str, &str)]) ->
         .to_owned()
 }
 
+/// A JWS of the provider's RS256 key (`rs-1`) over `header` and `claims`, each merged over the defaults (`alg`,
+/// `typ: JWT`, `kid`; `iss`, `iat`, a 10-minute `exp`): what the provider's own ID tokens never hold.
+async fn signed(provider: &Provider, header: &Value, claims: &Value) -> String {
+    let mut url = reqwest::Url::parse(&format!("{}/test/signed", provider.url)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("header", &header.to_string())
+        .append_pair("claims", &claims.to_string());
+    get_json(url.as_str()).await["token"].as_str().unwrap().to_owned()
+}
+
 async fn jwks_fetches(provider: &Provider) -> u64 {
     get_json(&format!("{}/test/jwks-fetches", provider.url)).await["fetches"]
         .as_u64()
@@ -166,6 +176,85 @@ async fn the_providers_id_tokens_sign_visitors_in_with_each_algorithm() {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         assert_eq!(reply.json["user"]["email"], Value::Null);
     }
+}
+
+#[tokio::test]
+async fn what_real_providers_send_is_taken_and_what_is_not_an_id_token_for_this_client_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(&dir.path().join("keys.json"), free_port(), None);
+    let app = app_for(&provider.url, "tiledesk-rs", None).await;
+    let login = async |header: Value, claims: Value| {
+        let token = signed(&provider, &header, &claims).await;
+        app.send(with_id_token(&token)).await
+    };
+    let refused = |reply: &common::Reply| {
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "invalid_id_token"),
+            "{}",
+            reply.text
+        );
+    };
+
+    // Apple sends `email_verified` as a string: every such login was refused.
+    let reply = login(
+        json!({}),
+        json!({"sub": "apple-1", "aud": "tiledesk-rs", "email": "ada@example.com", "email_verified": "true"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["user"]["email"], "ada@example.com");
+    // A name the token rules refuse (too long, a control character) is dropped; the visitor signs in.
+    let reply = login(
+        json!({}),
+        json!({"sub": "long-1", "aud": "tiledesk-rs", "given_name": "A".repeat(300), "family_name": "Love\nlace"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(
+        reply.json["user"],
+        json!({"id": "long-1", "email": null, "firstname": null, "lastname": null})
+    );
+
+    // Issued to another client, for several audiences: `azp` says whose it is.
+    refused(
+        &login(
+            json!({}),
+            json!({"sub": "s", "aud": "tiledesk-rs", "azp": "another-app"}),
+        )
+        .await,
+    );
+    refused(
+        &login(
+            json!({}),
+            json!({"sub": "s", "aud": ["another-app", "tiledesk-rs"]}),
+        )
+        .await,
+    );
+    let reply = login(
+        json!({}),
+        json!({"sub": "both", "aud": ["another-app", "tiledesk-rs"], "azp": "tiledesk-rs"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // An access token (RFC 9068) is for an API, not proof of who signed in, even signed by the same keys.
+    for typ in ["at+jwt", "application/at+JWT"] {
+        refused(&login(json!({"typ": typ}), json!({"sub": "s", "aud": "tiledesk-rs"})).await);
+    }
+
+    // What is minted lives no longer than the ID token it came from (and the minute of leeway it was taken with).
+    let ends = now() + 120;
+    let reply = login(
+        json!({}),
+        json!({"sub": "short", "aud": "tiledesk-rs", "exp": ends}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let exp = reply.token_claims()["exp"].as_u64().unwrap();
+    assert!(
+        exp <= ends + 60 && exp > now(),
+        "{exp} for an ID token ending at {ends}"
+    );
 }
 
 #[tokio::test]

@@ -969,9 +969,10 @@ impl Machine {
         }
     }
 
-    /// Signs in again with a fresh token from the session's source. On failure it tries again, sooner while the
-    /// widget still holds a valid session, and with a growing pause (up to 30 s) once it does not, until it works
-    /// or the visitor signs out. A token naming another visitor (the site's session changed hands) switches the
+    /// Signs in again with a fresh token from the session's source. When the site refuses the visitor (401 or 403)
+    /// the session ends: `error` (`auth_rejected`), then signed out as by `signOut()`, in every tab. On another
+    /// failure it tries again, sooner while the widget still holds a valid session, and with a growing pause (up to
+    /// 30 s) once it does not, until it works or the visitor signs out. A token naming another visitor (the site's session changed hands) switches the
     /// widget to them, as `signIn` does.
     ///
     /// It runs as the session's `Refresh::Running` task: when the session goes (sign-out, another sign-in, `free()`),
@@ -1002,6 +1003,12 @@ impl Machine {
             Ok((token, user_id)) => {
                 let changed = user_id != user;
                 self.signed_in(source, &token, user_id, changed);
+            }
+            Err(err @ AuthError::AuthRejected(_)) => {
+                // The site says the visitor is no longer signed in there (logged out, password changed, account
+                // closed): the chat session ends with the site's, in every tab, and nothing is asked again.
+                self.enter_error(&err);
+                drop(Rc::clone(&self).sign_out(true));
             }
             Err(err) => {
                 let (failures, left, alive) = {

@@ -412,6 +412,34 @@ async fn the_site_endpoint_going_down_mid_session_ends_in_an_error_state() {
 }
 
 #[wasm_bindgen_test]
+async fn a_refresh_the_site_refuses_ends_the_session_and_asks_no_more() {
+    reset();
+    // Two-second tokens, refreshed at 80 %: the visitor signed out on the site (or changed their password)
+    // meanwhile, and the refresh gets 401. On a shared computer the widget must not stay theirs until `exp`.
+    let auth = TiledeskAuth::new(&options("loggedout", "&ttl=2&fail_after=1&fail_status=401", "")).unwrap();
+    let seen = record_statuses(&auth);
+    settle(auth.sign_in(None)).await.unwrap();
+    assert!(widget_visible());
+    let ended = first_state(&auth, |status| status == "signed_out");
+    settle(ended).await.unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["loading", "authenticated", "error", "signed_out"],
+        "the refusal is told, then the session ends"
+    );
+    assert_eq!(widget_user().unwrap_or_default(), "", "the widget holds nobody");
+    assert!(!widget_visible());
+    assert_eq!(stored_token(), None);
+    // No retry: the credentials are not posted again (an old tab would spend the account's failure budget). The
+    // module retried a failed refresh after 1 s: 2.5 s without a request shows none was made.
+    let later: Promise = eval("new Promise((resolve) => setTimeout(resolve, 2500))").unchecked_into();
+    settle(later).await.unwrap();
+    assert_eq!(request_count("loggedout").await, 2.0);
+    assert_eq!(text(&auth.state(), "status").as_deref(), Some("signed_out"));
+    assert_no_unhandled_rejection().await;
+}
+
+#[wasm_bindgen_test]
 async fn on_failure_anonymous_shows_the_widget_once_the_guest_is_online() {
     reset();
     let opts = options("anon", "&expired=true", r#", "onFailure": "anonymous""#);

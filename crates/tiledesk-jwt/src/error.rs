@@ -84,6 +84,16 @@ pub enum Error {
         /// The cap in seconds.
         max_secs: u64,
     },
+    /// The token would be longer than [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN): too many or too long attributes.
+    #[error(
+        "the token would be {len} bytes, over the {max} a token may have: send fewer or shorter attributes"
+    )]
+    TokenTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
     /// The clock is before 1970, or so far ahead that `exp` overflows.
     #[error("the clock is out of range")]
     Clock,

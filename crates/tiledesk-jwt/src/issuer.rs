@@ -15,6 +15,11 @@ use crate::{Error, ProjectId, ProjectSecret, TOKEN_SCHEME_PREFIX, VISITOR_SUBJEC
 /// Lifetime of a token when none is configured.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// The longest token minted, `JWT ` included, in bytes. The widget sends the token in an `Authorization` header on
+/// calls to Tiledesk, and servers and proxies limit a header's size (nginx: 8 KiB a line by default); what makes a
+/// token long is the caller's `attributes`. Beyond this, minting fails with [`Error::TokenTooLarge`].
+pub const MAX_TOKEN_LEN: usize = 4096;
+
 /// The longest lifetime this crate mints. The token is the widget's chat session, and Tiledesk sets no
 /// maximum itself: a longer-lived token is a credential a thief keeps for longer.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -84,7 +89,28 @@ impl TokenIssuer {
 
     /// Mints a token issued at `issued_at` (Unix seconds), expiring one lifetime later.
     pub fn mint_at(&self, claims: &VisitorClaims, issued_at: u64) -> Result<VisitorToken, Error> {
-        let expires_at = issued_at.checked_add(self.ttl.as_secs()).ok_or(Error::Clock)?;
+        self.mint_until(claims, issued_at, u64::MAX)
+    }
+
+    /// Mints a token issued at `issued_at` that expires after the issuer's lifetime or at `not_after` (Unix
+    /// seconds), whichever comes first: a token minted from a shorter-lived proof (an ID token) lives no longer than
+    /// the proof. A `not_after` at or before `issued_at` is [`Error::TtlOutOfRange`].
+    pub fn mint_until(
+        &self,
+        claims: &VisitorClaims,
+        issued_at: u64,
+        not_after: u64,
+    ) -> Result<VisitorToken, Error> {
+        let expires_at = issued_at
+            .checked_add(self.ttl.as_secs())
+            .ok_or(Error::Clock)?
+            .min(not_after);
+        if expires_at <= issued_at {
+            return Err(Error::TtlOutOfRange {
+                secs: 0,
+                max_secs: MAX_TOKEN_TTL.as_secs(),
+            });
+        }
         let chat_user_id = claims.chat_user_id(&self.project);
         let jti = random_token_id()?;
         let payload = Payload {
@@ -115,6 +141,12 @@ impl TokenIssuer {
         )?;
         value.push('.');
         value.push_str(&signature);
+        if value.len() > MAX_TOKEN_LEN {
+            return Err(Error::TokenTooLarge {
+                len: value.len(),
+                max: MAX_TOKEN_LEN,
+            });
+        }
         Ok(VisitorToken {
             value,
             issued_at,
@@ -246,6 +278,38 @@ mod tests {
     fn payload_of(token: &VisitorToken) -> Value {
         let part = token.jwt().split('.').nth(1).unwrap();
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_token_is_at_most_max_token_len_and_longer_attributes_are_refused_with_the_length() {
+        let with_note = |bytes: usize| {
+            VisitorClaims::builder("u".repeat(crate::MAX_USER_ID_LEN))
+                .firstname("f".repeat(crate::MAX_NAME_LEN))
+                .lastname("l".repeat(crate::MAX_NAME_LEN))
+                .attribute("note", "n".repeat(bytes))
+                .build()
+                .unwrap()
+        };
+        let longest = TokenIssuer::new(
+            ProjectId::new("p".repeat(tiledesk_rules::MAX_PROJECT_ID_LEN)).unwrap(),
+            ProjectSecret::new("top-secret-3f1c9a52-5d2e-4f7b-9c1a").unwrap(),
+        );
+        // The longest names and project id leave room for a note of 1.5 KiB.
+        let fits = longest.mint_at(&with_note(1536), u64::MAX / 2).unwrap();
+        assert!(fits.as_str().len() <= MAX_TOKEN_LEN, "{}", fits.as_str().len());
+        // Each note byte is 4/3 of a token byte: find the first that does not fit, and check the refusal there.
+        let over = (1536..4096)
+            .find(|&bytes| longest.mint_at(&with_note(bytes), 0).is_err())
+            .unwrap();
+        let last = longest.mint_at(&with_note(over - 1), 0).unwrap();
+        assert!(last.as_str().len() <= MAX_TOKEN_LEN);
+        match longest.mint_at(&with_note(over), 0) {
+            Err(Error::TokenTooLarge { len, max }) => {
+                assert_eq!(max, MAX_TOKEN_LEN);
+                assert!(len > MAX_TOKEN_LEN && len <= MAX_TOKEN_LEN + 4, "{len}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

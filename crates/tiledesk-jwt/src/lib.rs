@@ -37,7 +37,7 @@ pub use claims::{
     VisitorClaimsBuilder, is_valid_email, reserved_claim,
 };
 pub use error::Error;
-pub use issuer::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, TokenIssuer, VisitorToken};
+pub use issuer::{DEFAULT_TOKEN_TTL, MAX_TOKEN_LEN, MAX_TOKEN_TTL, TokenIssuer, VisitorToken};
 pub use project::{InvalidProjectId, MIN_SECRET_LEN, ProjectId, ProjectSecret, TILEDESK_AUDIENCE_PREFIX};
 
 /// The `sub` every visitor token carries: Tiledesk treats any other subject as a dashboard user.

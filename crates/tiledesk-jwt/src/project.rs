@@ -91,6 +91,9 @@ impl ProjectSecret {
     }
 
     /// Reads the secret from a file, as mounted by a secrets manager; a trailing newline is trimmed.
+    ///
+    /// A file written in place (truncated, then written) can be read half-written: replace it atomically instead
+    /// (write a new file beside it, then rename it over), as secrets managers and Kubernetes do.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::SecretFile {
@@ -109,6 +112,12 @@ impl ProjectSecret {
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
         mac.update(purpose.as_bytes());
         Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
+    /// Its length in bytes (the secret itself stays inside). A secret re-read while its file was being written in
+    /// place is shorter than the one before it: see [`ProjectSecret::from_file`].
+    pub fn byte_len(&self) -> usize {
+        self.0.len()
     }
 
     /// The key bytes, for signing and verifying inside this crate only.

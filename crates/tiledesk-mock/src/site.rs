@@ -39,6 +39,8 @@ pub struct TestSiteQuery {
     pub empty: Option<bool>,
     /// Answer only this many requests for `user` normally, then 503 (the site's endpoint going down mid-session).
     pub fail_after: Option<u64>,
+    /// The status answered after `fail_after` requests instead of 503 (401: the visitor signed out on the site).
+    pub fail_status: Option<u16>,
     /// Answer 401 unless the request carries a cookie of this name (the site's session, sent or not).
     pub cookie: Option<String>,
 }
@@ -67,7 +69,10 @@ async fn test_site_auth(
         *count
     };
     if query.fail_after.is_some_and(|n| count > n) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the site's endpoint is down");
+        return match query.fail_status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            Some(status) => error(status, "as asked"),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "the site's endpoint is down"),
+        };
     }
     if let Some(ms) = query.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::api_key::ApiKeyError;
 use crate::oidc::OidcBridge;
 use crate::serve::defaults;
-use crate::session::{SessionBridge, SessionError};
+use crate::session::{ProbeError, SessionBridge};
 use crate::shared_throttle::SharedCounts;
 use crate::users::{UserStore, redacted};
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
@@ -93,6 +93,11 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<crate::proxy::TrustedProxy>,
+    /// Whether the device cookie is Secure (then named `__Host-tdauth_device`): `auto` is Secure except for a
+    /// loopback Host without --trusted-proxy (the demo, a developer's machine); `always` behind a proxy that is not
+    /// listed and sends a loopback Host; `never` for plain HTTP on a test network only.
+    #[arg(long, env = "TILEDESK_AUTH_COOKIE_SECURE", value_enum, default_value_t)]
+    pub cookie_secure: crate::device::CookieSecurity,
     /// Connections open at once; more wait in the kernel's accept queue. Lowered at start to what the open-file
     /// limit allows (the soft limit is first raised to the hard one).
     #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -225,8 +230,25 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies: args.trusted_proxies.clone().into(),
         session,
         oidc,
+        cookie_security: args.cookie_secure,
         module: crate::module::BrowserModule::embedded(),
     };
+    if let (Some(bridge), false) = (&state.session, args.check) {
+        // A session URL that signs anyone in would give every visitor one chat identity: never serve with it. A
+        // site that does not answer now (deployed after this service) is no reason not to start.
+        match bridge.probe().await {
+            Ok(_) => {}
+            Err(err @ ProbeError::SignsInAnyone { .. }) => {
+                users.close().await;
+                bail!("--session-url {}: {err}", bridge.url());
+            }
+            Err(ProbeError::Unanswered(err)) => tracing::warn!(
+                url = bridge.url(),
+                error = %err,
+                "--session-url could not be checked at start: it must refuse a visitor without a session (401)"
+            ),
+        }
+    }
     if args.check {
         let healthy = check(&state, &redacted(&args.database.database)).await;
         users.close().await;
@@ -306,19 +328,11 @@ async fn check(state: &AppState, database: &str) -> bool {
     match &state.session {
         None => println!("              session bridge: off (no --session-url)"),
         Some(bridge) => {
-            // A request with no cookie at all must be refused: a site that answers it with a user would sign every
-            // visitor in as that user.
-            let verdict = match bridge.visitor(&axum::http::HeaderMap::new()).await {
-                Err(SessionError::Rejected(status)) => {
-                    Ok(format!("ok: {status} to a visitor without a session"))
-                }
-                Ok(user) => Err(format!(
-                    "answered 200 with user `{}` to a request without any cookie: every visitor would be signed in \
-                     as that user; it must answer 401 when nobody is signed in",
-                    user.id
-                )),
-                Err(err) => Err(err.to_string()),
-            };
+            let verdict = bridge
+                .probe()
+                .await
+                .map(|status| format!("ok: {status} to a visitor without a session"))
+                .map_err(|err| err.to_string());
             match verdict {
                 Ok(line) => println!("              session bridge {}: {line}", bridge.url()),
                 Err(problem) => {
@@ -422,11 +436,22 @@ impl Reload {
     fn reload(&self) {
         match &self.secret_file {
             Some(path) => {
+                let in_use = self.issuer.get().secret().byte_len();
                 let issuer = ProjectSecret::from_file(path)
                     .map_err(anyhow::Error::from)
-                    .and_then(
-                        |secret| Ok(TokenIssuer::new(self.project.clone(), secret).with_ttl(self.ttl)?),
-                    );
+                    .and_then(|secret| {
+                        // Tiledesk's secrets all have one length: a shorter one is most likely a file caught while
+                        // it was being written in place.
+                        if secret.byte_len() < in_use {
+                            bail!(
+                                "the new secret is shorter than the one in use ({} < {in_use} bytes): a file read \
+                                 while it was being written? Replace it atomically (write a new file, rename it \
+                                 over the old one); to move to a shorter secret, restart the service",
+                                secret.byte_len()
+                            );
+                        }
+                        Ok(TokenIssuer::new(self.project.clone(), secret).with_ttl(self.ttl)?)
+                    });
                 match issuer {
                     Ok(issuer) => {
                         self.issuer.replace(issuer);

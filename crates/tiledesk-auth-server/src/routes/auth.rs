@@ -83,7 +83,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The token and answer for a visitor a bridge vouches for; `by` says which, in the log.
 fn signed_in(state: &Shared, user: Visitor, by: &'static str) -> Result<TokenResponse, ApiError> {
-    let token = state.issuer.get().mint(&user.claims)?;
+    let issuer = state.issuer.get();
+    let token = match user.not_after {
+        Some(not_after) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|err| ApiError::Internal(err.into()))?
+                .as_secs();
+            // A proof taken within its leeway may end this very second: the token still lives one.
+            issuer.mint_until(&user.claims, now, not_after.max(now + 1))?
+        }
+        None => issuer.mint(&user.claims)?,
+    };
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by, "signed in");
     Ok(TokenResponse::new(
         &token,
@@ -115,8 +126,9 @@ async fn with_password(
     let issuer = std::sync::Arc::clone(&*state.issuer.get());
     let cookies = DeviceCookies::new(issuer.secret());
     // A browser that signed in to this account before is judged on its own failures (see `device.rs`).
-    let device =
-        device::presented(headers).and_then(|value| cookies.verify(value, &account, SystemTime::now()));
+    // Every cookie presented is tried: one tossed in by a sibling subdomain does not hide the browser's own.
+    let now = SystemTime::now();
+    let device = device::presented(headers).find_map(|value| cookies.verify(value, &account, now));
 
     // Counted from here, before the password is checked: concurrent guesses see each other.
     let attempt = state
@@ -173,7 +185,9 @@ async fn with_password(
         header::SET_COOKIE,
         device::set_cookie(
             &cookies.issue(&account, SystemTime::now()),
-            headers.get(header::HOST),
+            state
+                .cookie_security
+                .secure(headers.get(header::HOST), !state.trusted_proxies.is_empty()),
         ),
     );
     Ok((

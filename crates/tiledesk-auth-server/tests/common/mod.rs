@@ -85,6 +85,7 @@ pub async fn test_app(options: Options) -> TestApp {
             )
         }),
         oidc: options.oidc,
+        cookie_security: Default::default(),
         module: options.module,
     };
     TestApp {

@@ -1,10 +1,10 @@
 // A real OpenID provider for the OIDC bridge's tests: `oidc-provider` (OpenID Certified), configured with one
 // client per signing algorithm. Besides the provider's own endpoints (discovery, JWKS), `/test/id-token` has the
-// provider issue an ID token through its own `IdToken` model (the code its token endpoint uses), and
-// `/test/jwks-fetches` counts the JWKS requests. `PORT`; `KEYS_FILE`, the signing keys, made there when it does not
+// provider issue an ID token through its own `IdToken` model (the code its token endpoint uses), `/test/signed`
+// signs any header and claims with its RS256 key, and `/test/jwks-fetches` counts the JWKS requests. `PORT`; `KEYS_FILE`, the signing keys, made there when it does not
 // exist (a second provider given the same file signs with the same keys); `ISSUER_PORT` to claim another issuer.
 import http from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import Provider from 'oidc-provider';
@@ -48,6 +48,22 @@ http.createServer(async (req, res) => {
   if (url.pathname === '/test/jwks-fetches') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ fetches: jwksFetches }));
+    return;
+  }
+  if (url.pathname === '/test/signed') {
+    // Any header and claims, signed with the provider's RS256 key (`rs-1`): for what the provider's own IdToken
+    // never writes (a string `email_verified`, `azp`, several audiences, an access token's `typ`). `iss`, `iat` and
+    // a 10-minute `exp` unless the claims say otherwise.
+    const q = Object.fromEntries(url.searchParams);
+    const now = Math.floor(Date.now() / 1000);
+    const header = { alg: 'RS256', typ: 'JWT', kid: 'rs-1', ...JSON.parse(q.header || '{}') };
+    const claims = { iss: issuer, iat: now, exp: now + 600, ...JSON.parse(q.claims || '{}') };
+    const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${part(header)}.${part(claims)}`;
+    const { kid, alg, use, ...jwk } = keys.find((key) => key.kid === 'rs-1');
+    const signature = sign('sha256', Buffer.from(input), createPrivateKey({ key: jwk, format: 'jwk' }));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ token: `${input}.${signature.toString('base64url')}` }));
     return;
   }
   if (url.pathname === '/test/id-token') {
