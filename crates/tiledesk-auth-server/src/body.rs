@@ -75,7 +75,7 @@ async fn read(req: Request) -> Result<Bytes, ApiError> {
     Ok(collected.to_bytes())
 }
 
-fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
+pub(crate) fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
     let Some(Ok(value)) = value.map(|v| v.to_str()) else {
         return false;
     };

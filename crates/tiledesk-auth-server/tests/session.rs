@@ -159,12 +159,13 @@ async fn bridge_to(url: String, timeout: Option<Duration>) -> common::TestApp {
     .await
 }
 
+/// `POST /auth` as the module sends it without credentials (`{}`, as JSON), with `headers`.
 fn auth_without_credentials(headers: &[(&str, &str)]) -> axum::http::Request<Body> {
-    let mut request = axum::http::Request::post("/auth");
+    let mut request = axum::http::Request::post("/auth").header("content-type", "application/json");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    request.body(Body::empty()).unwrap()
+    request.body(Body::from("{}")).unwrap()
 }
 
 #[tokio::test]
@@ -458,6 +459,28 @@ async fn a_page_of_another_origin_cannot_sign_the_visitor_in_with_their_cookies(
         let reply = app.send(auth_without_credentials(&headers)).await;
         assert_eq!(reply.status, StatusCode::OK, "{allowed:?}: {}", reply.text);
         assert_eq!(reply.json["user"]["id"], "ada-1");
+    }
+
+    // What a form or a "simple" fetch of another page can send (no body, a form's or a text body): never JSON, so
+    // never a request the browser sent without a preflight. Refused before the site is asked, whatever the origin.
+    for (content_type, body) in [
+        (None, ""),
+        (Some("application/x-www-form-urlencoded"), ""),
+        (Some("text/plain"), ""),
+    ] {
+        let before = asked();
+        let mut request = axum::http::Request::post("/auth").header("cookie", cookie.as_str());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let reply = app.send(request.body(Body::from(body)).unwrap()).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            "{content_type:?}: {}",
+            reply.text
+        );
+        assert_eq!(asked(), before, "{content_type:?}: the site's login was asked");
     }
 
     // Password logins and ID tokens carry their own proof, not an ambient cookie: no origin check for them.

@@ -36,7 +36,13 @@ async fn sign_in(
     let (user, by) = match (&state.oidc, bearer(&headers), &state.session) {
         (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
         (_, _, Some(bridge)) => {
-            // The visitor's cookies are ambient: another site's page could make the browser send them here.
+            // The visitor's cookies are ambient: another site's page could make the browser send them here. A JSON
+            // body (`{}`, as the module sends) is one no form can send, and one a browser sends cross-origin only
+            // after a CORS preflight this service answers for listed origins only.
+            if !crate::body::is_json_content_type(headers.get(header::CONTENT_TYPE)) {
+                crate::log::refused("session sign-in refused: not JSON", address);
+                return Err(ApiError::UnsupportedMediaType);
+            }
             if !origin_may_use_the_session(&headers, &state.allowed_origins) {
                 crate::log::refused("session sign-in refused: origin not allowed", address);
                 return Err(ApiError::OriginNotAllowed);
