@@ -3,8 +3,12 @@
 //! (Auth0, Keycloak, Google, Entra...) signed it for this site.
 //!
 //! The provider's keys come from its discovery document (`/.well-known/openid-configuration`, whose `issuer` must be
-//! the configured one) and its JWKS, cached; a token signed with a key id not in the cache makes the service fetch
-//! the JWKS again, at most once per [`REFETCH_INTERVAL`], so a flood of made-up key ids is not a flood of fetches.
+//! the configured one) and its JWKS, cached for as long as the JWKS answer's `Cache-Control: max-age` says, within
+//! [`KEYS_MIN_AGE`]..[`KEYS_MAX_AGE`] ([`KEYS_DEFAULT_AGE`] without one); past that the set is fetched again in the
+//! background and replaced, so a key the provider withdrew (a leaked one) stops being accepted. A token signed with
+//! a key id not in the cache makes the service fetch the JWKS again, at most once per [`REFETCH_INTERVAL`], so a
+//! flood of made-up key ids is not a flood of fetches. One fetch runs at a time, and none holds the cache: logins
+//! whose key is cached never wait for a fetch.
 //! Only asymmetric signatures are taken (RS256, ES256, EdDSA), each with a key of its own kind from the JWKS: `none`
 //! and HMAC are refused before any key is looked at, so a token "signed" with the provider's public key as an HMAC
 //! secret goes nowhere, and a key in the token's own header is never used. `iss`, `aud`, `exp` and `nbf` are checked
@@ -34,24 +38,45 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// The default time the provider has to answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The shortest time a fetched key set is used before it is fetched again, whatever the provider's `max-age`.
+pub const KEYS_MIN_AGE: Duration = Duration::from_secs(5 * 60);
+
+/// The longest time a fetched key set is used before it is fetched again: a withdrawn key is refused after that.
+pub const KEYS_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a key set is used when the provider's answer gives no `max-age`.
+pub const KEYS_DEFAULT_AGE: Duration = Duration::from_secs(60 * 60);
+
 /// Largest discovery document or JWKS read, in bytes.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// Checks ID tokens from one issuer, for one audience.
 #[derive(Debug)]
 pub struct OidcBridge {
-    issuer: String,
     audience: String,
+    keys: Keys,
+}
+
+/// The provider's keys: the cache, and what fetches them (cloned into a background refresh).
+#[derive(Clone, Debug)]
+struct Keys {
+    issuer: String,
     client: reqwest::Client,
     refetch_interval: Duration,
-    keys: Mutex<Keys>,
+    /// Bounds on the provider's `max-age`.
+    ages: (Duration, Duration),
+    cache: Arc<std::sync::Mutex<Cache>>,
+    /// Held by the one fetch under way.
+    fetching: Arc<Mutex<()>>,
 }
 
 #[derive(Debug, Default)]
-struct Keys {
+struct Cache {
     set: Option<Arc<JwkSet>>,
     /// When the keys were last asked for, whether or not that worked.
     fetched_at: Option<Instant>,
+    /// Until when the set is used without being fetched again.
+    fresh_until: Option<Instant>,
 }
 
 /// Why an ID token does not sign the visitor in.
@@ -135,24 +160,35 @@ impl OidcBridge {
             .build()
             .map_err(OidcConfigError::Client)?;
         Ok(Self {
-            issuer: issuer.to_owned(),
             audience: audience.to_owned(),
-            client,
-            refetch_interval: REFETCH_INTERVAL,
-            keys: Mutex::new(Keys::default()),
+            keys: Keys {
+                issuer: issuer.to_owned(),
+                client,
+                refetch_interval: REFETCH_INTERVAL,
+                ages: (KEYS_MIN_AGE, KEYS_MAX_AGE),
+                cache: Arc::default(),
+                fetching: Arc::default(),
+            },
         })
     }
 
     /// The same bridge with another least time between two key fetches (tests use a short one).
     #[must_use]
     pub fn with_refetch_interval(mut self, interval: Duration) -> Self {
-        self.refetch_interval = interval;
+        self.keys.refetch_interval = interval;
+        self
+    }
+
+    /// The same bridge with other bounds on how long a key set is used (tests use short ones).
+    #[must_use]
+    pub fn with_key_ages(mut self, min: Duration, max: Duration) -> Self {
+        self.keys.ages = (min, max);
         self
     }
 
     /// The issuer.
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.keys.issuer
     }
 
     /// The audience.
@@ -162,12 +198,8 @@ impl OidcBridge {
 
     /// Fetches the provider's keys now (`serve --check`): how many it publishes.
     pub async fn check(&self) -> Result<usize, OidcError> {
-        let set = self.fetch_keys().await?;
-        let count = set.keys.len();
-        let mut keys = self.keys.lock().await;
-        keys.set = Some(Arc::new(set));
-        keys.fetched_at = Some(Instant::now());
-        Ok(count)
+        let _flight = self.keys.fetching.lock().await;
+        Ok(self.keys.fetch().await?.keys.len())
     }
 
     /// Checks `token` and returns the visitor it proves.
@@ -184,10 +216,10 @@ impl OidcBridge {
                 "typ {typ}: an access token is not an ID token"
             )));
         }
-        let jwk = self.key_for(header.kid.as_deref(), header.alg).await?;
+        let jwk = self.keys.key_for(header.kid.as_deref(), header.alg).await?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|err| invalid(&err))?;
         let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.issuer]);
+        validation.set_issuer(&[&self.keys.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY.as_secs();
@@ -207,39 +239,97 @@ impl OidcBridge {
         }
         user(claims).map_err(|err| invalid(&err))
     }
+}
 
-    /// The provider's key for `kid` that fits `alg`, from the cache or, when it is not there, from a fresh fetch.
+impl Keys {
+    /// The provider's key for `kid` that fits `alg`: from the cache (fetched again in the background once its age
+    /// is past), or, when it is not there, from a fresh fetch.
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, OidcError> {
-        let mut keys = self.keys.lock().await;
-        if let Some(set) = &keys.set
-            && let Some(jwk) = pick(set, kid, alg)
-        {
+        let (cached, stale) = {
+            let cache = lock(&self.cache);
+            let stale = cache.fresh_until.is_none_or(|until| Instant::now() >= until);
+            (cache.set.clone(), stale)
+        };
+        if let Some(jwk) = cached.as_deref().and_then(|set| pick(set, kid, alg)) {
+            if stale {
+                self.refresh_in_background();
+            }
             return Ok(jwk.clone());
         }
-        let due = keys
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= self.refetch_interval);
-        if !due {
-            return Err(match keys.set {
-                Some(_) => OidcError::Invalid(format!("no key {kid:?} for {alg:?} in the provider's keys")),
-                None => OidcError::Unavailable("the last fetch failed; waiting before the next".to_owned()),
-            });
+        // Not in the cache: one fetch at a time. The cache is not held meanwhile, so logins whose key is cached go on.
+        let _flight = self.fetching.lock().await;
+        {
+            let cache = lock(&self.cache);
+            // A fetch that ended while this login waited for it may have brought the key.
+            if let Some(jwk) = cache.set.as_deref().and_then(|set| pick(set, kid, alg)) {
+                return Ok(jwk.clone());
+            }
+            if !self.due(&cache) {
+                return Err(match cache.set {
+                    Some(_) => {
+                        OidcError::Invalid(format!("no key {kid:?} for {alg:?} in the provider's keys"))
+                    }
+                    None => {
+                        OidcError::Unavailable("the last fetch failed; waiting before the next".to_owned())
+                    }
+                });
+            }
         }
-        keys.fetched_at = Some(Instant::now());
-        let set = Arc::new(self.fetch_keys().await?);
-        keys.set = Some(Arc::clone(&set));
-        tracing::info!(issuer = %self.issuer, keys = set.keys.len(), "identity provider keys fetched");
+        let set = self.fetch().await?;
         pick(&set, kid, alg)
             .cloned()
             .ok_or_else(|| OidcError::Invalid(format!("no key {kid:?} for {alg:?} in the provider's keys")))
     }
 
-    async fn fetch_keys(&self) -> Result<JwkSet, OidcError> {
+    /// Whether a fetch may start: none for [`REFETCH_INTERVAL`] after the last one, failed or not.
+    fn due(&self, cache: &Cache) -> bool {
+        cache
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= self.refetch_interval)
+    }
+
+    /// Fetches the set again without making anyone wait: unless a fetch is under way or one was made too recently.
+    /// While it runs (and if it fails) the current set stays in use.
+    fn refresh_in_background(&self) {
+        let keys = self.clone();
+        tokio::spawn(async move {
+            let Ok(_flight) = keys.fetching.try_lock() else {
+                return;
+            };
+            if !keys.due(&lock(&keys.cache)) {
+                return;
+            }
+            if let Err(err) = keys.fetch().await {
+                tracing::warn!(issuer = %keys.issuer, error = %err, "identity provider keys NOT refreshed: the current ones stay in use");
+            }
+        });
+    }
+
+    /// Fetches the set now and puts it in the cache, for as long as the provider's `max-age` says (within bounds).
+    /// The caller holds `fetching`.
+    async fn fetch(&self) -> Result<Arc<JwkSet>, OidcError> {
+        lock(&self.cache).fetched_at = Some(Instant::now());
+        let (set, max_age) = self.fetch_keys().await?;
+        let age = max_age
+            .unwrap_or(KEYS_DEFAULT_AGE)
+            .clamp(self.ages.0, self.ages.1);
+        let set = Arc::new(set);
+        {
+            let mut cache = lock(&self.cache);
+            cache.set = Some(Arc::clone(&set));
+            cache.fresh_until = Some(Instant::now() + age);
+        }
+        tracing::info!(issuer = %self.issuer, keys = set.keys.len(), max_age_secs = age.as_secs(), "identity provider keys fetched");
+        Ok(set)
+    }
+
+    /// The discovery document, then the JWKS it names, with the JWKS answer's `max-age`.
+    async fn fetch_keys(&self) -> Result<(JwkSet, Option<Duration>), OidcError> {
         let discovery_url = format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
         );
-        let discovery: Discovery = self.get_json(&discovery_url).await?;
+        let (discovery, _): (Discovery, _) = self.get_json(&discovery_url).await?;
         if discovery.issuer != self.issuer {
             return Err(OidcError::Unavailable(format!(
                 "the discovery document names the issuer {:?}, not {:?}",
@@ -249,7 +339,12 @@ impl OidcBridge {
         self.get_json(&discovery.jwks_uri).await
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OidcError> {
+    /// The JSON document at `url`, with its `Cache-Control: max-age` (none for `no-store` or `no-cache`: the
+    /// shortest age then applies).
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<(T, Option<Duration>), OidcError> {
         let unavailable = |why: &dyn std::fmt::Display| OidcError::Unavailable(format!("{url}: {why}"));
         let mut response = self
             .client
@@ -260,6 +355,11 @@ impl OidcBridge {
         if !response.status().is_success() {
             return Err(unavailable(&response.status()));
         }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|value| value.to_str().ok())
+            .and_then(max_age);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|err| unavailable(&err))? {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
@@ -267,8 +367,32 @@ impl OidcBridge {
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body).map_err(|err| unavailable(&err))
+        let document = serde_json::from_slice(&body).map_err(|err| unavailable(&err))?;
+        Ok((document, max_age))
     }
+}
+
+/// The `max-age` of a `Cache-Control` value; zero for `no-store` and `no-cache` (the shortest age applies then).
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').map(str::trim).find_map(|directive| {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache") {
+            return Some(Duration::ZERO);
+        }
+        let (name, value) = directive.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("max-age").then(|| {
+            value
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs)
+        })?
+    })
+}
+
+/// The cache, even if a thread panicked while holding it (it holds no invariant a panic could break).
+fn lock(cache: &std::sync::Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The key named `kid` (or, without one, the only key) whose kind fits `alg`, and whose own `alg`, when it says
@@ -341,6 +465,18 @@ fn text(value: Option<serde_json::Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            max_age("Max-Age = 60 ,must-revalidate"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
 
     #[test]
     fn issuers_are_https_but_on_this_machine() {

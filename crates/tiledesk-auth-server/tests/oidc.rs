@@ -627,3 +627,174 @@ async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     }
     out
 }
+
+/// An identity provider of the test's own with Ed25519 keys it can withdraw and a JWKS endpoint it can make hang:
+/// what a real provider does to a cache over hours (a key rotated out, a slow moment), in a second.
+struct KeyServer {
+    url: String,
+    /// The key ids the JWKS publishes.
+    published: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    /// While true, a JWKS request waits until it turns false.
+    hang: tokio::sync::watch::Sender<bool>,
+    jwks_fetches: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The test's Ed25519 key named `kid` (its seed is the id's first byte, repeated).
+fn seed(kid: &str) -> [u8; 32] {
+    [kid.as_bytes()[0]; 32]
+}
+
+fn public_jwk(kid: &str) -> Value {
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed(kid))
+        .verifying_key()
+        .to_bytes();
+    json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(public), "kid": kid, "alg": "EdDSA", "use": "sig"})
+}
+
+impl KeyServer {
+    /// Publishes `kids`, with `Cache-Control: max-age=1`.
+    async fn start(kids: &[&'static str]) -> Self {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let published = Arc::new(std::sync::Mutex::new(kids.to_vec()));
+        let (hang, hanging) = tokio::sync::watch::channel(false);
+        let jwks_fetches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}).to_string();
+        let (keys, fetches) = (Arc::clone(&published), Arc::clone(&jwks_fetches));
+        let router = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { ([("content-type", "application/json")], discovery) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut hanging = hanging.clone();
+                    let _ = hanging.wait_for(|hang| !hang).await;
+                    let keys: Vec<Value> = keys.lock().unwrap().iter().map(|kid| public_jwk(kid)).collect();
+                    (
+                        [
+                            ("content-type", "application/json"),
+                            ("cache-control", "public, max-age=1"),
+                        ],
+                        json!({ "keys": keys }).to_string(),
+                    )
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            url,
+            published,
+            hang,
+            jwks_fetches,
+        }
+    }
+
+    /// An ID token for `sub`, for `tiledesk-rs`, signed with the key `kid`.
+    fn token(&self, kid: &str, sub: &str) -> String {
+        // PKCS#8 v1 of an Ed25519 seed: a fixed prefix (RFC 8410), then the 32 bytes.
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        ];
+        der.extend_from_slice(&seed(kid));
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        let claims = json!({"iss": self.url, "aud": "tiledesk-rs", "sub": sub, "exp": now() + 600});
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).unwrap()
+    }
+
+    fn jwks_fetches(&self) -> u64 {
+        self.jwks_fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The bridge to `server`, using a key set for 1 s (its `max-age`) and fetching at most every `refetch`.
+async fn app_with_short_key_ages(server: &KeyServer, timeout: Duration, refetch: Duration) -> TestApp {
+    let bridge = OidcBridge::new(&server.url, "tiledesk-rs", timeout)
+        .unwrap()
+        .with_refetch_interval(refetch)
+        .with_key_ages(Duration::from_secs(1), Duration::from_secs(1));
+    test_app(Options {
+        oidc: Some(Arc::new(bridge)),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_key_the_provider_withdraws_is_refused_once_the_cached_set_is_past_its_max_age() {
+    let server = KeyServer::start(&["a", "b"]).await;
+    let app = app_with_short_key_ages(&server, Duration::from_secs(5), Duration::from_millis(100)).await;
+    let leaked = server.token("a", "user-1");
+    let reply = app.send(with_id_token(&leaked)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // Key `a` leaked: the provider withdraws it. Before, the cache kept it until the service restarted (the JWKS
+    // was fetched again only for an unknown key id). Now the set is fetched again once its max-age is past.
+    server.published.lock().unwrap().retain(|kid| *kid != "a");
+    let fetched = server.jwks_fetches();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = app.send(with_id_token(&leaked)).await;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            assert_eq!(reply.code(), "invalid_id_token", "{}", reply.text);
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the withdrawn key is still taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling the service, not a pause
+    }
+    assert!(server.jwks_fetches() > fetched, "the set was fetched again");
+    // The key still published works all along.
+    let reply = app.send(with_id_token(&server.token("b", "user-2"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn logins_whose_key_is_cached_do_not_wait_for_a_slow_key_fetch() {
+    let server = KeyServer::start(&["a"]).await;
+    // A provider that takes its time: the fetch may last 30 s. Any unknown key id is worth a fetch here.
+    let app = Arc::new(app_with_short_key_ages(&server, Duration::from_secs(30), Duration::ZERO).await);
+    let reply = app.send(with_id_token(&server.token("a", "user-1"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // The provider hangs; a token with a key id not in the cache makes the service fetch the keys.
+    server.hang.send_replace(true);
+    let fetched = server.jwks_fetches();
+    let unknown = server.token("z", "user-9");
+    let waiting = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move { app.send(with_id_token(&unknown)).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.jwks_fetches() == fetched {
+        assert!(std::time::Instant::now() < deadline, "no key fetch started");
+        tokio::time::sleep(Duration::from_millis(10)).await; // polling the provider's count, not a pause
+    }
+    // Meanwhile, eight visitors whose key is cached sign in, all of them while that fetch still hangs. Before, the
+    // fetch held the cache's lock: they all waited for it (up to the provider's time limit).
+    let logins: Vec<_> = (0..8)
+        .map(|n| {
+            let app = Arc::clone(&app);
+            let token = server.token("a", &format!("user-{n}"));
+            tokio::spawn(async move { app.send(with_id_token(&token)).await.status })
+        })
+        .collect();
+    for status in futures_join(logins).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert!(!waiting.is_finished(), "the fetch still hangs");
+    server.hang.send_replace(false);
+    let reply = waiting.await.unwrap();
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_id_token"),
+        "{}",
+        reply.text
+    );
+}
