@@ -8,6 +8,7 @@
 //! (strict JSON, reserved claims refused, lengths bounded); anything the site says beyond its status and the user
 //! goes to the log, never to the visitor.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -25,6 +26,10 @@ pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// not become a flood against the site.
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// Calls to the site in flight at once for one address (an IPv6 /64): beyond, `503 busy` at once, so one client
+/// with many connections cannot hold the [`MAX_IN_FLIGHT`] calls everyone shares.
+pub const MAX_IN_FLIGHT_PER_ADDRESS: usize = 8;
+
 /// How long a sign-in waits for one of the [`MAX_IN_FLIGHT`] calls before it is refused `503 busy`.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
@@ -38,13 +43,18 @@ pub struct SessionBridge {
     client: reqwest::Client,
     timeout: Duration,
     in_flight: Semaphore,
+    /// Calls under way per address (see [`MAX_IN_FLIGHT_PER_ADDRESS`]).
+    per_address: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    /// Whether the visitor's `Authorization` header goes to the site too (off: `Cookie` only).
+    forward_authorization: bool,
 }
 
 /// Why the site's answer cannot sign the visitor in.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The site answered 401 or 403: nobody is signed in there, or not anyone it lets chat.
+    /// The site answered 401, or 403 as JSON: nobody is signed in there, or not anyone it lets chat. (A 403 page that
+    /// is not JSON is a firewall's or a CDN's, not the site's answer about the visitor: [`SessionError::Status`].)
     #[error("the site answered {0}: the visitor is not signed in there")]
     Rejected(StatusCode),
     /// The site did not answer in time.
@@ -165,7 +175,24 @@ impl SessionBridge {
             client,
             timeout,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            per_address: std::sync::Mutex::default(),
+            forward_authorization: false,
         })
+    }
+
+    /// The same bridge, forwarding the visitor's `Authorization` header to the site as well as `Cookie`
+    /// (`--session-forward-authorization`): for a site whose "who am I" URL reads a bearer token. Its 401s and 403s
+    /// are then counted like failed logins on the visitor's address (see `routes/auth.rs`): a site that also takes
+    /// Basic credentials there would otherwise answer unlimited password guesses relayed from one address.
+    #[must_use]
+    pub fn forwarding_authorization(mut self, forward: bool) -> Self {
+        self.forward_authorization = forward;
+        self
+    }
+
+    /// Whether the visitor's `Authorization` header goes to the site.
+    pub fn forwards_authorization(&self) -> bool {
+        self.forward_authorization
     }
 
     /// The URL asked.
@@ -184,23 +211,43 @@ impl SessionBridge {
         self.url.scheme() == "http" && !loopback
     }
 
-    /// Asks the site who the visitor sending `headers` is.
-    pub async fn visitor(&self, headers: &HeaderMap) -> Result<Visitor, SessionError> {
+    /// Asks the site who the visitor sending `headers` from `from` is: their `Cookie` (and `Authorization`, when
+    /// forwarded) go to the site, with `X-Forwarded-For` and `Forwarded` naming `from`, so the site's own logs and
+    /// limits see the visitor, not this service.
+    pub async fn visitor(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Visitor, SessionError> {
+        let _share = from.map(|address| self.share(address)).transpose()?;
         let _permit = tokio::time::timeout(QUEUE_WAIT, self.in_flight.acquire())
             .await
             .map_err(|_| SessionError::Busy)?
             .map_err(|_| SessionError::Busy)?;
         let mut request = self.client.get(self.url.clone());
-        for name in [header::COOKIE, header::AUTHORIZATION] {
-            for value in headers.get_all(&name) {
-                request = request.header(&name, value);
+        let forwarded: &[header::HeaderName] = if self.forward_authorization {
+            &[header::COOKIE, header::AUTHORIZATION]
+        } else {
+            &[header::COOKIE]
+        };
+        for name in forwarded {
+            for value in headers.get_all(name) {
+                request = request.header(name, value);
             }
+        }
+        if let Some(address) = from {
+            let node = match address {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            };
+            request = request
+                .header("x-forwarded-for", address.to_string())
+                .header(header::FORWARDED, format!("for={node}"));
         }
         let mut response = request.send().await.map_err(|err| self.failed(&err))?;
         match response.status() {
             StatusCode::OK => {}
-            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                return Err(SessionError::Rejected(status));
+            StatusCode::UNAUTHORIZED => return Err(SessionError::Rejected(StatusCode::UNAUTHORIZED)),
+            // The site's own "not this visitor" is JSON, as its 200 is; a page of HTML is what a firewall or a CDN
+            // in front of it sends, and says nothing about the visitor.
+            StatusCode::FORBIDDEN if is_json(&response) => {
+                return Err(SessionError::Rejected(StatusCode::FORBIDDEN));
             }
             status => return Err(SessionError::Status(status)),
         }
@@ -232,7 +279,7 @@ impl SessionBridge {
             (HeaderMap::new(), "without any cookie"),
             (with_cookies, "with a made-up session cookie"),
         ] {
-            match self.visitor(&headers).await {
+            match self.visitor(&headers, None).await {
                 Err(SessionError::Rejected(status)) => refused = status,
                 Ok(user) => {
                     return Err(ProbeError::SignsInAnyone { user: user.id, asked });
@@ -241,6 +288,21 @@ impl SessionBridge {
             }
         }
         Ok(refused)
+    }
+
+    /// One of the address's [`MAX_IN_FLIGHT_PER_ADDRESS`] calls, given back when dropped; `Busy` when all are taken.
+    fn share(&self, address: IpAddr) -> Result<Share<'_>, SessionError> {
+        let address = crate::throttle::throttled_as(address);
+        let mut counts = lock(&self.per_address);
+        let count = counts.entry(address).or_default();
+        if *count >= MAX_IN_FLIGHT_PER_ADDRESS {
+            return Err(SessionError::Busy);
+        }
+        *count += 1;
+        Ok(Share {
+            bridge: self,
+            address,
+        })
     }
 
     fn failed(&self, err: &reqwest::Error) -> SessionError {
@@ -255,6 +317,40 @@ impl SessionBridge {
         }
         SessionError::Unreachable(cause.to_string())
     }
+}
+
+/// A call to the site under way for an address (see [`SessionBridge::share`]).
+struct Share<'a> {
+    bridge: &'a SessionBridge,
+    address: IpAddr,
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.bridge.per_address);
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
 }
 
 fn too_large() -> SessionError {

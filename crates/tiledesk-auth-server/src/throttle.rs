@@ -48,6 +48,15 @@ impl Default for ThrottlePolicy {
     }
 }
 
+/// What a login attempt is counted on, besides its address.
+#[derive(Clone, Copy, Debug)]
+enum Who<'a> {
+    /// A password login for the account, from a browser known to it (its device cookie) or not.
+    Account(&'a str, Option<&'a Device>),
+    /// A session-bridge sign-in that forwards the visitor's `Authorization` to the site.
+    Forwarded,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
     AccountAddress(String, IpAddr),
@@ -135,11 +144,15 @@ impl LoginThrottle {
 
     /// What an attempt is counted on: a known browser on its device alone (its own budget, which nobody else can
     /// spend), anyone else on the account, the address, and the two together.
-    fn keys(&self, account: &str, address: IpAddr, device: Option<&Device>) -> Vec<(Key, usize)> {
-        if let Some(device) = device {
-            return vec![(Key::Device(device.clone()), self.policy.per_account_and_address)];
-        }
+    fn keys(&self, who: Who<'_>, address: IpAddr) -> Vec<(Key, usize)> {
         let address = throttled_as(address);
+        let account = match who {
+            Who::Account(_, Some(device)) => {
+                return vec![(Key::Device(device.clone()), self.policy.per_account_and_address)];
+            }
+            Who::Forwarded => return vec![(Key::Address(address), self.policy.per_address)],
+            Who::Account(account, None) => account,
+        };
         vec![
             (
                 Key::AccountAddress(account.to_owned(), address),
@@ -165,6 +178,20 @@ impl LoginThrottle {
         address: IpAddr,
         device: Option<Device>,
     ) -> Result<Attempt<'_>, Duration> {
+        self.begin_as(Who::Account(account, device.as_ref()), address)
+            .await
+    }
+
+    /// Starts a session-bridge sign-in that forwards the visitor's `Authorization` header to the site: a 401 or 403
+    /// there is a guessed credential refused, counted like a failed login on the address (its budget shared with
+    /// password logins from there), with the same limit on checks under way at once. Settle it as [`begin`]'s.
+    ///
+    /// [`begin`]: Self::begin
+    pub async fn begin_forwarded(&self, address: IpAddr) -> Result<Attempt<'_>, Duration> {
+        self.begin_as(Who::Forwarded, address).await
+    }
+
+    async fn begin_as(&self, who: Who<'_>, address: IpAddr) -> Result<Attempt<'_>, Duration> {
         let deadline = tokio::time::Instant::now() + ATTEMPT_WAIT;
         loop {
             // Registered before the check, so a settlement between the check and the wait is not missed.
@@ -172,7 +199,7 @@ impl LoginThrottle {
             tokio::pin!(settled);
             settled.as_mut().enable();
             let mut shared_busy = false;
-            match self.try_begin_at(account, address, device.as_ref(), Instant::now()) {
+            match self.try_begin_as(who, address, Instant::now()) {
                 Ok(attempt) => match self.reserve_shared(attempt).await {
                     Err(Refusal::Busy) => shared_busy = true,
                     Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
@@ -242,6 +269,7 @@ impl LoginThrottle {
         }
     }
 
+    #[cfg(test)]
     fn try_begin_at(
         &self,
         account: &str,
@@ -249,19 +277,19 @@ impl LoginThrottle {
         device: Option<&Device>,
         now: Instant,
     ) -> Result<Attempt<'_>, Refusal> {
+        self.try_begin_as(Who::Account(account, device), address, now)
+    }
+
+    fn try_begin_as(&self, who: Who<'_>, address: IpAddr, now: Instant) -> Result<Attempt<'_>, Refusal> {
         let mut table = self.lock();
-        let (wait, busy) = self.budget(&table, account, address, device, now);
+        let (wait, busy) = self.budget(&table, who, address, now);
         if !wait.is_zero() {
             return Err(Refusal::Blocked(wait));
         }
         if busy {
             return Err(Refusal::Busy);
         }
-        let keys: Vec<Key> = self
-            .keys(account, address, device)
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
+        let keys: Vec<Key> = self.keys(who, address).into_iter().map(|(key, _)| key).collect();
         for key in &keys {
             *table.in_flight.entry(key.clone()).or_default() += 1;
         }
@@ -348,23 +376,16 @@ impl LoginThrottle {
 
     #[cfg(test)]
     fn check_at(&self, account: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        let (wait, _) = self.budget(&self.lock(), account, address, None, now);
+        let (wait, _) = self.budget(&self.lock(), Who::Account(account, None), address, now);
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
     /// In one pass over the keys: how long this account and address must wait because failures spent a budget
     /// (zero: none), and whether attempts under way hold what is left of one.
-    fn budget(
-        &self,
-        failures: &Table,
-        account: &str,
-        address: IpAddr,
-        device: Option<&Device>,
-        now: Instant,
-    ) -> (Duration, bool) {
+    fn budget(&self, failures: &Table, who: Who<'_>, address: IpAddr, now: Instant) -> (Duration, bool) {
         let mut wait = Duration::ZERO;
         let mut busy = false;
-        for (key, limit) in self.keys(account, address, device) {
+        for (key, limit) in self.keys(who, address) {
             let recent: Vec<&Instant> = failures.entries.get(&key).map_or_else(Vec::new, |times| {
                 times
                     .iter()
@@ -379,7 +400,7 @@ impl LoginThrottle {
                 busy = true;
             }
         }
-        if device.is_none() {
+        if !matches!(who, Who::Account(_, Some(_))) {
             let address = Key::Address(throttled_as(address));
             busy |=
                 failures.in_flight.get(&address).copied().unwrap_or(0) >= self.policy.in_flight_per_address;
@@ -390,7 +411,7 @@ impl LoginThrottle {
     #[cfg(test)]
     fn record_failure_at(&self, account: &str, address: IpAddr, now: Instant) {
         let keys: Vec<Key> = self
-            .keys(account, address, None)
+            .keys(Who::Account(account, None), address)
             .into_iter()
             .map(|(key, _)| key)
             .collect();
@@ -686,7 +707,7 @@ mod tests {
         let elsewhere = SharedCounts::new(&redis.url(), "p").unwrap();
         let shared = t.shared().unwrap();
         let counters: Vec<(String, usize)> = t
-            .keys("u", A, None)
+            .keys(Who::Account("u", None), A)
             .iter()
             .map(|(key, limit)| (t.shared_name(shared, key), *limit))
             .collect();

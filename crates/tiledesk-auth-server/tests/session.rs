@@ -1,7 +1,7 @@
 //! The session bridge (`--session-url`) against a small site with real cookie sessions: its login sets a session
 //! cookie, its `/me` answers who holds it. A `POST /auth` without credentials that carries the cookie is signed in
-//! as that user; the site sees the visitor's Cookie and Authorization headers and nothing else; every way the site
-//! can fail is a stable code, with none of the site's words.
+//! as that user; the site sees the visitor's Cookie header (Authorization only when asked for) and the visitor's
+//! address, and nothing else; every way the site can fail is a stable code, with none of the site's words.
 
 #![allow(clippy::unwrap_used)] // test code: a failure should panic with its error
 
@@ -34,6 +34,8 @@ struct SiteState {
     /// Session id to user name: the site's own sessions.
     sessions: Arc<Mutex<HashMap<String, String>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// `/hold`: requests wait here until it is opened, counted while they wait.
+    held: Arc<(tokio::sync::watch::Sender<bool>, std::sync::atomic::AtomicUsize)>,
 }
 
 /// The site, on a port of its own.
@@ -58,6 +60,8 @@ impl Site {
                 get(|| async { tokio::time::sleep(Duration::from_secs(60)).await }),
             )
             .route("/answer/{name}", get(answer))
+            .route("/basic", get(basic))
+            .route("/hold", get(hold))
             .layer(axum::middleware::from_fn_with_state(state.clone(), record))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,8 +144,48 @@ async fn status(Path(code): Path<u16>) -> Response {
         .into_response()
 }
 
+/// A "who am I" URL that also takes HTTP Basic credentials, as Django REST framework's default does: `victim`'s
+/// password is `right`.
+async fn basic(headers: HeaderMap) -> Response {
+    use base64::Engine;
+    let right = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("victim:right")
+    );
+    if headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == right.as_bytes())
+    {
+        Json(json!({ "id": "victim" })).into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "detail": "Invalid username/password." })),
+        )
+            .into_response()
+    }
+}
+
+/// Answers 401 once `held` is opened; counts the requests waiting meanwhile.
+async fn hold(State(site): State<SiteState>) -> Response {
+    let (open, waiting) = &*site.held;
+    waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let _ = open.subscribe().wait_for(|open| *open).await;
+    waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "error": "not signed in" })),
+    )
+        .into_response()
+}
+
 async fn answer(Path(name): Path<String>) -> Response {
     match name.as_str() {
+        "forbidden" => (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "not allowed to chat" })),
+        )
+            .into_response(),
         "numeric" => Json(json!({ "id": 1234, "firstname": "Num" })).into_response(),
         "role" => Json(json!({ "id": "eve", "attributes": { "role": "agent" } })).into_response(),
         "html" => "<html>SITE-INTERNALS login page</html>".into_response(),
@@ -154,6 +198,16 @@ async fn bridge_to(url: String, timeout: Option<Duration>) -> common::TestApp {
     test_app(Options {
         session_url: Some(url),
         session_timeout: timeout,
+        ..Options::default()
+    })
+    .await
+}
+
+/// The bridge to `url`, forwarding the visitor's `Authorization` too.
+async fn bridge_forwarding_authorization(url: String) -> common::TestApp {
+    test_app(Options {
+        session_url: Some(url),
+        session_forward_authorization: true,
         ..Options::default()
     })
     .await
@@ -175,13 +229,17 @@ async fn the_sites_session_cookie_signs_the_visitor_in_as_the_sites_user() {
     let cookie = site.sign_in("ada").await;
 
     let reply = app
-        .send(auth_without_credentials(&[
-            ("cookie", &format!("theme=dark; {cookie}")),
-            ("authorization", "Bearer site-session-token"),
-            ("x-site-secret", "only-for-tiledesk-auth"),
-            ("x-forwarded-for", "203.0.113.9"),
-            ("user-agent", "visitor-browser/1.0"),
-        ]))
+        .send(common::from_address(
+            auth_without_credentials(&[
+                ("cookie", &format!("theme=dark; {cookie}")),
+                ("authorization", "Bearer site-session-token"),
+                ("x-site-secret", "only-for-tiledesk-auth"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("forwarded", "for=203.0.113.9"),
+                ("user-agent", "visitor-browser/1.0"),
+            ]),
+            [198, 51, 100, 7],
+        ))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
@@ -203,7 +261,8 @@ async fn the_sites_session_cookie_signs_the_visitor_in_as_the_sites_user() {
     assert_eq!(claims["email"], "ada@example.com");
     assert_eq!(claims["attributes"], json!({"plan": "pro"}));
 
-    // The site saw one GET of its URL with the visitor's Cookie and Authorization, and nothing else of the request.
+    // The site saw one GET of its URL with the visitor's Cookie and the visitor's address (not what the request
+    // claimed: no proxy is trusted here), and nothing else of the request: not its Authorization, by default.
     let seen = site.seen();
     let asked = seen.iter().filter(|s| s.path == "/me").collect::<Vec<_>>();
     assert_eq!(asked.len(), 1, "{seen:?}");
@@ -213,8 +272,9 @@ async fn the_sites_session_cookie_signs_the_visitor_in_as_the_sites_user() {
         asked.headers[header::COOKIE],
         format!("theme=dark; {cookie}").as_str()
     );
-    assert_eq!(asked.headers[header::AUTHORIZATION], "Bearer site-session-token");
-    for name in ["x-site-secret", "x-forwarded-for", "content-type"] {
+    assert_eq!(asked.headers["x-forwarded-for"], "198.51.100.7");
+    assert_eq!(asked.headers[header::FORWARDED], "for=198.51.100.7");
+    for name in ["x-site-secret", "authorization", "content-type"] {
         assert!(
             !asked.headers.contains_key(name),
             "{name} was forwarded: {asked:?}"
@@ -241,11 +301,147 @@ async fn no_session_or_an_unknown_one_is_401_auth_rejected() {
         );
         assert!(!reply.text.contains("please log in"), "{}", reply.text);
     }
-    let forbidden = bridge_to(format!("{}/status/403", site.url), None).await;
+    // The site's own 403 (JSON, as its answers are): this visitor may not chat.
+    let forbidden = bridge_to(format!("{}/answer/forbidden", site.url), None).await;
     let reply = forbidden.send(auth_without_credentials(&[])).await;
     assert_eq!(
         (reply.status, reply.code()),
         (StatusCode::UNAUTHORIZED, "auth_rejected")
+    );
+    // A 403 page that is not JSON is a firewall's or a CDN's in front of the site: it says nothing about the
+    // visitor, and telling everyone "sign in first" would hide the outage. An upstream failure.
+    let firewall = bridge_to(format!("{}/status/403", site.url), None).await;
+    let reply = firewall.send(auth_without_credentials(&[])).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_GATEWAY, "session_failed"),
+        "{}",
+        reply.text
+    );
+}
+
+/// The bridge as a relay for guessing the site's passwords: a "who am I" URL that also takes HTTP Basic
+/// credentials answers each guess, and the site sees them all come from this service's one address.
+#[tokio::test]
+async fn the_bridge_relays_no_password_guesses_to_the_site() {
+    use base64::Engine;
+    let site = Site::start().await;
+    let guess = |password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("victim:{password}"))
+        )
+    };
+    let attacker = [203, 0, 113, 66];
+    let send_guess = async |app: &common::TestApp, password: &str| {
+        let authorization = guess(password);
+        app.send(common::from_address(
+            auth_without_credentials(&[("authorization", authorization.as_str())]),
+            attacker,
+        ))
+        .await
+    };
+
+    // By default only the Cookie header goes to the site: a guess never reaches it, the right password neither.
+    let app = bridge_to(format!("{}/basic", site.url), None).await;
+    let reply = send_guess(&app, "right").await;
+    assert_eq!(reply.code(), "auth_rejected", "{}", reply.text);
+    assert!(
+        site.seen()
+            .iter()
+            .all(|s| !s.headers.contains_key(header::AUTHORIZATION)),
+        "Authorization reached the site"
+    );
+
+    // Forwarding Authorization (a site whose URL reads a bearer token): the site's 401s count like failed logins
+    // on the address. 50 guesses, then 429 without the site being asked; the right password is no exception.
+    let app = bridge_forwarding_authorization(format!("{}/basic", site.url)).await;
+    let asked = || site.seen().iter().filter(|s| s.path == "/basic").count();
+    let before = asked();
+    for n in 0..50 {
+        let reply = send_guess(&app, &format!("guess-{n}")).await;
+        assert_eq!(reply.code(), "auth_rejected", "guess {n}: {}", reply.text);
+    }
+    assert_eq!(asked(), before + 50);
+    for password in ["guess-50", "right"] {
+        let reply = send_guess(&app, password).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            "{password}: {}",
+            reply.text
+        );
+        assert!(reply.header("retry-after").is_some());
+    }
+    assert_eq!(asked(), before + 50, "the site was asked beyond the limit");
+    // The victim, from her own address, still gets in.
+    let reply = app
+        .send(common::from_address(
+            auth_without_credentials(&[("authorization", guess("right").as_str())]),
+            [198, 51, 100, 20],
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["user"]["id"], "victim");
+}
+
+/// One client with many connections held all 64 calls to the site: now one address holds at most 8 at once,
+/// and everyone else is still served.
+#[tokio::test]
+async fn one_address_holds_at_most_eight_calls_to_the_site_and_others_are_still_served() {
+    let site = Site::start().await;
+    let app = Arc::new(bridge_to(format!("{}/hold", site.url), None).await);
+    let flooder = [203, 0, 113, 77];
+    let flood: Vec<_> = (0..20)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                app.send(common::from_address(auth_without_credentials(&[]), flooder))
+                    .await
+                    .code()
+                    .to_owned()
+            })
+        })
+        .collect();
+    let waiting = || site.state.held.1.load(std::sync::atomic::Ordering::SeqCst);
+    // Twelve are refused at once (busy) while eight wait at the site, which answers nobody until it is opened.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while flood.iter().filter(|t| t.is_finished()).count() < 12 || waiting() < 8 {
+        assert!(std::time::Instant::now() < deadline, "{} at the site", waiting());
+        tokio::time::sleep(Duration::from_millis(10)).await; // polling the tasks, not a pause
+    }
+    assert_eq!(waiting(), 8, "at the site at once from one address");
+    // Another visitor is served meanwhile: their call reaches the site (a ninth waiting there).
+    let other = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            app.send(common::from_address(
+                auth_without_credentials(&[]),
+                [198, 51, 100, 30],
+            ))
+            .await
+            .code()
+            .to_owned()
+        })
+    };
+    while waiting() < 9 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other visitor was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await; // polling the site's count, not a pause
+    }
+    site.state.held.0.send_replace(true);
+    assert_eq!(other.await.unwrap(), "auth_rejected");
+    let mut codes = Vec::new();
+    for task in flood {
+        codes.push(task.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| *c == "busy").count(), 12, "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| *c == "auth_rejected").count(),
+        8,
+        "{codes:?}"
     );
 }
 
@@ -347,10 +543,12 @@ async fn beyond_its_checks_in_flight_a_sign_in_waits_its_limit_then_is_told_busy
 
     let site = Site::start().await;
     let app = bridge_to(format!("{}/slow", site.url), Some(Duration::from_secs(120))).await;
+    // From as many addresses (one address holds at most 8 of them).
     let stuck: Vec<_> = (0..MAX_IN_FLIGHT)
-        .map(|_| {
+        .map(|n| {
             let router = app.router.clone();
-            tokio::spawn(async move { router.oneshot(auth_without_credentials(&[])).await })
+            let request = common::from_address(auth_without_credentials(&[]), [203, 0, 113, n as u8]);
+            tokio::spawn(async move { router.oneshot(request).await })
         })
         .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -363,7 +561,12 @@ async fn beyond_its_checks_in_flight_a_sign_in_waits_its_limit_then_is_told_busy
         tokio::task::yield_now().await;
     }
 
-    let reply = app.send(auth_without_credentials(&[])).await;
+    let reply = app
+        .send(common::from_address(
+            auth_without_credentials(&[]),
+            [198, 51, 100, 99],
+        ))
+        .await;
     assert_eq!(
         (reply.status, reply.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "busy")

@@ -61,13 +61,18 @@ pub struct ServeArgs {
     #[arg(long, env = "TILEDESK_AUTH_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
     /// Sign in a `POST /auth` that carries no credentials as whoever the site's own session says: the service asks
-    /// `GET <URL>` with the visitor's Cookie and Authorization headers, and the site answers 200 with
+    /// `GET <URL>` with the visitor's Cookie header (and Authorization, with --session-forward-authorization), and
+    /// the site answers 200 with
     /// `{"id", "email"?, "firstname"?, "lastname"?, "attributes"?}` or 401/403 (README: "Bring your own login").
     #[arg(long, env = "TILEDESK_AUTH_SESSION_URL")]
     pub session_url: Option<String>,
     /// How long the site has to answer the session check.
     #[arg(long, env = "TILEDESK_AUTH_SESSION_TIMEOUT", default_value_t = Timeout(crate::session::DEFAULT_TIMEOUT))]
     pub session_timeout: Timeout,
+    /// Forward the visitor's Authorization header to --session-url too (for a site whose "who am I" URL reads a
+    /// bearer token); the site's 401s and 403s are then counted like failed logins on the visitor's address.
+    #[arg(long, env = "TILEDESK_AUTH_SESSION_FORWARD_AUTHORIZATION")]
+    pub session_forward_authorization: bool,
     /// Sign in a `POST /auth` that carries `Authorization: Bearer <ID token>` as the token's subject, when this
     /// OpenID Connect issuer signed it for --oidc-audience (an https URL; its discovery document and keys are
     /// fetched from it).
@@ -187,7 +192,8 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let session = match &args.session_url {
         Some(url) => {
-            let bridge = SessionBridge::new(url, args.session_timeout.0)?;
+            let bridge = SessionBridge::new(url, args.session_timeout.0)?
+                .forwarding_authorization(args.session_forward_authorization);
             if bridge.sends_cookies_in_clear() {
                 tracing::warn!(
                     url = bridge.url(),

@@ -47,11 +47,49 @@ async fn sign_in(
                 crate::log::refused("session sign-in refused: origin not allowed", address);
                 return Err(ApiError::OriginNotAllowed);
             }
-            (bridge.visitor(&headers).await?, "the site's session")
+            (
+                session_visitor(&state, bridge, address, &headers).await?,
+                "the site's session",
+            )
         }
         _ => return Err(ApiError::MissingField("email")),
     };
     Ok((HeaderMap::new(), signed_in(&state, user, by)?))
+}
+
+/// Who the site's session says the visitor is. When the visitor's `Authorization` goes to the site too, the
+/// site's 401 or 403 is a credential refused: counted like a failed login on the address, so the bridge is no
+/// relay for guessing the site's passwords (Basic credentials, say) from one address without limit.
+async fn session_visitor(
+    state: &Shared,
+    bridge: &crate::session::SessionBridge,
+    address: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Result<Visitor, ApiError> {
+    let attempt = if bridge.forwards_authorization() && headers.contains_key(header::AUTHORIZATION) {
+        Some(
+            state
+                .throttle
+                .begin_forwarded(address)
+                .await
+                .map_err(|retry_after| {
+                    crate::log::refused("session sign-in throttled", address);
+                    ApiError::TooManyAttempts { retry_after }
+                })?,
+        )
+    } else {
+        None
+    };
+    let answer = bridge.visitor(headers, Some(address)).await;
+    if let Some(attempt) = attempt {
+        match &answer {
+            Ok(_) => attempt.succeeded().await,
+            // Dropped: counted as a failure.
+            Err(crate::session::SessionError::Rejected(_)) => drop(attempt),
+            Err(_) => attempt.void().await,
+        }
+    }
+    Ok(answer?)
 }
 
 /// Whether a page may sign its visitor in with the cookies this request carries: its `Origin` is this service's own

@@ -42,6 +42,8 @@ pub struct Options {
     pub session_url: Option<String>,
     /// The session bridge's time limit; its default when `None`.
     pub session_timeout: Option<std::time::Duration>,
+    /// `--session-forward-authorization`.
+    pub session_forward_authorization: bool,
     /// The OpenID Connect bridge.
     pub oidc: Option<Arc<tiledesk_auth_server::oidc::OidcBridge>>,
     /// The browser module served under `/tiledesk-auth/`; none (a plain `cargo build`'s) when `None`.
@@ -81,7 +83,8 @@ pub async fn test_app(options: Options) -> TestApp {
         session: options.session_url.map(|url| {
             Arc::new(
                 SessionBridge::new(&url, options.session_timeout.unwrap_or(session::DEFAULT_TIMEOUT))
-                    .unwrap(),
+                    .unwrap()
+                    .forwarding_authorization(options.session_forward_authorization),
             )
         }),
         oidc: options.oidc,
