@@ -8,6 +8,11 @@
 //! [`MAX_QUEUED_PER_THREAD`] checks wait per thread. Beyond either the check is not done and the caller answers
 //! `503` with `Retry-After`: under a flood a login fails within a known time and clearly, instead of every login
 //! waiting longer and longer (1000 at once used to make a real user wait 6.75 s, with no bound).
+//!
+//! A check holds its thread until its hash is done, even when the client went away meanwhile: the permits travel
+//! with the job, not with the request's future. (They were given back when the future was dropped, with the hash
+//! still running: clients that closed each login after a few milliseconds queued hashes without bound.) So at
+//! most one job per thread is ever handed over, and the channel to the threads holds no more.
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -60,7 +65,7 @@ pub struct Passwords {
     queue: Arc<Semaphore>,
     /// How long a check may wait for a thread.
     wait: Duration,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     /// A hash of a random password, verified against when the email is unknown so that an unknown
     /// email costs the same time as a wrong password.
     decoy_hash: Arc<str>,
@@ -93,7 +98,8 @@ impl Passwords {
         let mut random = [0u8; 32];
         argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut random);
         let decoy = hash_blocking(&random)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        // Room for one job per thread: a job is sent only by the holder of a thread's permit.
+        let (jobs, queue) = mpsc::sync_channel::<Job>(threads);
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..threads {
             let queue = Arc::clone(&queue);
@@ -146,28 +152,12 @@ impl Passwords {
         })
     }
 
-    /// Runs `work` on a hashing thread; the caller holds a [`Ticket`].
-    async fn run_admitted<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
-        let (done, result) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = done.send(work());
-            }))
-            .ok()
-            .context("password hashing threads stopped")?;
-        Ok(result.await.context("password hashing thread failed")?)
-    }
-
     /// Waits for a hashing thread and runs `work` on it.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let ticket = self.admit().await?;
-        ticket.passwords.run_admitted(work).await
+        self.admit().await?.run(work).await
     }
 
     /// Hashes `password` into a PHC string (`$argon2id$...`).
@@ -204,6 +194,27 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl Ticket {
+    /// Runs `work` on the ticket's hashing thread. The ticket goes with the job: its thread and its place in the
+    /// queue are given back when `work` is done, not when the caller stops waiting for it.
+    async fn run<T: Send + 'static>(self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let (done, result) = oneshot::channel();
+        let Self {
+            passwords,
+            _permits: permits,
+        } = self;
+        passwords
+            .jobs
+            .try_send(Box::new(move || {
+                let value = work();
+                // Given back before the answer: whoever reads it finds the thread free.
+                drop(permits);
+                let _ = done.send(value);
+            }))
+            .ok()
+            .context("password hashing threads stopped")?;
+        Ok(result.await.context("password hashing thread failed")?)
+    }
+
     /// [`Passwords::verify`] in this place of the queue.
     pub async fn verify(
         self,
@@ -213,8 +224,7 @@ impl Ticket {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.passwords.decoy_hash.to_string());
         let matched = self
-            .passwords
-            .run_admitted(move || verify_blocking(&hash, password.as_bytes()))
+            .run(move || verify_blocking(&hash, password.as_bytes()))
             .await??;
         Ok(known && matched)
     }
@@ -313,6 +323,36 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_check_keeps_its_thread_and_place_until_its_hash_is_done() {
+        let passwords = Passwords::with_queue(1, 4, Duration::from_secs(10)).unwrap();
+        let hash = passwords.hash(secret("correct horse")).await.unwrap();
+        assert_eq!(passwords.permits.available_permits(), 1);
+        // A client that closes its login a moment after sending it: the check is started, then its future dropped.
+        {
+            let ticket = passwords.admit().await.unwrap();
+            let mut check = Box::pin(ticket.verify(Some(hash.clone()), secret("guess")));
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(
+                check.as_mut().poll(&mut context).is_pending(),
+                "the hash is running"
+            );
+        }
+        // The hash still runs: its thread and its place are still taken (they came back at once, and a flood of
+        // such logins queued hashes without bound).
+        assert_eq!(passwords.permits.available_permits(), 0);
+        assert_eq!(passwords.queue.available_permits(), 4);
+        // Once it is done they come back: the next check gets the thread.
+        assert!(
+            passwords
+                .verify(Some(hash), secret("correct horse"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(passwords.permits.available_permits(), 1);
+        assert_eq!(passwords.queue.available_permits(), 5);
     }
 
     #[tokio::test]

@@ -290,12 +290,17 @@ impl LoginThrottle {
             return Err(Refusal::Busy);
         }
         let keys: Vec<Key> = self.keys(who, address).into_iter().map(|(key, _)| key).collect();
-        for key in &keys {
+        // A browser known to the account is judged on its own failures, but its checks under way still count on its
+        // address: a client holding many device cookies cannot keep more than its share of the hashing threads busy.
+        let also_under_way =
+            matches!(who, Who::Account(_, Some(_))).then(|| Key::Address(throttled_as(address)));
+        for key in keys.iter().chain(&also_under_way) {
             *table.in_flight.entry(key.clone()).or_default() += 1;
         }
         Ok(Attempt {
             throttle: self,
             keys,
+            also_under_way,
             settled: false,
             shared: Vec::new(),
         })
@@ -303,10 +308,10 @@ impl LoginThrottle {
 
     /// Settles an attempt under way: a failure is counted, a success clears the failures of that account from
     /// that address, a void counts for nothing; attempts waiting for the budget re-check.
-    fn settle(&self, keys: &[Key], outcome: Outcome) {
+    fn settle(&self, keys: &[Key], also_under_way: Option<&Key>, outcome: Outcome) {
         {
             let mut table = self.lock();
-            for key in keys {
+            for key in keys.iter().chain(also_under_way) {
                 if let Some(count) = table.in_flight.get_mut(key) {
                     *count = count.saturating_sub(1);
                     if *count == 0 {
@@ -400,7 +405,8 @@ impl LoginThrottle {
                 busy = true;
             }
         }
-        if !matches!(who, Who::Account(_, Some(_))) {
+        {
+            // Every login counts here, a known browser's too (see `try_begin_as`).
             let address = Key::Address(throttled_as(address));
             busy |=
                 failures.in_flight.get(&address).copied().unwrap_or(0) >= self.policy.in_flight_per_address;
@@ -487,6 +493,8 @@ pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
     /// What it is counted on.
     keys: Vec<Key>,
+    /// Where it is counted as under way only (a known browser's address: see `try_begin_as`).
+    also_under_way: Option<Key>,
     settled: bool,
     /// Its counters' names in Redis, one per key, when it was counted there (empty otherwise).
     shared: Vec<String>,
@@ -507,7 +515,8 @@ impl Attempt<'_> {
 
     fn settle(&mut self, outcome: Outcome) {
         self.settled = true;
-        self.throttle.settle(&self.keys, outcome);
+        self.throttle
+            .settle(&self.keys, self.also_under_way.as_ref(), outcome);
         // A failure (a drop, so no waiting here): counted in the background. Its failure and its end are one step
         // in Redis, so the budget others see (failures plus attempts under way) is the same before and after.
         if let (Outcome::Failure, Some(things)) = (outcome, self.shared_settlement(outcome))
@@ -832,6 +841,37 @@ mod tests {
         assert!(
             t.try_begin_at("u9", A, None, now).is_ok(),
             "one settled: room for one more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_known_browsers_logins_count_as_under_way_on_its_address_too() {
+        let t = throttle();
+        let now = Instant::now();
+        // One client holding device cookies of many accounts (its own): each is judged on that browser's failures
+        // alone, but its checks under way are its address's, as anyone's.
+        let devices: Vec<Device> = (0..5).map(|i| Device(format!("cookie-{i}"))).collect();
+        let running: Vec<_> = devices[..4]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| t.try_begin_at(&format!("mine{i}"), A, Some(d), now).ok().unwrap())
+            .collect();
+        assert!(matches!(
+            t.try_begin_at("mine4", A, Some(&devices[4]), now),
+            Err(Refusal::Busy)
+        ));
+        assert!(matches!(
+            t.try_begin_at("someone", A, None, now),
+            Err(Refusal::Busy)
+        ));
+        let mut running = running.into_iter();
+        running.next().unwrap().succeeded().await;
+        assert!(t.try_begin_at("mine4", A, Some(&devices[4]), now).is_ok());
+        // And no failure of theirs is counted on the address.
+        drop(running);
+        assert!(
+            t.check_at("anyone", A, now).is_ok(),
+            "the browsers' failures are not the address's"
         );
     }
 
