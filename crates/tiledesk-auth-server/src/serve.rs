@@ -74,6 +74,9 @@ pub struct Limits {
     /// open-file limit allows.
     pub max_connections: usize,
     /// Connections open at once from one client address (an IPv6 client by its /64); more are closed at once.
+    /// The networks around it have caps of their own, in proportion ([`network_caps`]): four times this for an
+    /// IPv4 /24 and an IPv6 /56, eight times for an IPv6 /48, so that 16 addresses of one network cannot hold
+    /// every connection.
     pub max_connections_per_address: usize,
     /// Peers the per-address cap does not apply to: the reverse proxies every visitor comes through.
     pub trusted_proxies: Arc<[TrustedProxy]>,
@@ -125,27 +128,61 @@ fn connections_the_fd_limit_allows() -> Option<usize> {
     }
 }
 
-/// Open connections per client address.
-#[derive(Default)]
-struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+/// A client's address, or a network around it: the address with the bits past `prefix` cleared.
+type Network = (IpAddr, u8);
 
-/// One connection counted for its address; uncounted when dropped.
+/// What a connection from `address` counts against, with each cap: the address itself (an IPv6 one as its /64)
+/// with `per_address`, then its IPv4 /24 (four times that), or its IPv6 /56 (four times) and /48 (eight times).
+fn network_caps(address: IpAddr, per_address: usize) -> Vec<(Network, usize)> {
+    let times = |n: usize| per_address.saturating_mul(n);
+    match crate::throttle::throttled_as(address) {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            vec![
+                ((IpAddr::V4(v4), 32), per_address),
+                ((IpAddr::V4((bits & 0xffff_ff00).into()), 24), times(4)),
+            ]
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let network = |prefix: u32| (IpAddr::V6((bits & !(u128::MAX >> prefix)).into()), prefix as u8);
+            vec![
+                (network(64), per_address),
+                (network(56), times(4)),
+                (network(48), times(8)),
+            ]
+        }
+    }
+}
+
+/// Open connections per client address and per network around it.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<Network, usize>>);
+
+/// One connection counted for its address and networks; uncounted when dropped.
 struct Counted {
     table: Arc<PerAddress>,
-    address: IpAddr,
+    networks: Vec<Network>,
 }
 
 impl PerAddress {
-    fn admit(self: &Arc<Self>, address: IpAddr, cap: usize) -> Option<Counted> {
+    /// Counts a connection from `address`, unless it or a network around it is at its cap
+    /// ([`network_caps`]).
+    fn admit(self: &Arc<Self>, address: IpAddr, per_address: usize) -> Option<Counted> {
+        let caps = network_caps(address, per_address);
         let mut table = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let open = table.entry(address).or_default();
-        if *open >= cap {
+        if caps
+            .iter()
+            .any(|(network, cap)| table.get(network).copied().unwrap_or(0) >= *cap)
+        {
             return None;
         }
-        *open += 1;
+        for (network, _) in &caps {
+            *table.entry(*network).or_default() += 1;
+        }
         Some(Counted {
             table: Arc::clone(self),
-            address,
+            networks: caps.into_iter().map(|(network, _)| network).collect(),
         })
     }
 }
@@ -157,10 +194,12 @@ impl Drop for Counted {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(open) = table.get_mut(&self.address) {
-            *open -= 1;
-            if *open == 0 {
-                table.remove(&self.address);
+        for network in &self.networks {
+            if let Some(open) = table.get_mut(network) {
+                *open -= 1;
+                if *open == 0 {
+                    table.remove(network);
+                }
             }
         }
     }
@@ -214,14 +253,11 @@ pub async fn serve(
         let counted = if exempt {
             None
         } else {
-            match per_address.admit(
-                crate::throttle::throttled_as(peer.ip()),
-                limits.max_connections_per_address,
-            ) {
+            match per_address.admit(peer.ip(), limits.max_connections_per_address) {
                 Some(counted) => Some(counted),
                 None => {
                     // Closed unanswered: answering would cost what the cap is there to save.
-                    crate::log::refused("too many connections from one address", peer.ip());
+                    crate::log::refused("too many connections from one address or its network", peer.ip());
                     continue;
                 }
             }
@@ -426,5 +462,87 @@ impl hyper::body::Body for DeadlineBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_counts_against_itself_and_the_networks_around_it() {
+        assert_eq!(
+            network_caps(ip("203.0.113.77"), 256),
+            [((ip("203.0.113.77"), 32), 256), ((ip("203.0.113.0"), 24), 1024)]
+        );
+        assert_eq!(
+            network_caps(ip("::ffff:203.0.113.77"), 256)[1],
+            ((ip("203.0.113.0"), 24), 1024),
+            "an IPv4-mapped address as its IPv4 address"
+        );
+        assert_eq!(
+            network_caps(ip("2001:db8:aa:bbcc:1:2:3:4"), 256),
+            [
+                ((ip("2001:db8:aa:bbcc::"), 64), 256),
+                ((ip("2001:db8:aa:bb00::"), 56), 1024),
+                ((ip("2001:db8:aa::"), 48), 2048),
+            ]
+        );
+    }
+
+    #[test]
+    fn sixteen_addresses_of_one_network_cannot_hold_every_connection() {
+        let table = Arc::new(PerAddress::default());
+        // Three per address: a /24 holds twelve, whichever of its addresses they come from.
+        let held: Vec<Counted> = (1..=4u8)
+            .flat_map(|host| {
+                let table = Arc::clone(&table);
+                (0..3).map(move |_| table.admit(IpAddr::from([198, 51, 100, host]), 3).unwrap())
+            })
+            .collect();
+        assert!(table.admit(ip("198.51.100.5"), 3).is_none(), "the /24 is full");
+        assert!(
+            table.admit(ip("198.51.101.5"), 3).is_some(),
+            "the next /24 is not"
+        );
+        drop(held);
+        assert!(
+            table.admit(ip("198.51.100.5"), 3).is_some(),
+            "closed: counted no more"
+        );
+        // IPv6, one per /64: a /56 holds four of them, a /48 eight (so two /56s).
+        let address = |net56: u16, net64: u16| {
+            IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0xaa,
+                net56 << 8 | net64,
+                0,
+                0,
+                0,
+                1,
+            ))
+        };
+        let mut v6 = Vec::new();
+        for net56 in 0..2 {
+            for net64 in 0..4 {
+                v6.push(table.admit(address(net56, net64), 1).unwrap());
+            }
+            assert!(table.admit(address(net56, 9), 1).is_none(), "the /56 holds four");
+        }
+        assert!(table.admit(address(2, 0), 1).is_none(), "the /48 holds eight");
+        assert!(
+            table
+                .admit(
+                    IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xab, 0, 0, 0, 0, 1)),
+                    1
+                )
+                .is_some(),
+            "the next /48 is not full"
+        );
     }
 }

@@ -208,6 +208,29 @@ fn healthz(mut stream: TcpStream) -> Option<u16> {
 }
 
 #[test]
+fn idle_connections_from_many_addresses_of_one_network_cannot_take_every_slot() {
+    let site = Site::new();
+    let server = site.start(
+        &["--max-connections-per-address", "2", "--read-timeout", "60s"],
+        "tiledesk_auth_server=trace",
+    );
+    // Four addresses of one /24, two idle connections each: the /24's cap (four times an address's) is reached.
+    let idle: Vec<TcpStream> = (1..=4u8)
+        .flat_map(|host| (0..2).map(move |_| [127, 0, 0, host]))
+        .map(|from| connect_from(from, server.addr))
+        .collect();
+    for _ in 0..idle.len() {
+        server.wait_for_log(|l| l.contains("connection accepted"));
+    }
+    // A fifth address of that /24, with no connection of its own yet, is closed unanswered.
+    assert_eq!(healthz(connect_from([127, 0, 0, 5], server.addr)), None);
+    server.wait_for_log(|l| l.contains("too many connections from one address or its network"));
+    // An address of another /24 is served.
+    assert_eq!(healthz(connect_from([127, 0, 1, 1], server.addr)), Some(200));
+    drop(idle);
+}
+
+#[test]
 fn idle_connections_from_one_address_cannot_take_every_slot() {
     let site = Site::new();
     let server = site.start(
@@ -221,7 +244,7 @@ fn idle_connections_from_one_address_cannot_take_every_slot() {
     }
     // A fourth from there is closed unanswered, and said so in the log.
     assert_eq!(healthz(connect_from(home, server.addr)), None);
-    server.wait_for_log(|l| l.contains("too many connections from one address"));
+    server.wait_for_log(|l| l.contains("too many connections from one address or its network"));
     // Another address is served.
     assert_eq!(healthz(connect_from([127, 0, 0, 2], server.addr)), Some(200));
     // One of the three goes: there is room from there again (the server notices the close in its own time).
