@@ -62,6 +62,8 @@ pub struct AppState {
     pub allowed_origins: Arc<[HeaderValue]>,
     /// A directory of static files served at `/` (the site itself, same-origin with `/auth`); none by default.
     pub static_dir: Option<Arc<std::path::Path>>,
+    /// The `Content-Security-Policy` of `static_dir`'s files (`serve --static-csp`); none sends none.
+    pub static_csp: Option<HeaderValue>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see [`proxy`]); none by default.
     pub trusted_proxies: Arc<[proxy::TrustedProxy]>,
     /// The site's own login, asked for a `POST /auth` without credentials (see [`session`]); none by default.
@@ -93,6 +95,32 @@ pub struct Visitor {
     /// The latest expiry (Unix seconds) of a token minted for them: the end of the proof they came with (an ID
     /// token's `exp`), when it has one.
     pub not_after: Option<u64>,
+}
+
+impl Visitor {
+    /// The same visitor with their id in the namespace `prefix` (`--session-id-prefix`, `--oidc-id-prefix`).
+    pub(crate) fn with_id_prefix(mut self, prefix: &str) -> Result<Self, tiledesk_jwt::Error> {
+        if !prefix.is_empty() {
+            self.claims = self.claims.with_id_prefix(prefix)?;
+            self.id.insert_str(0, prefix);
+        }
+        Ok(self)
+    }
+}
+
+/// Whether `prefix` may begin the ids of a way in (`--session-id-prefix`, `--oidc-id-prefix`): at most 32 ASCII
+/// letters, digits, `.`, `_`, `:` or `-`.
+pub fn id_prefix_problem(prefix: &str) -> Option<&'static str> {
+    if prefix.len() > 32 {
+        Some("it is longer than 32 characters")
+    } else if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        Some("only ASCII letters, digits, `.`, `_`, `:` and `-` may be used")
+    } else {
+        None
+    }
 }
 
 /// What both login bridges' HTTP clients have: no redirect followed (a redirect would take the request, and the
@@ -207,7 +235,7 @@ pub fn app(state: AppState) -> impl HttpService {
         Some(dir) => router.fallback_service(
             tower::ServiceBuilder::new()
                 .layer(axum::middleware::from_fn_with_state(
-                    routes::site::Site::new(dir),
+                    routes::site::Site::new(dir, state.static_csp.clone()),
                     routes::site::only_the_site,
                 ))
                 .map_response(axum::response::IntoResponse::into_response)

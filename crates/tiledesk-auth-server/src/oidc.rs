@@ -55,6 +55,8 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 pub struct OidcBridge {
     audience: String,
     keys: Keys,
+    /// Put before the token's `sub` (`--oidc-id-prefix`).
+    id_prefix: String,
 }
 
 /// The provider's keys: the cache, and what fetches them (cloned into a background refresh).
@@ -161,6 +163,7 @@ impl OidcBridge {
             .map_err(OidcConfigError::Client)?;
         Ok(Self {
             audience: audience.to_owned(),
+            id_prefix: String::new(),
             keys: Keys {
                 issuer: issuer.to_owned(),
                 client,
@@ -170,6 +173,19 @@ impl OidcBridge {
                 fetching: Arc::default(),
             },
         })
+    }
+
+    /// The same bridge, putting `prefix` before each token's `sub` (`--oidc-id-prefix`): the provider's subject
+    /// `42` is then another visitor than the site's user `42` from another way in. See [`crate::id_prefix_problem`].
+    pub fn with_id_prefix(mut self, prefix: &str) -> Result<Self, OidcConfigError> {
+        if let Some(reason) = crate::id_prefix_problem(prefix) {
+            return Err(OidcConfigError::Refused(
+                format!("--oidc-id-prefix {prefix:?}"),
+                reason,
+            ));
+        }
+        self.id_prefix = prefix.to_owned();
+        Ok(self)
     }
 
     /// The same bridge with another least time between two key fetches (tests use a short one).
@@ -237,7 +253,9 @@ impl OidcBridge {
             None if several => return Err(invalid(&"several audiences and no azp")),
             _ => {}
         }
-        user(claims).map_err(|err| invalid(&err))
+        user(claims)
+            .and_then(|visitor| visitor.with_id_prefix(&self.id_prefix))
+            .map_err(|err| invalid(&err))
     }
 }
 

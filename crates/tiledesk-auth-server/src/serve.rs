@@ -74,7 +74,7 @@ pub struct Limits {
     /// open-file limit allows.
     pub max_connections: usize,
     /// Connections open at once from one client address (an IPv6 client by its /64); more are closed at once.
-    /// The networks around it have caps of their own, in proportion ([`network_caps`]): four times this for an
+    /// The networks around it have caps of their own, in proportion: four times this for an
     /// IPv4 /24 and an IPv6 /56, eight times for an IPv6 /48, so that 16 addresses of one network cannot hold
     /// every connection.
     pub max_connections_per_address: usize,

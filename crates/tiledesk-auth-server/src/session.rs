@@ -47,6 +47,8 @@ pub struct SessionBridge {
     per_address: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
     /// Whether the visitor's `Authorization` header goes to the site too (off: `Cookie` only).
     forward_authorization: bool,
+    /// Put before the site's user ids (`--session-id-prefix`).
+    id_prefix: String,
 }
 
 /// Why the site's answer cannot sign the visitor in.
@@ -177,7 +179,21 @@ impl SessionBridge {
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
             per_address: std::sync::Mutex::default(),
             forward_authorization: false,
+            id_prefix: String::new(),
         })
+    }
+
+    /// The same bridge, putting `prefix` before the site's user ids (`--session-id-prefix`): the site's user `42`
+    /// is then another visitor than `42` from another way in. See [`crate::id_prefix_problem`].
+    pub fn with_id_prefix(mut self, prefix: &str) -> Result<Self, SessionConfigError> {
+        if let Some(reason) = crate::id_prefix_problem(prefix) {
+            return Err(SessionConfigError::Refused {
+                url: format!("--session-id-prefix {prefix:?}"),
+                reason,
+            });
+        }
+        self.id_prefix = prefix.to_owned();
+        Ok(self)
     }
 
     /// The same bridge, forwarding the visitor's `Authorization` header to the site as well as `Cookie`
@@ -264,7 +280,9 @@ impl SessionBridge {
             }
             body.extend_from_slice(&chunk);
         }
-        site_user(&body)
+        site_user(&body)?
+            .with_id_prefix(&self.id_prefix)
+            .map_err(|err| SessionError::Invalid(err.to_string()))
     }
 
     /// Asks the site as a visitor nobody signed in: with no cookie, then with cookies no site issued (the usual

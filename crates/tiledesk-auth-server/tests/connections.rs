@@ -26,6 +26,7 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("site")).unwrap();
         std::fs::write(dir.path().join("site/big.bin"), vec![7u8; BIG_FILE]).unwrap();
+        std::fs::write(dir.path().join("site/index.html"), "<h1>shop</h1>").unwrap();
         Self { dir }
     }
 
@@ -47,6 +48,46 @@ impl Site {
             ),
         ]
     }
+}
+
+/// The head of the answer to `GET /` (status line and headers), lower-cased.
+fn home_page_head(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let head = answer.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    head
+}
+
+#[test]
+fn the_sites_pages_cannot_be_framed_by_another_site_unless_the_policy_says_so() {
+    let site = Site::new();
+    // By default: no other site may frame the pages (a login page in a hidden frame is clickjacking's target),
+    // no referrer beyond the origin leaves for other sites, no content sniffing.
+    let server = site.start(&[], "info");
+    let head = home_page_head(server.addr);
+    for header in [
+        "content-security-policy: frame-ancestors 'self'",
+        "referrer-policy: strict-origin-when-cross-origin",
+        "x-content-type-options: nosniff",
+    ] {
+        assert!(head.contains(header), "{header}: {head}");
+    }
+    drop(server);
+    // The site's own whole policy, or none.
+    let policy = "default-src 'self'; frame-ancestors https://partner.example";
+    let server = site.start(&["--static-csp", policy], "info");
+    assert!(home_page_head(server.addr).contains(&format!("content-security-policy: {policy}")));
+    drop(server);
+    let server = site.start(&["--static-csp", ""], "info");
+    assert!(!home_page_head(server.addr).contains("content-security-policy"));
 }
 
 /// Asks for the big file and reads only the start of the answer (its headers are there: the answer is under

@@ -866,6 +866,7 @@ async fn static_dir_serves_the_site_beside_the_api() {
     std::fs::write(site.path().join("pkg/module.wasm"), b"\0asm").unwrap();
     let app = test_app(Options {
         static_dir: Some(site.path().to_owned()),
+        static_csp: Some("frame-ancestors 'self'"),
         ..Options::default()
     })
     .await;
@@ -874,6 +875,14 @@ async fn static_dir_serves_the_site_beside_the_api() {
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.text, "<h1>shop</h1>");
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        page.header("content-security-policy"),
+        Some("frame-ancestors 'self'")
+    );
+    assert_eq!(
+        page.header("referrer-policy"),
+        Some("strict-origin-when-cross-origin")
+    );
     assert_eq!(
         page.header("cache-control"),
         None,

@@ -160,6 +160,28 @@ async fn the_providers_id_tokens_sign_visitors_in_with_each_algorithm() {
             json!({"id": "user-42", "email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"})
         );
         assert_eq!(reply.token_claims()["_id"], format!("{PROJECT}_user-42"));
+        // With `--oidc-id-prefix oidc:`, the subject is `oidc:user-42`: never the site's own user `user-42`.
+        let prefixed = test_app(Options {
+            oidc: Some(Arc::new(
+                OidcBridge::new(&provider.url, client, Duration::from_secs(2))
+                    .unwrap()
+                    .with_id_prefix("oidc:")
+                    .unwrap(),
+            )),
+            ..Options::default()
+        })
+        .await;
+        let reply = prefixed.send(with_id_token(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{alg}: {}", reply.text);
+        assert_eq!(reply.json["user"]["id"], "oidc:user-42");
+        assert_eq!(reply.token_claims()["_id"], format!("{PROJECT}_oidc:user-42"));
+        assert!(
+            OidcBridge::new(&provider.url, client, Duration::from_secs(2))
+                .unwrap()
+                .with_id_prefix("oidc/")
+                .is_err(),
+            "a prefix of other characters is refused"
+        );
 
         // An email the provider does not say is verified could be anyone's: it is left out.
         let unverified = id_token(

@@ -282,6 +282,21 @@ async fn the_sites_session_cookie_signs_the_visitor_in_as_the_sites_user() {
     }
     assert_ne!(asked.headers[header::USER_AGENT], "visitor-browser/1.0");
 
+    // With `--session-id-prefix site:` the site's user is `site:ada-1`: never the same chat identity as a user
+    // `ada-1` of another way in (an ID token's subject, a `POST /tokens` id).
+    let prefixed = test_app(Options {
+        session_url: Some(format!("{}/me", site.url)),
+        session_id_prefix: "site:",
+        ..Options::default()
+    })
+    .await;
+    let reply = prefixed
+        .send(auth_without_credentials(&[("cookie", &cookie)]))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["user"]["id"], "site:ada-1");
+    assert_eq!(reply.token_claims()["_id"], format!("{PROJECT}_site:ada-1"));
+
     // `{}` as JSON is "no credentials" too; an integer id is taken as its text.
     let numeric = bridge_to(format!("{}/answer/numeric", site.url), None).await;
     let reply = numeric.send(post_json("/auth", "{}")).await;

@@ -72,6 +72,17 @@ impl VisitorClaims {
     pub fn attributes(&self) -> &Map<String, Value> {
         &self.attributes
     }
+    /// The same claims for the user id `prefix` followed by this one, checked again: a way in's own namespace
+    /// (`oidc:`), so that an id chosen in one system can never be another's. An empty prefix changes nothing.
+    pub fn with_id_prefix(mut self, prefix: &str) -> Result<Self, Error> {
+        if prefix.is_empty() {
+            return Ok(self);
+        }
+        self.user_id.insert_str(0, prefix);
+        check_text("user id", &self.user_id, MAX_USER_ID_LEN)?;
+        Ok(self)
+    }
+
     /// The `_id` claim for a project: prefixed with `<project id>_` unless the prefix was turned off.
     pub fn chat_user_id(&self, project: &crate::ProjectId) -> String {
         if self.prefix_project {

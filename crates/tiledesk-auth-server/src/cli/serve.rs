@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// A directory of static files to serve at / (your site, same-origin with /auth: no CORS needed).
     #[arg(long, env = "TILEDESK_AUTH_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+    /// The Content-Security-Policy sent with --static-dir's files. The default keeps other sites from framing the
+    /// pages (clickjacking); give your site's whole policy here, or an empty value for none.
+    #[arg(
+        long,
+        env = "TILEDESK_AUTH_STATIC_CSP",
+        default_value = "frame-ancestors 'self'"
+    )]
+    pub static_csp: String,
     /// Sign in a `POST /auth` that carries no credentials as whoever the site's own session says: the service asks
     /// `GET <URL>` with the visitor's Cookie header (and Authorization, with --session-forward-authorization), and
     /// the site answers 200 with
@@ -73,6 +81,13 @@ pub struct ServeArgs {
     /// bearer token); the site's 401s and 403s are then counted like failed logins on the visitor's address.
     #[arg(long, env = "TILEDESK_AUTH_SESSION_FORWARD_AUTHORIZATION")]
     pub session_forward_authorization: bool,
+    /// Put before the user ids the session URL answers (e.g. `site:`), so that they can never be the ids of another
+    /// way in (a user of the password store, an OpenID Connect subject, a `POST /tokens` id): one chat identity each.
+    #[arg(long, env = "TILEDESK_AUTH_SESSION_ID_PREFIX", default_value = "")]
+    pub session_id_prefix: String,
+    /// Put before each ID token's subject (e.g. `oidc:`), for the same reason as --session-id-prefix.
+    #[arg(long, env = "TILEDESK_AUTH_OIDC_ID_PREFIX", default_value = "")]
+    pub oidc_id_prefix: String,
     /// Sign in a `POST /auth` that carries `Authorization: Bearer <ID token>` as the token's subject, when this
     /// OpenID Connect issuer signed it for --oidc-audience (an https URL; its discovery document and keys are
     /// fetched from it).
@@ -193,7 +208,8 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let session = match &args.session_url {
         Some(url) => {
             let bridge = SessionBridge::new(url, args.session_timeout.0)?
-                .forwarding_authorization(args.session_forward_authorization);
+                .forwarding_authorization(args.session_forward_authorization)
+                .with_id_prefix(&args.session_id_prefix)?;
             if bridge.sends_cookies_in_clear() {
                 tracing::warn!(
                     url = bridge.url(),
@@ -205,11 +221,10 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let oidc = match (&args.oidc_issuer, &args.oidc_audience) {
-        (Some(issuer), Some(audience)) => Some(Arc::new(OidcBridge::new(
-            issuer,
-            audience,
-            crate::oidc::DEFAULT_TIMEOUT,
-        )?)),
+        (Some(issuer), Some(audience)) => Some(Arc::new(
+            OidcBridge::new(issuer, audience, crate::oidc::DEFAULT_TIMEOUT)?
+                .with_id_prefix(&args.oidc_id_prefix)?,
+        )),
         _ => None,
     };
     let mut throttle = LoginThrottle::new(ThrottlePolicy::default());
@@ -233,6 +248,10 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         api_key: api_key.map(Reloadable::new),
         allowed_origins: args.allowed_origins.into(),
         static_dir: args.static_dir.map(Into::into),
+        static_csp: (!args.static_csp.trim().is_empty())
+            .then(|| HeaderValue::from_str(args.static_csp.trim()))
+            .transpose()
+            .context("--static-csp is not a header value")?,
         trusted_proxies: args.trusted_proxies.clone().into(),
         session,
         oidc,

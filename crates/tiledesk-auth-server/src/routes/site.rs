@@ -3,11 +3,16 @@
 //! `ServeDir` already refuses `..` and answers 404 for what is missing; it would still serve a dotfile (`/.env`,
 //! `/.git/HEAD`) and follow a symbolic link out of the directory (to `/etc/...`). Both answer 404 here, as a
 //! missing file does, so nothing tells an attacker they exist.
+//!
+//! Every file goes with `X-Content-Type-Options: nosniff`, `Referrer-Policy: strict-origin-when-cross-origin` and
+//! the configured `Content-Security-Policy` (by default `frame-ancestors 'self'`: the site's login page cannot be
+//! framed by another site to trick a visitor into clicking in it).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -17,14 +22,16 @@ use crate::ApiError;
 #[derive(Clone, Debug)]
 pub(crate) struct Site {
     root: Arc<Path>,
+    csp: Option<HeaderValue>,
     /// `root` with its links resolved (`None` if it cannot be: then every path is refused).
     real_root: Option<Arc<Path>>,
 }
 
 impl Site {
-    pub(crate) fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path, csp: Option<HeaderValue>) -> Self {
         Self {
             root: root.into(),
+            csp,
             real_root: root.canonicalize().ok().map(Into::into),
         }
     }
@@ -51,11 +58,23 @@ impl Site {
 
 /// The middleware: 404 for what is not the site's own, else the file server.
 pub(crate) async fn only_the_site(State(site): State<Site>, request: Request, next: Next) -> Response {
-    if site.allows(request.uri().path()) {
-        next.run(request).await
-    } else {
-        ApiError::NotFound.into_response()
+    if !site.allows(request.uri().path()) {
+        return ApiError::NotFound.into_response();
     }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    if let Some(csp) = &site.csp {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+    }
+    response
 }
 
 #[cfg(test)]
@@ -72,7 +91,7 @@ mod tests {
         std::fs::write(dir.path().join("assets/app.js"), "").unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("leak.txt")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("index.html"), dir.path().join("home.html")).unwrap();
-        let site = Site::new(dir.path());
+        let site = Site::new(dir.path(), None);
         for allowed in ["/", "/index.html", "/assets/app.js", "/home.html", "/missing.js"] {
             assert!(site.allows(allowed), "{allowed}");
         }

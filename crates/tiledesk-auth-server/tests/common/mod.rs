@@ -35,6 +35,8 @@ pub struct Options {
     pub api_key: bool,
     pub origins: Vec<&'static str>,
     pub static_dir: Option<std::path::PathBuf>,
+    /// `--static-csp`.
+    pub static_csp: Option<&'static str>,
     pub trusted_proxies: Vec<&'static str>,
     /// The password hasher; two threads with the default queue when `None`.
     pub passwords: Option<Passwords>,
@@ -44,6 +46,8 @@ pub struct Options {
     pub session_timeout: Option<std::time::Duration>,
     /// `--session-forward-authorization`.
     pub session_forward_authorization: bool,
+    /// `--session-id-prefix`.
+    pub session_id_prefix: &'static str,
     /// The OpenID Connect bridge.
     pub oidc: Option<Arc<tiledesk_auth_server::oidc::OidcBridge>>,
     /// The browser module served under `/tiledesk-auth/`; none (a plain `cargo build`'s) when `None`.
@@ -79,12 +83,15 @@ pub async fn test_app(options: Options) -> TestApp {
             .then(|| Reloadable::new(ApiKey::new(API_KEY).unwrap())),
         allowed_origins: parsed(&options.origins),
         static_dir: options.static_dir.map(Into::into),
+        static_csp: options.static_csp.map(|csp| csp.parse().unwrap()),
         trusted_proxies: parsed(&options.trusted_proxies),
         session: options.session_url.map(|url| {
             Arc::new(
                 SessionBridge::new(&url, options.session_timeout.unwrap_or(session::DEFAULT_TIMEOUT))
                     .unwrap()
-                    .forwarding_authorization(options.session_forward_authorization),
+                    .forwarding_authorization(options.session_forward_authorization)
+                    .with_id_prefix(options.session_id_prefix)
+                    .unwrap(),
             )
         }),
         oidc: options.oidc,
