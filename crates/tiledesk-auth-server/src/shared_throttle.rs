@@ -3,8 +3,9 @@
 //! Each replica keeps its own [`crate::LoginThrottle`] (and its copy of the failures it saw); with Redis, an
 //! attempt must also find room in shared counters before its password is checked, so a guesser spreading over N
 //! replicas gets the budget of one, not N. Each thing counted (an account from an address, an address, an
-//! account, a known browser) has two counters: its failures, expiring `window` after the first, and its attempts
-//! under way, on every replica. An attempt starts only when, for every one of its things, failures plus attempts
+//! account, a known browser) has two sorted sets: its failures, each kept for `window` after it happened (a sliding
+//! window, as on one replica), and its attempts under way on every replica, each by its own id and counted for
+//! [`IN_FLIGHT_TTL`] at most. An attempt starts only when, for every one of its things, failures plus attempts
 //! under way are below the limit: the same rule as on one replica, so 40 guesses sent at once to two replicas
 //! reach the password check 5 times in all, and a visitor's simultaneous right logins wait for each other instead
 //! of being refused. Checking and counting are one Lua script, atomic for all replicas (no read-modify-write
@@ -15,7 +16,9 @@
 //! throttle, the same limits counted per replica: a guesser gets at most N budgets at once until Redis is back,
 //! never an unlimited number. The change is logged once each way. `/tokens` does not use Redis at all. Counters
 //! are named after the project and a hash of what they count (no email in Redis). A replica that dies with
-//! attempts under way leaves them counted for [`IN_FLIGHT_TTL`] at most.
+//! attempts under way leaves them counted for [`IN_FLIGHT_TTL`] at most, each on its own: later attempts on the
+//! same thing do not keep them alive. An attempt whose answer from Redis came too late (counted there, but the
+//! replica went on alone) is taken back in the background.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,24 +34,25 @@ pub const REDIS_WAIT: Duration = Duration::from_millis(500);
 /// check: the hashing queue's wait plus the hash).
 pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30);
 
-/// KEYS: per thing counted, its failures key then its under-way key. ARGV: the window (ms), the under-way expiry
-/// (ms), then each thing's limit. Returns 0 (counted as under way), -1 (attempts under way hold the rest of a
-/// budget: wait) or the milliseconds until a spent budget frees up.
+/// KEYS: per thing counted, its failures (a sorted set: attempt id by when it failed, in ms) then its attempts
+/// under way (attempt id by when it stops counting). ARGV: the window (ms), the under-way expiry (ms), the attempt's
+/// id, then each thing's limit. Returns 0 (counted as under way), -1 (attempts under way hold the rest of a budget:
+/// wait) or the milliseconds until a spent budget frees up (when enough of the oldest failures leave the window).
 const RESERVE: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local window = tonumber(ARGV[1])
 local busy = false
 for i = 1, #KEYS / 2 do
-  local limit = tonumber(ARGV[i + 2])
-  local failures = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local limit = tonumber(ARGV[i + 3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2 * i - 1], '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now)
+  local failures = redis.call('ZCARD', KEYS[2 * i - 1])
   if failures >= limit then
-    local ttl = redis.call('PTTL', KEYS[2 * i - 1])
-    if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[1])
-      ttl = tonumber(ARGV[1])
-    end
-    return math.max(ttl, 1)
+    local oldest = redis.call('ZRANGE', KEYS[2 * i - 1], failures - limit, failures - limit, 'WITHSCORES')
+    return math.max(tonumber(oldest[2]) + window - now, 1)
   end
-  local under_way = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  if failures + under_way >= limit then
+  if failures + redis.call('ZCARD', KEYS[2 * i]) >= limit then
     busy = true
   end
 end
@@ -56,25 +60,24 @@ if busy then
   return -1
 end
 for i = 1, #KEYS / 2 do
-  redis.call('INCR', KEYS[2 * i])
+  redis.call('ZADD', KEYS[2 * i], now + tonumber(ARGV[2]), ARGV[3])
   redis.call('PEXPIRE', KEYS[2 * i], ARGV[2])
 end
 return 0
 ";
 
-/// KEYS as for RESERVE. ARGV: the window (ms), then per thing `fail` (one more failure), `clear` (its failures
-/// forgotten) or `back` (nothing to count). Every thing's under-way count goes down by one, never below zero.
+/// KEYS as for RESERVE. ARGV: the window (ms), the attempt's id, then per thing `fail` (one more failure, now),
+/// `clear` (its failures forgotten) or `back` (nothing to count). The attempt stops counting as under way (settling
+/// one that is not there changes nothing).
 const SETTLE: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 for i = 1, #KEYS / 2 do
-  local under_way = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  if under_way > 0 then
-    redis.call('DECR', KEYS[2 * i])
-  end
-  local action = ARGV[i + 1]
+  redis.call('ZREM', KEYS[2 * i], ARGV[2])
+  local action = ARGV[i + 2]
   if action == 'fail' then
-    if redis.call('INCR', KEYS[2 * i - 1]) == 1 then
-      redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[1])
-    end
+    redis.call('ZADD', KEYS[2 * i - 1], now, ARGV[2])
+    redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[1])
   elseif action == 'clear' then
     redis.call('DEL', KEYS[2 * i - 1])
   end
@@ -164,8 +167,9 @@ impl SharedCounts {
         &self.url
     }
 
-    /// The Redis name of a thing counted: the project, the kind, and a hash of what is counted. Its two counters
-    /// are this name with `:failures` and `:under-way`.
+    /// The Redis name of a thing counted: the project, the kind, and a hash of what is counted. Its two sorted sets
+    /// are this name with `:failed-at` and `:attempts` (new names: the counters of earlier versions, plain numbers
+    /// under `:failures` and `:under-way`, are left to expire).
     pub(crate) fn key(&self, kind: &str, what: &str) -> String {
         let digest = Sha256::digest(what.as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -174,20 +178,32 @@ impl SharedCounts {
 
     fn both(invocation: &mut redis::ScriptInvocation<'_>, key: &str) {
         invocation
-            .key(format!("{key}:failures"))
-            .key(format!("{key}:under-way"));
+            .key(format!("{key}:failed-at"))
+            .key(format!("{key}:attempts"));
     }
 
-    /// Counts an attempt on `things` (name, limit) as under way, if every one has room.
-    pub(crate) async fn reserve(&self, things: &[(String, usize)], window: Duration) -> Reserved {
+    /// Counts the attempt `id` on `things` (name, limit) as under way, if every one has room.
+    pub(crate) async fn reserve(&self, things: &[(String, usize)], window: Duration, id: &str) -> Reserved {
         let mut invocation = RESERVE_SCRIPT.prepare_invoke();
-        invocation.arg(millis(window)).arg(millis(IN_FLIGHT_TTL));
+        invocation.arg(millis(window)).arg(millis(IN_FLIGHT_TTL)).arg(id);
         for (key, limit) in things {
             Self::both(&mut invocation, key);
             invocation.arg(*limit);
         }
         match self.run(&invocation).await.map(u64::try_from) {
-            None => Reserved::Unavailable,
+            None => {
+                // The script may have run, its answer late: take the attempt back, so it does not hold a place
+                // for IN_FLIGHT_TTL while this replica counts it on its own.
+                let (shared, id) = (self.clone(), id.to_owned());
+                let back: Vec<(String, Settle)> = things
+                    .iter()
+                    .map(|(key, _)| (key.clone(), Settle::Back))
+                    .collect();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { shared.settle(back, window, &id).await });
+                }
+                Reserved::Unavailable
+            }
             Some(Ok(0)) => Reserved::Taken,
             Some(Ok(wait_ms)) => {
                 Reserved::Blocked(Duration::from_millis(wait_ms).max(Duration::from_secs(1)))
@@ -198,9 +214,9 @@ impl SharedCounts {
 
     /// Settles an attempt counted by [`SharedCounts::reserve`]. Redis down: its under-way count expires on its own
     /// (a visitor may wait until then, never a guesser get more).
-    pub(crate) async fn settle(&self, things: Vec<(String, Settle)>, window: Duration) {
+    pub(crate) async fn settle(&self, things: Vec<(String, Settle)>, window: Duration, id: &str) {
         let mut invocation = SETTLE_SCRIPT.prepare_invoke();
-        invocation.arg(millis(window));
+        invocation.arg(millis(window)).arg(id);
         for (key, settle) in &things {
             Self::both(&mut invocation, key);
             invocation.arg(match settle {
@@ -292,7 +308,9 @@ mod tests {
                 let (key, start) = (key.clone(), Arc::clone(&start));
                 tokio::spawn(async move {
                     start.wait().await;
-                    shared.reserve(&[(key, 5)], Duration::from_secs(60)).await
+                    shared
+                        .reserve(&[(key, 5)], Duration::from_secs(60), &format!("attempt-{i}"))
+                        .await
                 })
             })
             .collect();
@@ -318,63 +336,153 @@ mod tests {
         let window = Duration::from_secs(60);
         let both =
             |limit_pair, limit_account| vec![(pair.clone(), limit_pair), (account.clone(), limit_account)];
-        assert_eq!(shared.reserve(&both(2, 2), window).await, Reserved::Taken);
-        assert_eq!(shared.reserve(&both(2, 2), window).await, Reserved::Taken);
+        let settle = |pair_settle, account_settle| {
+            vec![(pair.clone(), pair_settle), (account.clone(), account_settle)]
+        };
+        assert_eq!(shared.reserve(&both(2, 2), window, "1").await, Reserved::Taken);
+        assert_eq!(shared.reserve(&both(2, 2), window, "2").await, Reserved::Taken);
         // Two under way hold the budget of 2: wait, nothing counted.
-        assert_eq!(shared.reserve(&both(2, 2), window).await, Reserved::Busy);
+        assert_eq!(shared.reserve(&both(2, 2), window, "3").await, Reserved::Busy);
         // One fails, one is given back: one failure, nothing under way.
         shared
-            .settle(
-                vec![(pair.clone(), Settle::Fail), (account.clone(), Settle::Fail)],
-                window,
-            )
+            .settle(settle(Settle::Fail, Settle::Fail), window, "1")
             .await;
         shared
-            .settle(
-                vec![(pair.clone(), Settle::Back), (account.clone(), Settle::Back)],
-                window,
-            )
+            .settle(settle(Settle::Back, Settle::Back), window, "2")
             .await;
-        assert_eq!(shared.reserve(&both(2, 2), window).await, Reserved::Taken);
+        assert_eq!(shared.reserve(&both(2, 2), window, "4").await, Reserved::Taken);
         shared
-            .settle(
-                vec![(pair.clone(), Settle::Fail), (account.clone(), Settle::Fail)],
-                window,
-            )
+            .settle(settle(Settle::Fail, Settle::Fail), window, "4")
             .await;
-        // Two failures: blocked for about the window, for that pair and for anything on that account.
-        let Reserved::Blocked(wait) = shared.reserve(&both(2, 5), window).await else {
+        // Two failures: blocked until the older leaves the window, for that pair and for anything on that account.
+        let Reserved::Blocked(wait) = shared.reserve(&both(2, 5), window, "5").await else {
             panic!("not blocked")
         };
         assert!(wait > Duration::from_secs(55) && wait <= window, "{wait:?}");
         assert!(matches!(
-            shared.reserve(&both(5, 2), window).await,
+            shared.reserve(&both(5, 2), window, "6").await,
             Reserved::Blocked(_)
         ));
         // A blocked attempt counted nothing: with more room, one goes; its success clears the pair's failures only.
-        assert_eq!(shared.reserve(&both(5, 5), window).await, Reserved::Taken);
+        assert_eq!(shared.reserve(&both(5, 5), window, "7").await, Reserved::Taken);
         shared
-            .settle(
-                vec![(pair.clone(), Settle::Clear), (account.clone(), Settle::Back)],
-                window,
-            )
+            .settle(settle(Settle::Clear, Settle::Back), window, "7")
             .await;
         assert_eq!(
-            shared.reserve(&[(pair.clone(), 1)], window).await,
+            shared.reserve(&[(pair.clone(), 1)], window, "8").await,
             Reserved::Taken
         );
         assert!(matches!(
-            shared.reserve(&[(account.clone(), 2)], window).await,
+            shared.reserve(&[(account.clone(), 2)], window, "9").await,
             Reserved::Blocked(_)
         ));
-        // Settling more than was reserved never takes a count below zero.
-        shared.settle(vec![(pair.clone(), Settle::Back)], window).await;
-        shared.settle(vec![(pair.clone(), Settle::Back)], window).await;
+        // Settling an attempt that is not under way (again, or never reserved) changes nothing.
+        shared
+            .settle(vec![(pair.clone(), Settle::Back)], window, "7")
+            .await;
+        shared
+            .settle(vec![(pair.clone(), Settle::Back)], window, "never")
+            .await;
         assert_eq!(
-            shared.reserve(&[(pair.clone(), 1)], window).await,
+            shared.reserve(&[(pair.clone(), 1)], window, "10").await,
+            Reserved::Busy,
+            "8 is still under way"
+        );
+        shared
+            .settle(vec![(pair.clone(), Settle::Back)], window, "8")
+            .await;
+        assert_eq!(shared.reserve(&[(pair, 1)], window, "11").await, Reserved::Taken);
+    }
+
+    #[tokio::test]
+    async fn failures_slide_out_of_the_window_one_by_one() {
+        // Documented as a sliding window, it was a fixed one: the count expired `window` after the first failure,
+        // all at once, so a guesser waiting for that moment got the whole budget back.
+        let redis = Redis::start();
+        let shared = SharedCounts::new(&redis.url(), "p").unwrap();
+        let key = shared.key("account", "slide");
+        let window = Duration::from_millis(1500);
+        let fail = async |id: &str| {
+            assert_eq!(
+                shared.reserve(&[(key.clone(), 2)], window, id).await,
+                Reserved::Taken
+            );
+            shared.settle(vec![(key.clone(), Settle::Fail)], window, id).await;
+        };
+        fail("first").await;
+        // The second failure comes later in the window than the first.
+        let first_ends = tokio::time::Instant::now() + window;
+        while tokio::time::Instant::now() < first_ends - Duration::from_millis(700) {
+            tokio::time::sleep(Duration::from_millis(50)).await; // letting time pass in the window, not a sync
+        }
+        fail("second").await;
+        let Reserved::Blocked(wait) = shared.reserve(&[(key.clone(), 2)], window, "x").await else {
+            panic!("not blocked")
+        };
+        // Until the first failure leaves (under 800 ms), given as the one second a Retry-After can say.
+        assert_eq!(wait, Duration::from_secs(1));
+        // Once the first has left the window, one attempt has room, not two: the second failure still counts.
+        while tokio::time::Instant::now() < first_ends + Duration::from_millis(100) {
+            tokio::time::sleep(Duration::from_millis(50)).await; // letting the first failure leave, not a sync
+        }
+        assert_eq!(
+            shared.reserve(&[(key.clone(), 2)], window, "third").await,
             Reserved::Taken
         );
-        assert_eq!(shared.reserve(&[(pair, 1)], window).await, Reserved::Busy);
+        assert_eq!(
+            shared.reserve(&[(key.clone(), 2)], window, "fourth").await,
+            Reserved::Busy
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attempt_left_under_way_expires_on_its_own_whatever_comes_after_it() {
+        // Each new attempt renewed the shared expiry of the count: under steady traffic an attempt its replica
+        // never settled (it died, or Redis answered too late) held its place for good.
+        let redis = Redis::start();
+        let shared = SharedCounts::new(&redis.url(), "p").unwrap();
+        let key = shared.key("account", "leak");
+        let window = Duration::from_secs(60);
+        let mut connection = shared.connection.clone();
+        // A leaked attempt, as its replica would have left it, with 200 ms left to count.
+        let now_ms: i64 = {
+            let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut connection).await.unwrap();
+            secs * 1000 + micros / 1000
+        };
+        redis::cmd("ZADD")
+            .arg(format!("{key}:attempts"))
+            .arg(now_ms + 200)
+            .arg("leaked")
+            .query_async::<i64>(&mut connection)
+            .await
+            .unwrap();
+        // Attempts keep coming and going (each renewing the set's own expiry); the leaked one stops counting.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let reserved = shared.reserve(&[(key.clone(), 2)], window, "steady").await;
+            shared
+                .settle(vec![(key.clone(), Settle::Back)], window, "steady")
+                .await;
+            assert_eq!(reserved, Reserved::Taken);
+            let both = (
+                shared.reserve(&[(key.clone(), 2)], window, "a").await,
+                shared.reserve(&[(key.clone(), 2)], window, "b").await,
+            );
+            shared
+                .settle(vec![(key.clone(), Settle::Back)], window, "a")
+                .await;
+            shared
+                .settle(vec![(key.clone(), Settle::Back)], window, "b")
+                .await;
+            if both == (Reserved::Taken, Reserved::Taken) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the leaked attempt still counts"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling Redis, not a pause
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,7 +492,7 @@ mod tests {
         let key = shared.key("account", "a");
         let window = Duration::from_secs(60);
         assert_eq!(
-            shared.reserve(&[(key.clone(), 100)], window).await,
+            shared.reserve(&[(key.clone(), 100)], window, "before").await,
             Reserved::Taken
         );
         redis.pause();
@@ -393,7 +501,7 @@ mod tests {
         let attempts: Vec<_> = (0..20)
             .map(|_| {
                 let (shared, key) = (shared.clone(), key.clone());
-                tokio::spawn(async move { shared.reserve(&[(key, 100)], window).await })
+                tokio::spawn(async move { shared.reserve(&[(key, 100)], window, "hung").await })
             })
             .collect();
         let guard = tokio::time::timeout(Duration::from_secs(30), async {
@@ -409,7 +517,7 @@ mod tests {
         // Back: counted in Redis again (the manager reconnects if it dropped the connection).
         let mut back = false;
         for _ in 0..20 {
-            if shared.reserve(&[(key.clone(), 100)], window).await == Reserved::Taken {
+            if shared.reserve(&[(key.clone(), 100)], window, "after").await == Reserved::Taken {
                 back = true;
                 break;
             }
@@ -424,9 +532,17 @@ mod tests {
         let shared = SharedCounts::new(&redis.url(), "p").unwrap();
         let key = shared.key("account", "a");
         let window = Duration::from_secs(60);
-        assert_eq!(shared.reserve(&[(key.clone(), 5)], window).await, Reserved::Taken);
-        shared.settle(vec![(key.clone(), Settle::Fail)], window).await;
-        assert_eq!(shared.reserve(&[(key.clone(), 5)], window).await, Reserved::Taken);
+        assert_eq!(
+            shared.reserve(&[(key.clone(), 5)], window, "1").await,
+            Reserved::Taken
+        );
+        shared
+            .settle(vec![(key.clone(), Settle::Fail)], window, "1")
+            .await;
+        assert_eq!(
+            shared.reserve(&[(key.clone(), 5)], window, "2").await,
+            Reserved::Taken
+        );
         let ttl = |name: String| {
             let mut connection = shared.connection.clone();
             async move {
@@ -437,9 +553,9 @@ mod tests {
                     .unwrap()
             }
         };
-        let under_way = ttl(format!("{key}:under-way")).await;
+        let under_way = ttl(format!("{key}:attempts")).await;
         assert!(under_way > 25_000 && under_way <= 30_000, "{under_way} ms");
-        let failures = ttl(format!("{key}:failures")).await;
+        let failures = ttl(format!("{key}:failed-at")).await;
         assert!(failures > 55_000 && failures <= 60_000, "{failures} ms");
     }
 
@@ -455,7 +571,7 @@ mod tests {
         assert_ne!(key, shared.key("account", "grace@example.com"));
         // Redis unreachable: the attempt is counted on the replica alone, quickly.
         assert_eq!(
-            shared.reserve(&[(key, 5)], Duration::from_secs(60)).await,
+            shared.reserve(&[(key, 5)], Duration::from_secs(60), "1").await,
             Reserved::Unavailable
         );
     }
@@ -467,7 +583,7 @@ mod tests {
         let shared = SharedCounts::new(&format!("rediss://127.0.0.1:{}", redis.port), "p").unwrap();
         let key = shared.key("account", "a");
         assert_eq!(
-            shared.reserve(&[(key, 5)], Duration::from_secs(60)).await,
+            shared.reserve(&[(key, 5)], Duration::from_secs(60), "1").await,
             Reserved::Unavailable
         );
         assert!(shared.ping().await.is_err());

@@ -239,7 +239,10 @@ impl LoginThrottle {
             .zip(&attempt.keys)
             .map(|(name, key)| (name.clone(), self.limit(key)))
             .collect();
-        match shared.reserve(&counters, self.policy.window).await {
+        match shared
+            .reserve(&counters, self.policy.window, &attempt.shared_id)
+            .await
+        {
             Reserved::Taken => {
                 attempt.shared = names;
                 Ok(attempt)
@@ -303,6 +306,7 @@ impl LoginThrottle {
             also_under_way,
             settled: false,
             shared: Vec::new(),
+            shared_id: uuid::Uuid::new_v4().simple().to_string(),
         })
     }
 
@@ -498,6 +502,8 @@ pub struct Attempt<'a> {
     settled: bool,
     /// Its counters' names in Redis, one per key, when it was counted there (empty otherwise).
     shared: Vec<String>,
+    /// Its id in Redis's sets of attempts under way and of failures.
+    shared_id: String,
 }
 
 impl Attempt<'_> {
@@ -526,7 +532,8 @@ impl Attempt<'_> {
             )
         {
             let window = self.throttle.policy.window;
-            runtime.spawn(async move { shared.settle(things, window).await });
+            let id = self.shared_id.clone();
+            runtime.spawn(async move { shared.settle(things, window, &id).await });
         }
     }
 
@@ -553,7 +560,9 @@ impl Attempt<'_> {
     /// a visitor's simultaneous right logins must not find their own successes still counted.
     async fn give_back_shared(&self, outcome: Outcome) {
         if let (Some(things), Some(shared)) = (self.shared_settlement(outcome), &self.throttle.shared) {
-            shared.settle(things, self.throttle.policy.window).await;
+            shared
+                .settle(things, self.throttle.policy.window, &self.shared_id)
+                .await;
         }
     }
 }
@@ -720,9 +729,9 @@ mod tests {
             .iter()
             .map(|(key, limit)| (t.shared_name(shared, key), *limit))
             .collect();
-        for _ in 0..3 {
+        for id in ["there-1", "there-2", "there-3"] {
             assert_eq!(
-                elsewhere.reserve(&counters, t.policy.window).await,
+                elsewhere.reserve(&counters, t.policy.window, id).await,
                 Reserved::Taken
             );
         }
@@ -737,8 +746,12 @@ mod tests {
         );
         // There, one fails and one is given back: one failure and one under way leave room for one more.
         let settle = |settle| counters.iter().map(|(name, _)| (name.clone(), settle)).collect();
-        elsewhere.settle(settle(Settle::Fail), t.policy.window).await;
-        elsewhere.settle(settle(Settle::Back), t.policy.window).await;
+        elsewhere
+            .settle(settle(Settle::Fail), t.policy.window, "there-1")
+            .await;
+        elsewhere
+            .settle(settle(Settle::Back), t.policy.window, "there-2")
+            .await;
         let attempt = t.begin("u", A, None).await.expect("room again");
         assert_eq!(attempt.shared.len(), 3);
         attempt.void().await;
