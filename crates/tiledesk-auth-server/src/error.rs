@@ -101,6 +101,10 @@ pub enum ApiError {
     /// listed with `--allowed-origin`: the visitor's cookies must not sign them in for another site.
     #[error("this origin may not sign visitors in with their session; list it with --allowed-origin")]
     OriginNotAllowed,
+    /// A `POST /auth` with a login session that is over (its lifetime, a password change, a removed user); the
+    /// headers clear its cookie.
+    #[error("the login session is over: sign in again")]
+    LoginSessionEnded(axum::http::HeaderMap),
     /// The route exists, but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -127,7 +131,7 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidCredentials | Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::InvalidIdToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidIdToken(_) | Self::LoginSessionEnded(_) => StatusCode::UNAUTHORIZED,
             Self::IdentityProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Session(err) => match err {
                 SessionError::Rejected(_) => StatusCode::UNAUTHORIZED,
@@ -161,6 +165,7 @@ impl ApiError {
             Self::Busy { .. } => "busy",
             Self::Session(err) => err.code(),
             Self::InvalidIdToken(_) => "invalid_id_token",
+            Self::LoginSessionEnded(_) => "auth_rejected",
             Self::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
             Self::NotFound => "not_found",
             Self::ModuleNotBuilt => "module_not_built",
@@ -270,6 +275,7 @@ impl IntoResponse for ApiError {
             Self::MissingApiKey | Self::InvalidApiKey => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            Self::LoginSessionEnded(extra) => headers.extend(extra.clone()),
             _ => {}
         }
         response

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod device;
 pub mod error;
 mod log;
+pub mod login_session;
 pub mod module;
 pub mod oidc;
 pub mod passwords;
@@ -49,6 +50,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     /// Mints the tokens; replaced when the secret file is rotated (SIGHUP).
     pub issuer: Reloadable<TokenIssuer>,
+    /// The secret the last rotation replaced: login sessions signed with it are still taken (and signed anew), so
+    /// that rotating the secret does not sign every visitor out (see [`login_session`]).
+    pub retired_secret: Reloadable<Option<tiledesk_jwt::ProjectSecret>>,
     /// The site's users, for `POST /auth`.
     pub users: UserStore,
     /// Hashes and verifies passwords off the async threads.
@@ -219,7 +223,7 @@ pub fn app(state: AppState) -> impl HttpService {
     let cors = (!state.allowed_origins.is_empty()).then(|| {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(state.allowed_origins.iter().cloned()))
-            .allow_methods([Method::GET, Method::POST])
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
             // The session bridge needs the visitor's cookies from a page of another origin (a listed one only:
             // never `*` with credentials).

@@ -305,6 +305,118 @@ async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_brow
     assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// The `name=value` of the reply's login-session cookie, and whether it clears it.
+fn login_cookie_of(reply: &common::Reply) -> Option<(String, bool)> {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.contains("tdauth_login="))
+        .map(|value| {
+            (
+                value.split(';').next().unwrap().to_owned(),
+                value.contains("Max-Age=0"),
+            )
+        })
+}
+
+/// `POST /auth` with `{}` as JSON (what the module's refresh sends), carrying `cookie`.
+fn refresh_with(cookie: &str) -> Request<Body> {
+    let mut request = post_json("/auth", "{}");
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    request
+}
+
+/// The module kept the password and posted it again at every refresh: an old tab spent the account's failure
+/// budget after a password change, and the password sat in the page's memory. A password login now also gives the
+/// browser a login session, and a refresh posts `{}`.
+#[tokio::test]
+async fn a_password_login_gives_a_login_session_that_refreshes_without_the_password() {
+    let app = test_app(Options::default()).await;
+    app.add_user("andrew@scientists.com", "correct horse", Some("Andrew"))
+        .await;
+    let login = app
+        .send(post_json(
+            "/auth",
+            r#"{"email": "andrew@scientists.com", "password": "correct horse"}"#,
+        ))
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let (cookie, cleared) = login_cookie_of(&login).expect("a login-session cookie");
+    assert!(
+        cookie.starts_with("__Host-tdauth_login=v1.") && !cleared,
+        "{cookie}"
+    );
+
+    // The refresh: no password, the same visitor, a fresh token.
+    let refreshed = app.send(refresh_with(&cookie)).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    assert_eq!(refreshed.json["user"], login.json["user"]);
+    assert_eq!(refreshed.token_claims()["_id"], login.token_claims()["_id"]);
+    // An ambient cookie: not from a form (not JSON), nor from a page of another origin.
+    let mut form = Request::post("/auth")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    form.headers_mut().insert("cookie", cookie.parse().unwrap());
+    assert_eq!(app.send(form).await.code(), "unsupported_media_type");
+    let mut other_site = refresh_with(&cookie);
+    other_site
+        .headers_mut()
+        .insert("origin", "https://evil.example.net".parse().unwrap());
+    assert_eq!(app.send(other_site).await.code(), "origin_not_allowed");
+    // Altered: refused, and the cookie cleared.
+    let mut altered = cookie.clone();
+    altered.pop();
+    altered.push(if cookie.ends_with('A') { 'B' } else { 'A' });
+    let reply = app.send(refresh_with(&altered)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "auth_rejected")
+    );
+    assert_eq!(login_cookie_of(&reply).map(|(_, cleared)| cleared), Some(true));
+
+    // The project secret rotates (SIGHUP): the session goes on, signed anew with the new secret.
+    let (old_secret, rotated) = (
+        app.state.issuer.get().secret().clone(),
+        tiledesk_jwt::ProjectSecret::new("rotated-secret-0f1a-4c3b-5b2c-7d9e").unwrap(),
+    );
+    app.state
+        .issuer
+        .replace(tiledesk_jwt::TokenIssuer::new(common::project(), rotated));
+    app.state.retired_secret.replace(Some(old_secret));
+    let reply = app.send(refresh_with(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let (renewed, cleared) = login_cookie_of(&reply).expect("the session signed anew");
+    assert!(!cleared && renewed != cookie, "{renewed}");
+    assert_eq!(app.send(refresh_with(&renewed)).await.status, StatusCode::OK);
+    let cookie = renewed;
+
+    // The password changes: every session of the account ends at once.
+    let hash = tiledesk_auth_server::passwords::hash_blocking(b"battery staple").unwrap();
+    app.state
+        .users
+        .set_password("andrew@scientists.com", &hash)
+        .await
+        .unwrap();
+    let reply = app.send(refresh_with(&cookie)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "auth_rejected"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(login_cookie_of(&reply).map(|(_, cleared)| cleared), Some(true));
+
+    // signOut(): DELETE /auth clears the cookie.
+    let out = app
+        .send(Request::delete("/auth").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    assert_eq!(login_cookie_of(&out).map(|(_, cleared)| cleared), Some(true));
+}
+
 #[tokio::test]
 async fn a_burst_over_many_accounts_from_one_address_is_throttled_too() {
     let app = test_app(Options::default()).await;

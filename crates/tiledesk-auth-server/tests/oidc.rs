@@ -41,15 +41,26 @@ fn start_provider(keys: &Path, port: u16, issuer_port: Option<u16>) -> Provider 
         "the test provider is not installed: run `cargo xtask test`, or `npm ci` in {}",
         provider_dir().display()
     );
-    let mut command = Command::new("node");
-    command
-        .arg("provider.mjs")
-        .current_dir(provider_dir())
-        .env("PORT", port.to_string())
-        .env("KEYS_FILE", keys)
-        .env("ISSUER_PORT", issuer_port.unwrap_or(port).to_string());
-    // Nine tests start a provider each at once on 2 cores: one took over 30 s once (a clean-clone run, 2026-12-06).
-    let started = try_start(command, "listening on", false, Duration::from_secs(90)).unwrap();
+    let command = || {
+        let mut command = Command::new("node");
+        command
+            .arg("provider.mjs")
+            .current_dir(provider_dir())
+            .env("PORT", port.to_string())
+            .env("KEYS_FILE", keys)
+            .env("ISSUER_PORT", issuer_port.unwrap_or(port).to_string());
+        command
+    };
+    // Ten tests start a provider each at once on 2 cores: one took over 30 s once (a clean-clone run, 2026-12-06),
+    // and one never said it listened within 90 s in a full run (same day; alone, the file passes in 6 s). The test
+    // infrastructure gets a second try, killed and started again; what the tests assert is unchanged.
+    let wait = Duration::from_secs(60);
+    let started = try_start(command(), "listening on", false, wait)
+        .or_else(|first| {
+            try_start(command(), "listening on", false, wait)
+                .map_err(|second| format!("{first}; then {second}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     Provider {
         _process: started.process,
         url: format!("http://127.0.0.1:{port}"),

@@ -420,6 +420,9 @@ impl Machine {
     /// The Promise settles when the sign-out is done, or when another sign-in, sign-out or `free()` replaced it (the
     /// widget is theirs then); with the signed-out state either way.
     pub(crate) fn sign_out(self: Rc<Self>, announce: bool) -> Promise {
+        if let Some(session) = self.phase.borrow_mut().session_mut() {
+            token::end_login_session(&session.source);
+        }
         let interrupt = self.stop();
         if announce {
             self.tell(&Message::SignedOut);
@@ -573,7 +576,7 @@ impl Machine {
             .await
             .unwrap_or(Err(AuthError::Timeout("the site's token endpoint")))?;
         let user_id = self.enter_widget(&token, announce).await?;
-        self.signed_in(source, &token, user_id, announce);
+        self.signed_in(&source, &token, user_id, announce);
         Ok(self.current())
     }
 
@@ -593,13 +596,14 @@ impl Machine {
     /// The widget reported the visitor online with `token`: shown, `authenticated`, refresh scheduled.
     fn signed_in(
         self: &Rc<Self>,
-        source: Rc<TokenSource>,
+        source: &Rc<TokenSource>,
         token: &SiteToken,
         user_id: Option<String>,
         announce: bool,
     ) {
         self.set_phase(Phase::SignedIn(Session {
-            source,
+            // Refreshes use the login session the credentials got, not the credentials again.
+            source: TokenSource::after_sign_in(source),
             user: user_id.clone(),
             expires_at: token.expires_at,
             refresh: Refresh::Off,
@@ -1002,7 +1006,7 @@ impl Machine {
         match result {
             Ok((token, user_id)) => {
                 let changed = user_id != user;
-                self.signed_in(source, &token, user_id, changed);
+                self.signed_in(&source, &token, user_id, changed);
             }
             Err(err @ AuthError::AuthRejected(_)) => {
                 // The site says the visitor is no longer signed in there (logged out, password changed, account

@@ -26,6 +26,9 @@ pub(crate) enum TokenSource {
         credentials: Option<JsValue>,
         /// Send the browser's cookies to an `authUrl` of another origin (`withCredentials`, default true).
         with_credentials: bool,
+        /// A sign-in with credentials went through: the service gave the browser a login session, which refreshes
+        /// use instead of the credentials, and which `signOut()` ends (`DELETE authUrl`).
+        login_session: bool,
     },
     /// The page's own `getToken()`.
     Callback(Function),
@@ -264,6 +267,27 @@ impl Options {
     }
 }
 
+impl TokenSource {
+    /// What the session refreshes with once a sign-in with `credentials` went through: the same endpoint, `{}` and
+    /// the login session the service gave the browser. The password is sent once, not kept to be sent again.
+    pub(crate) fn after_sign_in(source: &Rc<Self>) -> Rc<Self> {
+        match &**source {
+            Self::Endpoint {
+                url,
+                credentials: Some(_),
+                with_credentials,
+                ..
+            } => Rc::new(Self::Endpoint {
+                url: url.clone(),
+                credentials: None,
+                with_credentials: *with_credentials,
+                login_session: true,
+            }),
+            _ => Rc::clone(source),
+        }
+    }
+}
+
 /// The token source from `credentials`, `getToken`, `authUrl` and `withCredentials`.
 fn source(
     credentials: Option<JsValue>,
@@ -287,6 +311,7 @@ fn source(
                 url: auth_url.unwrap_or_else(|| "/auth".to_owned()),
                 credentials,
                 with_credentials,
+                login_session: false,
             })
         }
     }

@@ -21,6 +21,27 @@ pub(crate) struct SiteToken {
     pub(crate) user_id: Option<String>,
 }
 
+/// Ends the login session a sign-in with credentials gave the browser (`DELETE authUrl`), so that nothing signs the
+/// next visitor of this browser in as this one. In the background; a failure changes nothing here.
+pub(crate) fn end_login_session(source: &TokenSource) {
+    if let TokenSource::Endpoint {
+        url,
+        with_credentials,
+        login_session: true,
+        ..
+    } = source
+    {
+        let request = Request::delete(url).credentials(if *with_credentials {
+            RequestCredentials::Include
+        } else {
+            RequestCredentials::SameOrigin
+        });
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = request.send().await;
+        });
+    }
+}
+
 /// Asks the site for a token.
 pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> {
     let (raw, expires_at) = match source {
@@ -28,6 +49,7 @@ pub(crate) async fn fetch(source: &TokenSource) -> Result<SiteToken, AuthError> 
             url,
             credentials,
             with_credentials,
+            ..
         } => from_endpoint(url, credentials.as_ref(), *with_credentials).await?,
         TokenSource::Callback(callback) => from_callback(callback).await?,
     };

@@ -412,6 +412,50 @@ async fn the_site_endpoint_going_down_mid_session_ends_in_an_error_state() {
 }
 
 #[wasm_bindgen_test]
+async fn a_password_is_sent_once_refreshes_use_the_login_session_and_sign_out_ends_it() {
+    reset();
+    // Every request the module makes to the site's endpoint: method and body.
+    eval(
+        "window.__sent = []; window.__realFetch = window.fetch;
+         window.fetch = function (...args) {
+           const request = args[0];
+           if (String(request && request.url || request).includes('/test-site/auth')) {
+             const copy = request instanceof Request ? request.clone() : null;
+             const body = copy ? copy.text() : Promise.resolve(String(args[1] && args[1].body || ''));
+             body.then((text) => window.__sent.push([copy ? copy.method : (args[1] && args[1].method) || 'GET', text]));
+           }
+           return window.__realFetch.apply(this, args);
+         };",
+    );
+    // Two-second tokens: the session refreshes at 80 %.
+    let auth = TiledeskAuth::new(&options("pw", "&ttl=2", "")).unwrap();
+    let with_password: js_sys::Object =
+        JSON::parse(r#"{"credentials": {"email": "ada@example.com", "password": "analytical engine"}}"#)
+            .unwrap()
+            .unchecked_into();
+    settle(auth.sign_in(Some(with_password))).await.unwrap();
+    until("window.__sent.length >= 2", 5000, "the refresh's request").await;
+    let sent = eval("JSON.stringify(window.__sent.slice(0, 2))")
+        .as_string()
+        .unwrap();
+    assert_eq!(
+        sent,
+        r#"[["POST","{\"email\":\"ada@example.com\",\"password\":\"analytical engine\"}"],["POST","{}"]]"#,
+        "the password once, then the login session"
+    );
+    // signOut(): the login session ends too (DELETE authUrl), so the next visitor of this browser is not signed in
+    // as this one.
+    settle(auth.sign_out()).await.unwrap();
+    until(
+        "window.__sent.some(([method]) => method === 'DELETE')",
+        5000,
+        "the login session ended",
+    )
+    .await;
+    eval("window.fetch = window.__realFetch;");
+}
+
+#[wasm_bindgen_test]
 async fn a_refresh_the_site_refuses_ends_the_session_and_asks_no_more() {
     reset();
     // Two-second tokens, refreshed at 80 %: the visitor signed out on the site (or changed their password)

@@ -242,6 +242,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         })?;
     let state = AppState {
         issuer: Reloadable::new(issuer),
+        retired_secret: Reloadable::new(None),
         users: users.clone(),
         passwords: Passwords::for_this_machine()?,
         throttle: Arc::new(throttle),
@@ -307,6 +308,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         secret_file: args.project.secret_file().map(Path::to_owned),
         api_key_file: args.api_key.is_none().then_some(args.api_key_file).flatten(),
         issuer: state.issuer.clone(),
+        retired_secret: state.retired_secret.clone(),
         api_key: state.api_key.clone(),
     };
     #[cfg(unix)]
@@ -439,6 +441,7 @@ struct Reload {
     secret_file: Option<PathBuf>,
     api_key_file: Option<PathBuf>,
     issuer: Reloadable<TokenIssuer>,
+    retired_secret: Reloadable<Option<ProjectSecret>>,
     api_key: Option<Reloadable<ApiKey>>,
 }
 
@@ -479,7 +482,9 @@ impl Reload {
                     });
                 match issuer {
                     Ok(issuer) => {
+                        let retired = self.issuer.get().secret().clone();
                         self.issuer.replace(issuer);
+                        self.retired_secret.replace(Some(retired));
                         tracing::info!(file = %path.display(), "project secret reloaded");
                     }
                     Err(err) => {

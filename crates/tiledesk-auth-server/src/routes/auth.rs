@@ -15,12 +15,13 @@ use zeroize::Zeroizing;
 use super::{ClientAddr, TokenResponse, UserView};
 use crate::body::{Fields, OptionalJsonObject};
 use crate::device::{self, DeviceCookies};
+use crate::login_session::{self, LoginSessions};
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
 use crate::users::email_key;
 use crate::{ApiError, Shared, Visitor};
 
 pub(crate) fn router() -> Router<Shared> {
-    Router::new().route("/auth", post(sign_in))
+    Router::new().route("/auth", post(sign_in).delete(sign_out))
 }
 
 async fn sign_in(
@@ -35,18 +36,12 @@ async fn sign_in(
     }
     let (user, by) = match (&state.oidc, bearer(&headers), &state.session) {
         (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
+        _ if login_session::presented(&headers).is_some() => {
+            ambient_cookie_allowed(&state, address, &headers)?;
+            return with_login_session(&state, &headers).await;
+        }
         (_, _, Some(bridge)) => {
-            // The visitor's cookies are ambient: another site's page could make the browser send them here. A JSON
-            // body (`{}`, as the module sends) is one no form can send, and one a browser sends cross-origin only
-            // after a CORS preflight this service answers for listed origins only.
-            if !crate::body::is_json_content_type(headers.get(header::CONTENT_TYPE)) {
-                crate::log::refused("session sign-in refused: not JSON", address);
-                return Err(ApiError::UnsupportedMediaType);
-            }
-            if !origin_may_use_the_session(&headers, &state.allowed_origins) {
-                crate::log::refused("session sign-in refused: origin not allowed", address);
-                return Err(ApiError::OriginNotAllowed);
-            }
+            ambient_cookie_allowed(&state, address, &headers)?;
             (
                 session_visitor(&state, bridge, address, &headers).await?,
                 "the site's session",
@@ -55,6 +50,120 @@ async fn sign_in(
         _ => return Err(ApiError::MissingField("email")),
     };
     Ok((HeaderMap::new(), signed_in(&state, user, by)?))
+}
+
+/// A sign-in by a cookie the browser sends by itself (the site's session, this service's login session): another
+/// site's page could make the browser send it here. A JSON body (`{}`, as the module sends) is one no form can send,
+/// and one a browser sends cross-origin only after a CORS preflight this service answers for listed origins only;
+/// and the page must be of this service's origin or a listed one.
+fn ambient_cookie_allowed(
+    state: &Shared,
+    address: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if !crate::body::is_json_content_type(headers.get(header::CONTENT_TYPE)) {
+        crate::log::refused("session sign-in refused: not JSON", address);
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if !origin_may_use_the_session(headers, &state.allowed_origins) {
+        crate::log::refused("session sign-in refused: origin not allowed", address);
+        return Err(ApiError::OriginNotAllowed);
+    }
+    Ok(())
+}
+
+/// `DELETE /auth` (the module's `signOut()`): the login session's cookie is cleared, so that nothing signs the next
+/// visitor of this browser in as this one.
+async fn sign_out(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+) -> (HeaderMap, axum::Json<serde_json::Value>) {
+    let mut reply = HeaderMap::new();
+    reply.insert(
+        header::SET_COOKIE,
+        login_session::set_cookie(None, secure_cookies(&state, &headers)),
+    );
+    reply.insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    (reply, axum::Json(serde_json::json!({ "status": "signed_out" })))
+}
+
+fn secure_cookies(state: &Shared, headers: &HeaderMap) -> bool {
+    state
+        .cookie_security
+        .secure(headers.get(header::HOST), !state.trusted_proxies.is_empty())
+}
+
+/// A refresh of a password login: the account the login-session cookie names, while its password is the one it was
+/// issued with. Anything else is `401 auth_rejected`, and the cookie is cleared.
+async fn with_login_session(
+    state: &Shared,
+    headers: &HeaderMap,
+) -> Result<(HeaderMap, TokenResponse), ApiError> {
+    let value = login_session::presented(headers).unwrap_or_default();
+    let issuer = std::sync::Arc::clone(&*state.issuer.get());
+    let sessions = LoginSessions::new(issuer.secret());
+    let found = match LoginSessions::account(value) {
+        Some(account) => state
+            .users
+            .find_by_email(&account)
+            .await?
+            .map(|found| (account, found)),
+        None => None,
+    };
+    let now = SystemTime::now();
+    let mut renewed = HeaderMap::new();
+    let user = found.and_then(|(account, (user, hash))| {
+        if sessions.verify(value, &account, &hash, now) {
+            return Some(user);
+        }
+        // Signed before the last secret rotation: still this visitor's session, signed anew with the current key.
+        let retired = state.retired_secret.get();
+        let retired = retired.as_ref().as_ref()?;
+        LoginSessions::new(retired)
+            .verify(value, &account, &hash, now)
+            .then(|| {
+                let session = sessions.issue(&account, &hash, now);
+                renewed.insert(
+                    header::SET_COOKIE,
+                    login_session::set_cookie(Some(&session), secure_cookies(state, headers)),
+                );
+                user
+            })
+    });
+    let Some(user) = user else {
+        let mut cleared = HeaderMap::new();
+        cleared.insert(
+            header::SET_COOKIE,
+            login_session::set_cookie(None, secure_cookies(state, headers)),
+        );
+        return Err(ApiError::LoginSessionEnded(cleared));
+    };
+    let claims = store_user_claims(&user)?;
+    let token = issuer.mint(&claims)?;
+    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by = "the login session", "signed in");
+    Ok((renewed, TokenResponse::new(&token, user_view(user))))
+}
+
+/// The claims of a user of the password store.
+fn store_user_claims(user: &crate::users::User) -> Result<VisitorClaims, ApiError> {
+    Ok(VisitorClaims::builder(user.id.as_str())
+        .email(user.email.as_str())
+        .with(user.firstname.as_deref(), VisitorClaimsBuilder::firstname)
+        .with(user.lastname.as_deref(), VisitorClaimsBuilder::lastname)
+        .attributes(user.attributes.clone().into())
+        .build()?)
+}
+
+fn user_view(user: crate::users::User) -> UserView {
+    UserView {
+        id: user.id,
+        email: Some(user.email),
+        firstname: user.firstname,
+        lastname: user.lastname,
+    }
 }
 
 /// Who the site's session says the visitor is. When the visitor's `Authorization` goes to the site too, the
@@ -200,6 +309,7 @@ async fn with_password(
         }
     };
     let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
+    let session_hash = hash.clone();
     let matched = match ticket.verify(hash, password).await {
         Ok(matched) => matched,
         Err(err) => {
@@ -216,36 +326,24 @@ async fn with_password(
     };
     attempt.succeeded().await;
 
-    let claims = VisitorClaims::builder(user.id.as_str())
-        .email(user.email.as_str())
-        .with(user.firstname.as_deref(), VisitorClaimsBuilder::firstname)
-        .with(user.lastname.as_deref(), VisitorClaimsBuilder::lastname)
-        .attributes(user.attributes.clone().into())
-        .build()?;
+    let claims = store_user_claims(&user)?;
     let token = issuer.mint(&claims)?;
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in");
+    let secure = secure_cookies(state, headers);
     let mut reply_headers = HeaderMap::new();
-    reply_headers.insert(
+    reply_headers.append(
         header::SET_COOKIE,
-        device::set_cookie(
-            &cookies.issue(&account, SystemTime::now()),
-            state
-                .cookie_security
-                .secure(headers.get(header::HOST), !state.trusted_proxies.is_empty()),
-        ),
+        device::set_cookie(&cookies.issue(&account, SystemTime::now()), secure),
     );
-    Ok((
-        reply_headers,
-        TokenResponse::new(
-            &token,
-            UserView {
-                id: user.id,
-                email: Some(user.email),
-                firstname: user.firstname,
-                lastname: user.lastname,
-            },
-        ),
-    ))
+    // The module's refreshes sign in with this, not with the password again (see `login_session.rs`).
+    if let Some(hash) = session_hash {
+        let session = LoginSessions::new(issuer.secret()).issue(&account, &hash, SystemTime::now());
+        reply_headers.append(
+            header::SET_COOKIE,
+            login_session::set_cookie(Some(&session), secure),
+        );
+    }
+    Ok((reply_headers, TokenResponse::new(&token, user_view(user))))
 }
 
 /// A password check not done, logged (sampled) when it is the flood defence at work.

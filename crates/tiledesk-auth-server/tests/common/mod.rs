@@ -75,6 +75,7 @@ pub async fn test_app(options: Options) -> TestApp {
     let url = format!("sqlite://{}", dir.path().join("users.db").display());
     let state = AppState {
         issuer: Reloadable::new(TokenIssuer::new(project(), secret())),
+        retired_secret: Reloadable::new(None),
         users: UserStore::connect(&url).await.unwrap(),
         passwords: options.passwords.unwrap_or_else(|| Passwords::new(2).unwrap()),
         throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::default())),
