@@ -481,11 +481,13 @@ impl Machine {
     }
 
     /// Another tab signed `user` in: this tab asks its own token source, and signs in only if it names them too
-    /// (a tab holding an earlier visitor's credentials must not bring that visitor back).
+    /// (a tab holding an earlier visitor's credentials must not bring that visitor back). Never with credentials:
+    /// a message on the channel proves nothing (any script of the origin can post one), so it must not make this
+    /// tab post a password; a password login in the other tab gave the browser a login session, which `{}` uses.
     ///
     /// It runs as the machine's `following` task, which `stop()` drops: a sign-in or sign-out here meanwhile ends it.
     async fn follow(self: Rc<Self>, user: Option<String>) {
-        let source = Rc::clone(&self.options.source);
+        let source = TokenSource::after_sign_in(&self.options.source);
         let token = with_timeout(self.options.timeout_ms, "the site's token endpoint", async {
             token::fetch(&source).await
         })

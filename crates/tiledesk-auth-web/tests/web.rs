@@ -456,6 +456,40 @@ async fn a_password_is_sent_once_refreshes_use_the_login_session_and_sign_out_en
 }
 
 #[wasm_bindgen_test]
+async fn a_message_from_another_tab_never_makes_this_tab_post_its_password() {
+    reset();
+    eval(
+        "window.__sent = []; window.__realFetch = window.fetch;
+         window.fetch = function (...args) {
+           const request = args[0];
+           if (request instanceof Request && request.url.includes('/test-site/auth')) {
+             request.clone().text().then((text) => window.__sent.push(text));
+           }
+           return window.__realFetch.apply(this, args);
+         };",
+    );
+    // A page that gave its credentials to the constructor, not signed in here yet.
+    let auth = TiledeskAuth::new(&options(
+        "tabbed",
+        "",
+        r#", "credentials": {"email": "ada@example.com", "password": "analytical engine"}"#,
+    ))
+    .unwrap();
+    // Any script of the origin can post on the channel: "a tab signed someone in".
+    eval(&format!(
+        "new BroadcastChannel('tiledesk-auth:{PROJECT}').postMessage({{kind: 'signed_in', user: '{PROJECT}_tabbed'}});"
+    ));
+    until("window.__sent.length >= 1", 5000, "the tab's own token request").await;
+    assert_eq!(
+        eval("window.__sent[0]").as_string().as_deref(),
+        Some("{}"),
+        "the login session asked, not the password"
+    );
+    eval("window.fetch = window.__realFetch;");
+    drop(auth);
+}
+
+#[wasm_bindgen_test]
 async fn a_refresh_the_site_refuses_ends_the_session_and_asks_no_more() {
     reset();
     // Two-second tokens, refreshed at 80 %: the visitor signed out on the site (or changed their password)
