@@ -63,34 +63,51 @@ const PURPOSE: &str = "tiledesk-auth device cookie v1";
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Device(pub(crate) String);
 
-/// Signs and checks device cookies with a key derived from `secret`.
-pub struct DeviceCookies {
-    key: zeroize::Zeroizing<[u8; 32]>,
+/// A key for the MACs of one kind of cookie, derived from the project secret for a purpose: this module's device
+/// cookies, [`crate::login_session`]'s sessions. `Debug` prints `[redacted]`.
+pub(crate) struct CookieKey(zeroize::Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey([redacted])")
+    }
 }
 
-impl std::fmt::Debug for DeviceCookies {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeviceCookies([redacted])")
+impl CookieKey {
+    /// The key for `purpose` (changing the purpose makes every cookie of that kind invalid).
+    pub(crate) fn new(secret: &ProjectSecret, purpose: &str) -> Self {
+        Self(secret.derive_key(purpose))
     }
+
+    /// HMAC-SHA256 over `parts`, each preceded by its length, so no two different lists feed the same bytes.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Signs and checks device cookies with a key derived from `secret`.
+#[derive(Debug)]
+pub struct DeviceCookies {
+    key: CookieKey,
 }
 
 impl DeviceCookies {
     /// Cookies for the project with this secret.
     pub fn new(secret: &ProjectSecret) -> Self {
         Self {
-            key: secret.derive_key(PURPOSE),
+            key: CookieKey::new(secret, PURPOSE),
         }
     }
 
     fn mac(&self, account: &str, issued: u64, nonce: &str) -> [u8; 32] {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key[..])
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        // Lengths first, so no two different triples feed the same bytes.
-        for part in [account.as_bytes(), &issued.to_be_bytes(), nonce.as_bytes()] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        self.key
+            .mac(&[account.as_bytes(), &issued.to_be_bytes(), nonce.as_bytes()])
     }
 
     /// A fresh cookie value for `account` (the login key: trimmed, lower-cased email).

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::Mac;
 use tiledesk_jwt::ProjectSecret;
+
+use crate::device::CookieKey;
 
 /// The cookie's name when it is not `Secure`.
 pub const COOKIE_NAME: &str = "tdauth_login";
@@ -31,37 +32,25 @@ pub const LOGIN_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 const PURPOSE: &str = "tiledesk-auth login session v1";
 
 /// Signs and checks login-session cookies with a key derived from the project secret.
+#[derive(Debug)]
 pub struct LoginSessions {
-    key: zeroize::Zeroizing<[u8; 32]>,
-}
-
-impl std::fmt::Debug for LoginSessions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LoginSessions([redacted])")
-    }
+    key: CookieKey,
 }
 
 impl LoginSessions {
     /// Sessions for the project with this secret.
     pub fn new(secret: &ProjectSecret) -> Self {
         Self {
-            key: secret.derive_key(PURPOSE),
+            key: CookieKey::new(secret, PURPOSE),
         }
     }
 
     fn mac(&self, account: &str, issued: u64, password_hash: &str) -> [u8; 32] {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key[..])
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        // Lengths first, so no two different triples feed the same bytes.
-        for part in [
+        self.key.mac(&[
             account.as_bytes(),
             &issued.to_be_bytes(),
             password_hash.as_bytes(),
-        ] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        ])
     }
 
     /// A session for `account` (the login key: trimmed, lower-cased email) whose password hash is `password_hash`.

@@ -413,22 +413,8 @@ fn check_token_flags_role_missing_expiry_and_other_project() {
 
 /// A site that answers every request with `response` (a whole HTTP/1.1 response), on a thread, until dropped with
 /// the test.
-fn answering(response: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/api/me", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut request = [0u8; 4096];
-            let _ = std::io::Read::read(&mut stream, &mut request);
-            let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
-        }
-    });
-    url
-}
-
-/// A site whose `/me` refuses a request without a cookie but answers `admin` to one with any cookie at all.
-fn answering_any_cookie() -> String {
+/// A site whose `/api/me` answers each request with what `respond` makes of its raw text (lower-cased).
+fn site(respond: impl Fn(&str) -> &'static str + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/api/me", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -437,15 +423,26 @@ fn answering_any_cookie() -> String {
             let mut request = [0u8; 4096];
             let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
             let request = String::from_utf8_lossy(&request[..read]).to_ascii_lowercase();
-            let response = if request.contains("\r\ncookie:") {
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\nconnection: close\r\n\r\n{\"id\":\"admin\"}"
-            } else {
-                "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            };
-            let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
+            let _ = std::io::Write::write_all(&mut stream, respond(&request).as_bytes());
         }
     });
     url
+}
+
+/// A site whose `/api/me` answers `response` to everything.
+fn answering(response: &'static str) -> String {
+    site(move |_| response)
+}
+
+/// A site whose `/me` refuses a request without a cookie but answers `admin` to one with any cookie at all.
+fn answering_any_cookie() -> String {
+    site(|request| {
+        if request.contains("\r\ncookie:") {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\nconnection: close\r\n\r\n{\"id\":\"admin\"}"
+        } else {
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        }
+    })
 }
 
 #[test]
