@@ -19,6 +19,7 @@ pub mod serve;
 pub mod session;
 pub mod shared_throttle;
 pub mod throttle;
+mod under_way;
 pub mod users;
 
 use std::convert::Infallible;

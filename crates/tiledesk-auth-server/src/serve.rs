@@ -11,12 +11,11 @@
 //! - a graceful shutdown that lets requests in flight finish, for at most [`Limits::shutdown_timeout`], then closes
 //!   what is left.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -156,54 +155,7 @@ fn network_caps(address: IpAddr, per_address: usize) -> Vec<(Network, usize)> {
 }
 
 /// Open connections per client address and per network around it.
-#[derive(Default)]
-struct PerAddress(Mutex<HashMap<Network, usize>>);
-
-/// One connection counted for its address and networks; uncounted when dropped.
-struct Counted {
-    table: Arc<PerAddress>,
-    networks: Vec<Network>,
-}
-
-impl PerAddress {
-    /// Counts a connection from `address`, unless it or a network around it is at its cap
-    /// ([`network_caps`]).
-    fn admit(self: &Arc<Self>, address: IpAddr, per_address: usize) -> Option<Counted> {
-        let caps = network_caps(address, per_address);
-        let mut table = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if caps
-            .iter()
-            .any(|(network, cap)| table.get(network).copied().unwrap_or(0) >= *cap)
-        {
-            return None;
-        }
-        for (network, _) in &caps {
-            *table.entry(*network).or_default() += 1;
-        }
-        Some(Counted {
-            table: Arc::clone(self),
-            networks: caps.into_iter().map(|(network, _)| network).collect(),
-        })
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let mut table = self
-            .table
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for network in &self.networks {
-            if let Some(open) = table.get_mut(network) {
-                *open -= 1;
-                if *open == 0 {
-                    table.remove(network);
-                }
-            }
-        }
-    }
-}
+type PerAddress = crate::under_way::UnderWay<Network>;
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, asks every connection to close
 /// after its current request, and returns once all are closed or [`Limits::shutdown_timeout`] has passed.
@@ -253,7 +205,7 @@ pub async fn serve(
         let counted = if exempt {
             None
         } else {
-            match per_address.admit(peer.ip(), limits.max_connections_per_address) {
+            match per_address.admit(network_caps(peer.ip(), limits.max_connections_per_address)) {
                 Some(counted) => Some(counted),
                 None => {
                     // Closed unanswered: answering would cost what the cap is there to save.
@@ -498,20 +450,27 @@ mod tests {
     fn sixteen_addresses_of_one_network_cannot_hold_every_connection() {
         let table = Arc::new(PerAddress::default());
         // Three per address: a /24 holds twelve, whichever of its addresses they come from.
-        let held: Vec<Counted> = (1..=4u8)
+        let held: Vec<crate::under_way::Counted<Network>> = (1..=4u8)
             .flat_map(|host| {
                 let table = Arc::clone(&table);
-                (0..3).map(move |_| table.admit(IpAddr::from([198, 51, 100, host]), 3).unwrap())
+                (0..3).map(move |_| {
+                    table
+                        .admit(network_caps(IpAddr::from([198, 51, 100, host]), 3))
+                        .unwrap()
+                })
             })
             .collect();
-        assert!(table.admit(ip("198.51.100.5"), 3).is_none(), "the /24 is full");
         assert!(
-            table.admit(ip("198.51.101.5"), 3).is_some(),
+            table.admit(network_caps(ip("198.51.100.5"), 3)).is_none(),
+            "the /24 is full"
+        );
+        assert!(
+            table.admit(network_caps(ip("198.51.101.5"), 3)).is_some(),
             "the next /24 is not"
         );
         drop(held);
         assert!(
-            table.admit(ip("198.51.100.5"), 3).is_some(),
+            table.admit(network_caps(ip("198.51.100.5"), 3)).is_some(),
             "closed: counted no more"
         );
         // IPv6, one per /64: a /56 holds four of them, a /48 eight (so two /56s).
@@ -530,17 +489,23 @@ mod tests {
         let mut v6 = Vec::new();
         for net56 in 0..2 {
             for net64 in 0..4 {
-                v6.push(table.admit(address(net56, net64), 1).unwrap());
+                v6.push(table.admit(network_caps(address(net56, net64), 1)).unwrap());
             }
-            assert!(table.admit(address(net56, 9), 1).is_none(), "the /56 holds four");
+            assert!(
+                table.admit(network_caps(address(net56, 9), 1)).is_none(),
+                "the /56 holds four"
+            );
         }
-        assert!(table.admit(address(2, 0), 1).is_none(), "the /48 holds eight");
+        assert!(
+            table.admit(network_caps(address(2, 0), 1)).is_none(),
+            "the /48 holds eight"
+        );
         assert!(
             table
-                .admit(
+                .admit(network_caps(
                     IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xab, 0, 0, 0, 0, 1)),
                     1
-                )
+                ))
                 .is_some(),
             "the next /48 is not full"
         );

@@ -9,6 +9,7 @@
 //! goes to the log, never to the visitor.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::Visitor;
 use crate::body::{Fields, parse_object};
+use crate::under_way::{Counted, UnderWay};
 
 /// Largest answer read from the site, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -44,7 +46,7 @@ pub struct SessionBridge {
     timeout: Duration,
     in_flight: Semaphore,
     /// Calls under way per address (see [`MAX_IN_FLIGHT_PER_ADDRESS`]).
-    per_address: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    per_address: Arc<UnderWay<IpAddr>>,
     /// Whether the visitor's `Authorization` header goes to the site too (off: `Cookie` only).
     forward_authorization: bool,
     /// Put before the site's user ids (`--session-id-prefix`).
@@ -177,7 +179,7 @@ impl SessionBridge {
             client,
             timeout,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            per_address: std::sync::Mutex::default(),
+            per_address: Arc::default(),
             forward_authorization: false,
             id_prefix: String::new(),
         })
@@ -309,18 +311,11 @@ impl SessionBridge {
     }
 
     /// One of the address's [`MAX_IN_FLIGHT_PER_ADDRESS`] calls, given back when dropped; `Busy` when all are taken.
-    fn share(&self, address: IpAddr) -> Result<Share<'_>, SessionError> {
+    fn share(&self, address: IpAddr) -> Result<Counted<IpAddr>, SessionError> {
         let address = crate::throttle::throttled_as(address);
-        let mut counts = lock(&self.per_address);
-        let count = counts.entry(address).or_default();
-        if *count >= MAX_IN_FLIGHT_PER_ADDRESS {
-            return Err(SessionError::Busy);
-        }
-        *count += 1;
-        Ok(Share {
-            bridge: self,
-            address,
-        })
+        self.per_address
+            .admit(vec![(address, MAX_IN_FLIGHT_PER_ADDRESS)])
+            .ok_or(SessionError::Busy)
     }
 
     fn failed(&self, err: &reqwest::Error) -> SessionError {
@@ -335,28 +330,6 @@ impl SessionBridge {
         }
         SessionError::Unreachable(cause.to_string())
     }
-}
-
-/// A call to the site under way for an address (see [`SessionBridge::share`]).
-struct Share<'a> {
-    bridge: &'a SessionBridge,
-    address: IpAddr,
-}
-
-impl Drop for Share<'_> {
-    fn drop(&mut self) {
-        let mut counts = lock(&self.bridge.per_address);
-        if let Some(count) = counts.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.address);
-            }
-        }
-    }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn is_json(response: &reqwest::Response) -> bool {

@@ -333,11 +333,11 @@ async fn with_password(
     let mut reply_headers = HeaderMap::new();
     reply_headers.append(
         header::SET_COOKIE,
-        device::set_cookie(&cookies.issue(&account, SystemTime::now()), secure),
+        device::set_cookie(&cookies.issue(&account, now), secure),
     );
     // The module's refreshes sign in with this, not with the password again (see `login_session.rs`).
     if let Some(hash) = session_hash {
-        let session = LoginSessions::new(issuer.secret()).issue(&account, &hash, SystemTime::now());
+        let session = LoginSessions::new(issuer.secret()).issue(&account, &hash, now);
         reply_headers.append(
             header::SET_COOKIE,
             login_session::set_cookie(Some(&session), secure),
