@@ -30,6 +30,12 @@ pub struct ThrottlePolicy {
     /// Wrong API keys from one address within [`API_KEY_WINDOW`]; beyond, no key from there is checked until the
     /// window slides past them.
     pub wrong_api_keys_per_address: usize,
+    /// Right passwords for one account within `window`, on this replica, whatever the address or browser: beyond,
+    /// the account's password is not checked again until the window slides past them. Each check is a password hash
+    /// (tens of milliseconds of a core); the module signs in with the password once and refreshes with the login
+    /// session, so only someone burning the hashing threads with an account of their own (and the device cookies
+    /// it earns) reaches this. Counted per replica, as the cost it bounds is.
+    pub successes_per_account: usize,
 }
 
 /// How far back wrong API keys count: a site backend whose key was fixed waits at most this long.
@@ -44,6 +50,7 @@ impl Default for ThrottlePolicy {
             window: Duration::from_secs(15 * 60),
             in_flight_per_address: 8,
             wrong_api_keys_per_address: 20,
+            successes_per_account: 30,
         }
     }
 }
@@ -66,6 +73,8 @@ enum Key {
     Device(Device),
     /// Wrong API keys presented from an address.
     WrongApiKeys(IpAddr),
+    /// Right passwords for an account (never shared across replicas).
+    Successes(String),
 }
 
 /// Remembers recent login failures and the attempts under way. Memory is bounded by pruning expired entries as
@@ -269,6 +278,7 @@ impl LoginThrottle {
             Key::Account(account) => shared.key("account", account),
             Key::Device(device) => shared.key("device", &device.0),
             Key::WrongApiKeys(address) => shared.key("api-key", &address.to_string()),
+            Key::Successes(account) => shared.key("successes", account),
         }
     }
 
@@ -300,10 +310,15 @@ impl LoginThrottle {
         for key in keys.iter().chain(&also_under_way) {
             *table.in_flight.entry(key.clone()).or_default() += 1;
         }
+        let successes = match who {
+            Who::Account(account, _) => Some(Key::Successes(account.to_owned())),
+            Who::Forwarded => None,
+        };
         Ok(Attempt {
             throttle: self,
             keys,
             also_under_way,
+            successes,
             settled: false,
             shared: Vec::new(),
             shared_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -312,7 +327,7 @@ impl LoginThrottle {
 
     /// Settles an attempt under way: a failure is counted, a success clears the failures of that account from
     /// that address, a void counts for nothing; attempts waiting for the budget re-check.
-    fn settle(&self, keys: &[Key], also_under_way: Option<&Key>, outcome: Outcome) {
+    fn settle(&self, keys: &[Key], also_under_way: Option<&Key>, successes: Option<&Key>, outcome: Outcome) {
         {
             let mut table = self.lock();
             for key in keys.iter().chain(also_under_way) {
@@ -331,6 +346,9 @@ impl LoginThrottle {
                         if matches!(key, Key::AccountAddress(..) | Key::Device(_)) {
                             table.entries.remove(key);
                         }
+                    }
+                    if let Some(successes) = successes {
+                        self.push_failure(&mut table, std::slice::from_ref(successes), Instant::now());
                     }
                 }
                 Outcome::Void => {}
@@ -409,6 +427,19 @@ impl LoginThrottle {
                 busy = true;
             }
         }
+        if let Who::Account(account, _) = who
+            && let Some(times) = failures.entries.get(&Key::Successes(account.to_owned()))
+        {
+            let limit = self.policy.successes_per_account;
+            let recent: Vec<&Instant> = times
+                .iter()
+                .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
+                .collect();
+            if limit > 0 && recent.len() >= limit {
+                let oldest_that_counts = recent[recent.len() - limit];
+                wait = wait.max((*oldest_that_counts + self.policy.window).saturating_duration_since(now));
+            }
+        }
         {
             // Every login counts here, a known browser's too (see `try_begin_as`).
             let address = Key::Address(throttled_as(address));
@@ -435,6 +466,7 @@ impl LoginThrottle {
             Key::Address(_) => self.policy.per_address,
             Key::Account(_) => self.policy.per_account,
             Key::WrongApiKeys(_) => self.policy.wrong_api_keys_per_address,
+            Key::Successes(_) => self.policy.successes_per_account,
         }
     }
 
@@ -499,6 +531,8 @@ pub struct Attempt<'a> {
     keys: Vec<Key>,
     /// Where it is counted as under way only (a known browser's address: see `try_begin_as`).
     also_under_way: Option<Key>,
+    /// Where a success is counted (a password login's account).
+    successes: Option<Key>,
     settled: bool,
     /// Its counters' names in Redis, one per key, when it was counted there (empty otherwise).
     shared: Vec<String>,
@@ -521,8 +555,12 @@ impl Attempt<'_> {
 
     fn settle(&mut self, outcome: Outcome) {
         self.settled = true;
-        self.throttle
-            .settle(&self.keys, self.also_under_way.as_ref(), outcome);
+        self.throttle.settle(
+            &self.keys,
+            self.also_under_way.as_ref(),
+            self.successes.as_ref(),
+            outcome,
+        );
         // A failure (a drop, so no waiting here): counted in the background. Its failure and its end are one step
         // in Redis, so the budget others see (failures plus attempts under way) is the same before and after.
         if let (Outcome::Failure, Some(things)) = (outcome, self.shared_settlement(outcome))
@@ -590,6 +628,7 @@ mod tests {
             window: Duration::from_secs(60),
             in_flight_per_address: 4,
             wrong_api_keys_per_address: 20,
+            successes_per_account: 6,
         })
     }
 
@@ -885,6 +924,36 @@ mod tests {
         assert!(
             t.check_at("anyone", A, now).is_ok(),
             "the browsers' failures are not the address's"
+        );
+    }
+
+    #[tokio::test]
+    async fn right_passwords_for_one_account_are_limited_whatever_the_browser_or_address() {
+        let t = throttle();
+        let now = Instant::now();
+        // Someone burning the hashing threads with their own account: every login right, from two addresses, with
+        // device cookies and without.
+        for i in 0..6u8 {
+            let device = Device(format!("cookie-{i}"));
+            let address = if i % 2 == 0 { A } else { B };
+            let attempt = t.try_begin_at("mine", address, (i % 3 == 0).then_some(&device), now);
+            attempt.ok().unwrap().succeeded().await;
+        }
+        let fresh = Device("fresh".into());
+        for (address, device) in [(A, None), (B, Some(&fresh))] {
+            match t.try_begin_at("mine", address, device, now) {
+                Err(Refusal::Blocked(wait)) => assert!(wait > Duration::from_secs(55), "{wait:?}"),
+                other => panic!("a seventh right password checked: {:?}", other.is_ok()),
+            }
+        }
+        assert!(
+            t.try_begin_at("someone else", A, None, now).is_ok(),
+            "another account from the same address is not affected"
+        );
+        assert!(
+            t.try_begin_at("mine", A, None, now + Duration::from_secs(61))
+                .is_ok(),
+            "the window slides past them"
         );
     }
 

@@ -231,6 +231,39 @@ fn cookie_of(reply: &common::Reply) -> String {
 }
 
 #[tokio::test]
+async fn an_account_of_ones_own_cannot_keep_the_password_hashing_busy() {
+    // #25 item 1: every login right, each a password hash. The module signs in with a password once and refreshes
+    // with its login session, so nobody needs more than 30 a window; someone burning the hashing threads does.
+    let app = test_app(Options::default()).await;
+    app.add_user("mallory@example.org", "my own password", None).await;
+    app.add_user("eve@example.org", "eves password", None).await;
+    let mine = r#"{"email": "mallory@example.org", "password": "my own password"}"#;
+    let mut cookie = None;
+    for n in 0..30u8 {
+        let reply = login(&app, mine, [203, 0, 113, n % 7], cookie.as_deref()).await;
+        assert_eq!(reply.status, StatusCode::OK, "login {n}: {}", reply.text);
+        // Half of them with the device cookie the account earned: a known browser is limited too.
+        cookie = (n % 2 == 0).then(|| cookie_of(&reply));
+    }
+    let blocked = login(&app, mine, [192, 0, 2, 9], cookie.as_deref()).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "{}", blocked.text);
+    let retry_after: u64 = blocked.header("retry-after").unwrap().parse().unwrap();
+    assert!((800..=900).contains(&retry_after), "{retry_after}");
+    let eve = login(
+        &app,
+        r#"{"email": "eve@example.org", "password": "eves password"}"#,
+        [203, 0, 113, 1],
+        None,
+    )
+    .await;
+    assert_eq!(
+        eve.status,
+        StatusCode::OK,
+        "another account from the same addresses"
+    );
+}
+
+#[tokio::test]
 async fn a_distributed_guesser_cannot_lock_the_real_user_out_of_their_usual_browser() {
     let app = test_app(Options::default()).await;
     app.add_user("andrew@scientists.com", "correct horse", None).await;
