@@ -40,7 +40,7 @@ use tower_http::trace::TraceLayer;
 pub use api_key::ApiKey;
 pub use error::ApiError;
 pub use passwords::Passwords;
-pub use throttle::{LoginThrottle, ThrottlePolicy};
+pub use throttle::{Admission, LoginThrottle, ThrottlePolicy};
 pub use users::UserStore;
 
 /// Largest request body accepted, in bytes.

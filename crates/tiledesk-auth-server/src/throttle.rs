@@ -187,7 +187,24 @@ impl LoginThrottle {
         address: IpAddr,
         device: Option<Device>,
     ) -> Result<Attempt<'_>, Duration> {
-        self.begin_as(Who::Account(account, device.as_ref()), address)
+        self.begin_as(Who::Account(account, device.as_ref()), address, nothing_to_admit)
+            .await
+            .map(|(attempt, ())| attempt)
+            .map_err(Admission::retry_after)
+    }
+
+    /// [`begin`](Self::begin), and once the attempt is allowed here, `admit` (a place for the password check):
+    /// only then is the attempt counted in the shared counters, so a login refused for want of a place writes
+    /// nothing to Redis. When the shared counters say attempts under way on other replicas hold the budget, what
+    /// `admit` gave is given back while this one waits, and asked again.
+    pub async fn begin_admitted<T, E, F: Future<Output = Result<T, E>>>(
+        &self,
+        account: &str,
+        address: IpAddr,
+        device: Option<Device>,
+        admit: impl FnMut() -> F,
+    ) -> Result<(Attempt<'_>, T), Admission<E>> {
+        self.begin_as(Who::Account(account, device.as_ref()), address, admit)
             .await
     }
 
@@ -197,10 +214,18 @@ impl LoginThrottle {
     ///
     /// [`begin`]: Self::begin
     pub async fn begin_forwarded(&self, address: IpAddr) -> Result<Attempt<'_>, Duration> {
-        self.begin_as(Who::Forwarded, address).await
+        self.begin_as(Who::Forwarded, address, nothing_to_admit)
+            .await
+            .map(|(attempt, ())| attempt)
+            .map_err(Admission::retry_after)
     }
 
-    async fn begin_as(&self, who: Who<'_>, address: IpAddr) -> Result<Attempt<'_>, Duration> {
+    async fn begin_as<T, E, F: Future<Output = Result<T, E>>>(
+        &self,
+        who: Who<'_>,
+        address: IpAddr,
+        mut admit: impl FnMut() -> F,
+    ) -> Result<(Attempt<'_>, T), Admission<E>> {
         let deadline = tokio::time::Instant::now() + ATTEMPT_WAIT;
         loop {
             // Registered before the check, so a settlement between the check and the wait is not missed.
@@ -209,12 +234,22 @@ impl LoginThrottle {
             settled.as_mut().enable();
             let mut shared_busy = false;
             match self.try_begin_as(who, address, Instant::now()) {
-                Ok(attempt) => match self.reserve_shared(attempt).await {
-                    Err(Refusal::Busy) => shared_busy = true,
-                    Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
-                    Ok(attempt) => return Ok(attempt),
-                },
-                Err(Refusal::Blocked(retry_after)) => return Err(retry_after),
+                Ok(attempt) => {
+                    let admitted = match admit().await {
+                        Ok(admitted) => admitted,
+                        Err(err) => {
+                            // Not counted in Redis yet: given back here only.
+                            attempt.void().await;
+                            return Err(Admission::Refused(err));
+                        }
+                    };
+                    match self.reserve_shared(attempt).await {
+                        Err(Refusal::Busy) => shared_busy = true,
+                        Err(Refusal::Blocked(retry_after)) => return Err(Admission::Throttled(retry_after)),
+                        Ok(attempt) => return Ok((attempt, admitted)),
+                    }
+                }
+                Err(Refusal::Blocked(retry_after)) => return Err(Admission::Throttled(retry_after)),
                 Err(Refusal::Busy) => {}
             }
             // Attempts under way on other replicas settle without waking this one: look again shortly.
@@ -226,7 +261,7 @@ impl LoginThrottle {
                 }
             };
             if tokio::time::timeout_at(deadline, woken).await.is_err() {
-                return Err(Duration::from_secs(1));
+                return Err(Admission::Throttled(Duration::from_secs(1)));
             }
         }
     }
@@ -504,6 +539,28 @@ pub const ATTEMPT_WAIT: Duration = Duration::from_secs(5);
 /// How often an attempt waiting for attempts under way on other replicas looks again (they settle there, unseen
 /// here).
 const SHARED_RECHECK: Duration = Duration::from_millis(50);
+
+/// Why [`LoginThrottle::begin_admitted`] did not start an attempt.
+#[derive(Debug)]
+pub enum Admission<E> {
+    /// Too many attempts: refuse, with when to try again.
+    Throttled(Duration),
+    /// The attempt was allowed, and `admit` refused it.
+    Refused(E),
+}
+
+impl Admission<std::convert::Infallible> {
+    fn retry_after(self) -> Duration {
+        match self {
+            Self::Throttled(retry_after) => retry_after,
+            Self::Refused(never) => match never {},
+        }
+    }
+}
+
+async fn nothing_to_admit() -> Result<(), std::convert::Infallible> {
+    Ok(())
+}
 
 /// Why an attempt cannot start now.
 enum Refusal {
@@ -955,6 +1012,53 @@ mod tests {
                 .is_ok(),
             "the window slides past them"
         );
+    }
+
+    #[tokio::test]
+    async fn a_login_refused_a_place_to_be_checked_writes_nothing_to_redis() {
+        // #25 item 9: a `busy` refusal used to write three counters to Redis first (and take them back after).
+        let redis = tiledesk_test_support::Redis::start();
+        let t = throttle().with_shared(SharedCounts::new(&redis.url(), "p").unwrap());
+        let connection = redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let written = |mut connection: redis::aio::MultiplexedConnection| async move {
+            redis::cmd("DBSIZE")
+                .query_async::<usize>(&mut connection)
+                .await
+                .unwrap()
+        };
+        // What Redis holds while the place is asked for, and after the refusal.
+        let mut seen = Vec::new();
+        let refused = t
+            .begin_admitted("u", A, None, || {
+                let during = written(connection.clone());
+                async { Err::<(), _>(during.await) }
+            })
+            .await;
+        match refused {
+            Err(Admission::Refused(during)) => seen.push(during),
+            other => panic!("not refused by admit: {:?}", other.is_ok()),
+        }
+        seen.push(written(connection.clone()).await);
+        assert_eq!(
+            seen,
+            [0, 0],
+            "Redis written before the login had a place (during, after)"
+        );
+        // Nothing counted here either: the whole budget is there, and an admitted attempt is counted in Redis.
+        let (attempt, place) = t
+            .begin_admitted("u", A, None, || async { Ok::<_, ()>("a place") })
+            .await
+            .unwrap();
+        assert_eq!(place, "a place");
+        assert!(
+            written(connection.clone()).await > 0,
+            "an admitted attempt is counted across replicas"
+        );
+        attempt.void().await;
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use crate::body::{Fields, OptionalJsonObject};
 use crate::device::{self, DeviceCookies};
 use crate::login_session::{self, LoginSessions};
 use crate::passwords::{HashError, MAX_PASSWORD_LEN};
+use crate::throttle::Admission;
 use crate::users::email_key;
 use crate::{ApiError, Shared, Visitor};
 
@@ -283,24 +284,19 @@ async fn with_password(
     let now = SystemTime::now();
     let device = device::presented(headers).find_map(|value| cookies.verify(value, &account, now));
 
-    // Counted from here, before the password is checked: concurrent guesses see each other.
-    let attempt = state
+    // Counted from here, before the password is checked: concurrent guesses see each other. A hashing thread
+    // before anything else: under a flood, a refusal costs no database query, and nothing is written to Redis.
+    let (attempt, ticket) = state
         .throttle
-        .begin(&account, address, device)
+        .begin_admitted(&account, address, device, || state.passwords.admit())
         .await
-        .map_err(|retry_after| {
-            crate::log::refused("login throttled", address);
-            ApiError::TooManyAttempts { retry_after }
+        .map_err(|refusal| match refusal {
+            Admission::Throttled(retry_after) => {
+                crate::log::refused("login throttled", address);
+                ApiError::TooManyAttempts { retry_after }
+            }
+            Admission::Refused(err) => refused(err, address),
         })?;
-
-    // A hashing thread before anything else: under a flood, a refusal costs no database query.
-    let ticket = match state.passwords.admit().await {
-        Ok(ticket) => ticket,
-        Err(err) => {
-            attempt.void().await;
-            return Err(refused(err, address));
-        }
-    };
     let found = match state.users.find_by_email(&account).await {
         Ok(found) => found,
         Err(err) => {
