@@ -14,6 +14,7 @@ pub mod module;
 pub mod oidc;
 pub mod passwords;
 pub mod proxy;
+pub mod readiness;
 mod routes;
 pub mod serve;
 pub mod session;
@@ -81,6 +82,8 @@ pub struct AppState {
     /// The browser module served under `/tiledesk-auth/` ([`module::BrowserModule::embedded`] for the one this
     /// binary carries); none answers those paths with a 404 that says how to build it.
     pub module: Option<Arc<module::BrowserModule>>,
+    /// What `GET /readyz` last found (see [`readiness`]).
+    pub readiness: Arc<readiness::Readiness>,
 }
 
 /// The visitor a login bridge vouches for ([`session`], [`oidc`]): the claims to mint, and what the answer tells the

@@ -218,6 +218,26 @@ impl OidcBridge {
         Ok(self.keys.fetch().await?.keys.len())
     }
 
+    /// Whether the provider's keys are known (readiness): how many the cached set holds (a set past its `max-age`
+    /// still signs visitors in while its refresh fails), else how many a fetch made now finds; no fetch is made
+    /// within [`REFETCH_INTERVAL`] of the last one, failed or not.
+    pub async fn keys_known(&self) -> Result<usize, OidcError> {
+        let cached = || lock(&self.keys.cache).set.as_ref().map(|set| set.keys.len());
+        if let Some(count) = cached() {
+            return Ok(count);
+        }
+        let _flight = self.keys.fetching.lock().await;
+        if let Some(count) = cached() {
+            return Ok(count);
+        }
+        if !self.keys.due(&lock(&self.keys.cache)) {
+            return Err(OidcError::Unavailable(
+                "the last fetch failed; waiting before the next".to_owned(),
+            ));
+        }
+        Ok(self.keys.fetch().await?.keys.len())
+    }
+
     /// Checks `token` and returns the visitor it proves.
     pub async fn visitor(&self, token: &str) -> Result<Visitor, OidcError> {
         let invalid = |why: &dyn std::fmt::Display| OidcError::Invalid(why.to_string());

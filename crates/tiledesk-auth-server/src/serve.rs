@@ -5,8 +5,9 @@
 //! - a write deadline: a client that stops reading its answer is disconnected once no byte has gone out for
 //!   [`Limits::write_timeout`] (it used to hold a 50 MB file's connection, and shutdown, for as long as it liked);
 //! - a deadline for the whole request, answer sent included ([`Limits::request_timeout`]);
-//! - a cap on open connections, lowered to what the open-file limit allows, and a cap per client address (trusted
-//!   proxies exempt), so idle connections from one place cannot take every slot;
+//! - a cap on open connections, lowered to what the open-file limit allows, and a cap per client address and per
+//!   network around it (trusted proxies exempt), so idle connections from one place cannot take every slot; near
+//!   the cap the connection idle longest is closed for each new one (see [`idle`]);
 //! - a bound on the memory a connection's unread headers may take ([`MAX_HEADER_BYTES`]);
 //! - a graceful shutdown that lets requests in flight finish, for at most [`Limits::shutdown_timeout`], then closes
 //!   what is left.
@@ -28,6 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
+
+mod idle;
 
 pub use crate::body::BodyTimeout;
 use crate::proxy::TrustedProxy;
@@ -179,6 +182,9 @@ pub async fn serve(
     let max_connections = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let open = Arc::new(Semaphore::new(max_connections as usize));
     let per_address = Arc::new(PerAddress::default());
+    let idle = Arc::new(idle::IdleConnections::default());
+    // Free slots below which each new connection closes the one idle longest.
+    let headroom = (max_connections as usize / 32).max(1);
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -214,33 +220,48 @@ pub async fn serve(
                 }
             }
         };
+        if open.available_permits() < headroom && idle.close_oldest() {
+            crate::log::refused(
+                "near the connection cap: the connection idle longest is closed",
+                peer.ip(),
+            );
+        }
+        let tracked = Arc::new(idle.open());
         tracing::trace!(%peer, "connection accepted");
         let _ = socket.set_nodelay(true);
         let request_timeout = limits.request_timeout;
         let read_timeout = limits.read_timeout;
+        let (busy, answered) = (Arc::clone(&tracked), Arc::clone(&tracked));
         let service = app
             .clone()
             .map_request(move |mut request: Request<Incoming>| {
+                busy.busy();
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.extensions_mut().insert(BodyTimeout(read_timeout));
                 request.map(axum::body::Body::new)
             })
-            .map_future(move |answer| async move {
-                // The handler's part of the deadline; what is left of it bounds sending the answer.
-                let deadline = Instant::now() + request_timeout;
-                match tokio::time::timeout_at(deadline, answer).await {
-                    // An answer already whole in memory goes out in one write, under the write deadline; only a
-                    // streamed one (a static file) needs a timer of its own.
-                    Ok(Ok(response)) if is_small(response.body()) => Ok(response),
-                    Ok(Ok(response)) => {
-                        Ok(response.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline))))
+            .map_future(move |answer| {
+                let answered = Arc::clone(&answered);
+                async move {
+                    // The handler's part of the deadline; what is left of it bounds sending the answer.
+                    let deadline = Instant::now() + request_timeout;
+                    let answer = tokio::time::timeout_at(deadline, answer).await;
+                    // Idle from here (a streamed body may still be going out: a close waits for it).
+                    answered.idle();
+                    match answer {
+                        // An answer already whole in memory goes out in one write, under the write deadline; only a
+                        // streamed one (a static file) needs a timer of its own.
+                        Ok(Ok(response)) if is_small(response.body()) => Ok(response),
+                        Ok(Ok(response)) => {
+                            Ok(response.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline))))
+                        }
+                        Ok(Err(never)) => Err(never),
+                        Err(_) => Ok(axum::response::IntoResponse::into_response(
+                            crate::ApiError::Busy {
+                                retry_after: Duration::from_secs(1),
+                            },
+                        )),
                     }
-                    Ok(Err(never)) => Err(never),
-                    Err(_) => Ok(axum::response::IntoResponse::into_response(
-                        crate::ApiError::Busy {
-                            retry_after: Duration::from_secs(1),
-                        },
-                    )),
                 }
             });
         let mut stopping = stopping.clone();
@@ -248,6 +269,8 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             let _counted = counted;
+            // Forgotten by the idle set when the connection ends.
+            let tracked = tracked;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -260,6 +283,10 @@ pub async fn serve(
             tokio::select! {
                 result = connection.as_mut() => log_end(peer, result),
                 () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                    connection.as_mut().graceful_shutdown();
+                    log_end(peer, connection.await);
+                }
+                () = tracked.close.notified() => {
                     connection.as_mut().graceful_shutdown();
                     log_end(peer, connection.await);
                 }

@@ -392,3 +392,54 @@ fn wrong_api_keys_are_throttled_per_address_and_their_log_lines_sampled() {
         logs.join("\n")
     );
 }
+
+#[test]
+fn near_the_cap_the_connection_idle_longest_gives_way_and_one_answering_never_does() {
+    let site = Site::new();
+    let server = site.start(
+        &[
+            "--max-connections",
+            "8",
+            "--max-connections-per-address",
+            "100",
+            "--read-timeout",
+            "60s",
+        ],
+        "tiledesk_auth_server=trace,tower_http=debug",
+    );
+    let accepted = |n: usize| {
+        for _ in 0..n {
+            server.wait_for_log(|l| l.contains("connection accepted"));
+        }
+    };
+    // The oldest connection is in the middle of a request (its body still coming), the next six are idle.
+    let mut answering = connect_from([127, 0, 0, 1], server.addr);
+    accepted(1);
+    write!(
+        answering,
+        "POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{"
+    )
+    .unwrap();
+    server.wait_for_log(|l| l.contains("started processing request"));
+    let mut idle: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let stream = connect_from([127, 0, 0, 1], server.addr);
+            accepted(1);
+            stream
+        })
+        .collect();
+    // The eighth fills the last slot: the connection idle longest (not the one answering) is closed.
+    let eighth = connect_from([127, 0, 0, 1], server.addr);
+    server.wait_for_log(|l| l.contains("the connection idle longest is closed"));
+    accepted(1);
+    let mut byte = [0u8; 1];
+    assert_eq!(idle[0].read(&mut byte).unwrap(), 0, "the oldest idle one was closed");
+    // A ninth client is served at once (without this, it waited in the kernel's queue for the read deadline).
+    assert_eq!(healthz(connect_from([127, 0, 0, 2], server.addr)), Some(200));
+    // The one answering was left alone: its request completes and is answered.
+    answering.write_all(b"}").unwrap();
+    let mut head = [0u8; 12];
+    answering.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 400", "{}", String::from_utf8_lossy(&head));
+    drop((idle.drain(..), eighth));
+}

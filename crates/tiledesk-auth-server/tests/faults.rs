@@ -31,6 +31,26 @@ fn health(server: &Server) -> (u16, String) {
     http(server.addr, "GET", "/healthz", &[], "")
 }
 
+fn readiness(server: &Server) -> (u16, String) {
+    http(server.addr, "GET", "/readyz", &[], "")
+}
+
+/// The readiness `status` within a few seconds: it is checked at most once a second (`readiness::CACHED_FOR`).
+fn readiness_becomes(server: &Server, status: u16) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (now, body) = readiness(server);
+        if now == status {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness still {now}, not {status}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn assert_unavailable((status, body): (u16, String)) {
     assert_eq!(status, 503, "{body}");
     let json: Value = serde_json::from_str(&body).unwrap();
@@ -40,6 +60,7 @@ fn assert_unavailable((status, body): (u16, String)) {
 
 fn assert_serving(server: &Server) {
     assert_eq!(health(server).0, 200);
+    readiness_becomes(server, 200);
     let (status, body) = login(server);
     assert_eq!(status, 200, "{body}");
 }
@@ -102,7 +123,14 @@ async fn a_locked_deleted_then_restored_database() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    assert_unavailable(health(&server));
+    // Not ready (a load balancer takes the replica out), still alive (nothing restarts it for a database's fault).
+    let body = readiness_becomes(&server, 503);
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "not_ready", "{body}");
+    assert_eq!(json["problems"][0]["check"], "database", "{body}");
+    assert_eq!(json["problems"].as_array().unwrap().len(), 1, "{body}");
+    assert!(!body.contains("users.db"), "no file path in the answer: {body}");
+    assert_eq!(health(&server).0, 200, "liveness does not follow the database");
     assert_unavailable(login(&server));
     assert!(
         !path.exists(),

@@ -435,6 +435,10 @@ async fn a_provider_that_is_down_is_a_503_and_logins_recover_when_it_is_back() {
         "no detail for the visitor: {}",
         reply.text
     );
+    // Not ready: no key is known, so no ID token can sign anyone in here.
+    let not_ready = app.state.readiness.report(&app.state).await;
+    let failing: Vec<&str> = not_ready.problems.iter().map(|p| p.check).collect();
+    assert_eq!(failing, ["identity_provider"]);
 
     let provider = start_provider(&keys, port, None);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -448,9 +452,11 @@ async fn a_provider_that_is_down_is_a_503_and_logins_recover_when_it_is_back() {
     };
     assert_eq!(recovered.status, StatusCode::OK, "{}", recovered.text);
 
-    // With the keys cached, the provider going down again stops nobody whose token it signed.
+    // With the keys cached, the provider going down again stops nobody whose token it signed: still ready.
     drop(provider);
     assert_eq!(app.send(with_id_token(&token)).await.status, StatusCode::OK);
+    tokio::time::sleep(tiledesk_auth_server::readiness::CACHED_FOR).await;
+    assert!(app.state.readiness.report(&app.state).await.ready());
 }
 
 #[tokio::test]

@@ -821,3 +821,62 @@ fn the_secret_rotates_on_two_replicas_one_at_a_time_without_a_failed_request() {
         }
     }
 }
+
+/// `GET /readyz`: (status, the checks it names as failing).
+fn readiness(replica: &Server) -> (u16, Vec<String>) {
+    let (status, body) = http(replica.addr, "GET", "/readyz", &[], "");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    let failing = json["problems"]
+        .as_array()
+        .map(|problems| {
+            problems
+                .iter()
+                .map(|p| p["check"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!body.contains("127.0.0.1"), "no address in the answer: {body}");
+    (status, failing)
+}
+
+/// Polls readiness until it is `expected` (it is checked at most once a second), and returns it; panics after 15 s.
+fn readiness_becomes(replica: &Server, expected: (u16, &[&str])) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, failing) = readiness(replica);
+        if status == expected.0 && failing == expected.1 {
+            // Liveness never follows the database or Redis.
+            assert_eq!(http(replica.addr, "GET", "/healthz", &[], "").0, 200);
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness {status} {failing:?}, not {expected:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn readiness_follows_postgres_and_redis_under_a_running_service_and_liveness_does_not() {
+    let mut postgres = Postgres::start();
+    let mut redis = Redis::start();
+    let replica = replica(&postgres.url(), Some(&redis.url()), &[]);
+    readiness_becomes(&replica, (200, &[]));
+
+    // Redis hangs (a host frozen): the probe is answered anyway, within its deadline, and says what is wrong.
+    redis.pause();
+    readiness_becomes(&replica, (503, &["throttle"]));
+    redis.resume();
+    readiness_becomes(&replica, (200, &[]));
+
+    redis.stop();
+    readiness_becomes(&replica, (503, &["throttle"]));
+    postgres.stop();
+    readiness_becomes(&replica, (503, &["database", "throttle"]));
+    redis.restart();
+    readiness_becomes(&replica, (503, &["database"]));
+    postgres.restart();
+    readiness_becomes(&replica, (200, &[]));
+    replica.wait_for_log(|l| l.contains("NOT ready") && l.contains("database"));
+}

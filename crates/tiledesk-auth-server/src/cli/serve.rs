@@ -258,6 +258,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         oidc,
         cookie_security: args.cookie_secure,
         module: crate::module::BrowserModule::embedded(),
+        readiness: Arc::default(),
     };
     if let (Some(bridge), false) = (&state.session, args.check) {
         // A session URL that signs anyone in would give every visitor one chat identity: never serve with it. A

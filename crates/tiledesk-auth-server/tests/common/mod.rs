@@ -98,6 +98,7 @@ pub async fn test_app(options: Options) -> TestApp {
         oidc: options.oidc,
         cookie_security: Default::default(),
         module: options.module,
+        readiness: Arc::default(),
     };
     TestApp {
         router: BoxCloneSyncService::new(app(state.clone())),
