@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256, Sha384};
 
-use crate::{ApiError, Shared};
+use crate::http::error::ApiError;
+use crate::state::Shared;
 
 /// Where the module's files are served; the next path segment is [`BrowserModule::dir`].
 pub const PREFIX: &str = "/tiledesk-auth/";

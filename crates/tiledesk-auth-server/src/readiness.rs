@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// How long one check may take before it counts as failed.
 pub const CHECK_WAIT: Duration = Duration::from_secs(2);

@@ -433,7 +433,11 @@ fn near_the_cap_the_connection_idle_longest_gives_way_and_one_answering_never_do
     server.wait_for_log(|l| l.contains("the connection idle longest is closed"));
     accepted(1);
     let mut byte = [0u8; 1];
-    assert_eq!(idle[0].read(&mut byte).unwrap(), 0, "the oldest idle one was closed");
+    assert_eq!(
+        idle[0].read(&mut byte).unwrap(),
+        0,
+        "the oldest idle one was closed"
+    );
     // A ninth client is served at once (without this, it waited in the kernel's queue for the read deadline).
     assert_eq!(healthz(connect_from([127, 0, 0, 2], server.addr)), Some(200));
     // The one answering was left alone: its request completes and is answered.

@@ -61,7 +61,7 @@ async fn the_app_state_issuer_and_tokens_debug_redacted() {
         ("Passwords", format!("{:?}", state.passwords)),
         (
             "Limits",
-            format!("{:?}", tiledesk_auth_server::serve::Limits::default()),
+            format!("{:?}", tiledesk_auth_server::http::accept::Limits::default()),
         ),
     ] {
         assert_clean(what, &text, &forbidden);

@@ -125,7 +125,7 @@ async fn a_login_flood_from_many_addresses_is_refused_fast_with_503_not_queued_w
     // One hashing thread with room for four waiting: 300 logins at once, each from its own address (so no
     // per-address limit applies), overflow the queue.
     let passwords =
-        tiledesk_auth_server::Passwords::with_queue(1, 4, tiledesk_auth_server::passwords::QUEUE_WAIT);
+        tiledesk_auth_server::Passwords::with_queue(1, 4, tiledesk_auth_server::guard::passwords::QUEUE_WAIT);
     let app = test_app(Options {
         passwords: Some(passwords.unwrap()),
         ..Options::default()
@@ -427,7 +427,7 @@ async fn a_password_login_gives_a_login_session_that_refreshes_without_the_passw
     let cookie = renewed;
 
     // The password changes: every session of the account ends at once.
-    let hash = tiledesk_auth_server::passwords::hash_blocking(b"battery staple").unwrap();
+    let hash = tiledesk_auth_server::guard::passwords::hash_blocking(b"battery staple").unwrap();
     app.state
         .users
         .set_password("andrew@scientists.com", &hash)

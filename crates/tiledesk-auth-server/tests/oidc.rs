@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Options, PROJECT, TestApp, test_app};
 use serde_json::{Value, json};
-use tiledesk_auth_server::oidc::OidcBridge;
+use tiledesk_auth_server::identity::oidc::OidcBridge;
 use tiledesk_test_support::{Process, free_port, try_start};
 
 /// The provider, running until dropped.

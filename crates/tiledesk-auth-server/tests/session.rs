@@ -553,7 +553,7 @@ async fn without_a_bridge_a_request_without_credentials_is_told_what_is_missing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_its_checks_in_flight_a_sign_in_waits_its_limit_then_is_told_busy() {
-    use tiledesk_auth_server::session::MAX_IN_FLIGHT;
+    use tiledesk_auth_server::identity::session::MAX_IN_FLIGHT;
     use tower::ServiceExt;
 
     let site = Site::start().await;

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::passwords::MAX_PASSWORD_LEN;
-use crate::users::NewUser;
+use crate::guard::passwords::MAX_PASSWORD_LEN;
+use crate::identity::users::NewUser;
 
-use super::users::checked_user;
+use super::new_user::checked_user;
 
 /// Why an import file was refused. Nothing is written unless every row is good.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ pub(super) fn read_import(path: &Path) -> Result<Vec<(usize, NewUser)>, ImportEr
             &row.password,
         )
         .map_err(|problem| row_error(row.line, problem))?;
-        if let Some(first) = seen.insert(crate::users::email_key(&user.email), row.line) {
+        if let Some(first) = seen.insert(crate::identity::users::email_key(&user.email), row.line) {
             return Err(row_error(
                 row.line,
                 format!("{} is already on line {first}", user.email),
@@ -158,11 +158,13 @@ fn json_rows(text: &str) -> Result<Vec<ImportRow>, (usize, String)> {
         if raw.trim().is_empty() {
             continue;
         }
-        let map = crate::body::parse_object(raw.as_bytes()).map_err(|e| (line, e.to_string()))?;
-        let mut fields =
-            crate::body::Fields::new(map, &["email", "password", "firstname", "lastname", "attributes"])
-                .map_err(|e| (line, e.to_string()))?;
-        fn field<T>(line: usize, r: Result<T, crate::ApiError>) -> Result<T, (usize, String)> {
+        let map = crate::http::body::parse_object(raw.as_bytes()).map_err(|e| (line, e.to_string()))?;
+        let mut fields = crate::http::body::Fields::new(
+            map,
+            &["email", "password", "firstname", "lastname", "attributes"],
+        )
+        .map_err(|e| (line, e.to_string()))?;
+        fn field<T>(line: usize, r: Result<T, crate::http::error::ApiError>) -> Result<T, (usize, String)> {
             r.map_err(|e| (line, e.to_string()))
         }
         rows.push(ImportRow {

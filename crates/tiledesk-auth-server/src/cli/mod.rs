@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod import;
+mod new_user;
 mod serve;
 mod snippet;
 mod token;

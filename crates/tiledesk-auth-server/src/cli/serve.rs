@@ -14,12 +14,12 @@ use clap::Args;
 use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
 use tokio::net::TcpListener;
 
-use crate::api_key::ApiKeyError;
-use crate::oidc::OidcBridge;
-use crate::serve::defaults;
-use crate::session::{ProbeError, SessionBridge};
-use crate::shared_throttle::SharedCounts;
-use crate::users::{UserStore, redacted};
+use crate::guard::shared_throttle::SharedCounts;
+use crate::http::accept::defaults;
+use crate::identity::api_key::ApiKeyError;
+use crate::identity::oidc::OidcBridge;
+use crate::identity::session::{ProbeError, SessionBridge};
+use crate::identity::users::{UserStore, redacted};
 use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
 
 use super::{DatabaseArgs, ProjectArgs, Timeout, parse_ttl};
@@ -75,7 +75,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TILEDESK_AUTH_SESSION_URL")]
     pub session_url: Option<String>,
     /// How long the site has to answer the session check.
-    #[arg(long, env = "TILEDESK_AUTH_SESSION_TIMEOUT", default_value_t = Timeout(crate::session::DEFAULT_TIMEOUT))]
+    #[arg(long, env = "TILEDESK_AUTH_SESSION_TIMEOUT", default_value_t = Timeout(crate::identity::session::DEFAULT_TIMEOUT))]
     pub session_timeout: Timeout,
     /// Forward the visitor's Authorization header to --session-url too (for a site whose "who am I" URL reads a
     /// bearer token); the site's 401s and 403s are then counted like failed logins on the visitor's address.
@@ -112,12 +112,12 @@ pub struct ServeArgs {
         env = "TILEDESK_AUTH_TRUSTED_PROXIES",
         value_delimiter = ','
     )]
-    pub trusted_proxies: Vec<crate::proxy::TrustedProxy>,
+    pub trusted_proxies: Vec<crate::http::proxy::TrustedProxy>,
     /// Whether the device cookie is Secure (then named `__Host-tdauth_device`): `auto` is Secure except for a
     /// loopback Host without --trusted-proxy (the demo, a developer's machine); `always` behind a proxy that is not
     /// listed and sends a loopback Host; `never` for plain HTTP on a test network only.
     #[arg(long, env = "TILEDESK_AUTH_COOKIE_SECURE", value_enum, default_value_t)]
-    pub cookie_secure: crate::device::CookieSecurity,
+    pub cookie_secure: crate::guard::device::CookieSecurity,
     /// Connections open at once; more wait in the kernel's accept queue. Lowered at start to what the open-file
     /// limit allows (the soft limit is first raised to the hard one).
     #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -222,7 +222,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let oidc = match (&args.oidc_issuer, &args.oidc_audience) {
         (Some(issuer), Some(audience)) => Some(Arc::new(
-            OidcBridge::new(issuer, audience, crate::oidc::DEFAULT_TIMEOUT)?
+            OidcBridge::new(issuer, audience, crate::identity::oidc::DEFAULT_TIMEOUT)?
                 .with_id_prefix(&args.oidc_id_prefix)?,
         )),
         _ => None,
@@ -316,7 +316,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let reloader = tokio::spawn(reload.on_sighup());
     #[cfg(not(unix))]
     drop(reload);
-    let limits = crate::serve::Limits {
+    let limits = crate::http::accept::Limits {
         read_timeout: args.read_timeout.0,
         write_timeout: args.write_timeout.0,
         request_timeout: args.request_timeout.0,
@@ -325,7 +325,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies: Arc::clone(&state.trusted_proxies),
         shutdown_timeout: args.shutdown_timeout.0,
     };
-    crate::serve::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
+    crate::http::accept::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
     #[cfg(unix)]
     reloader.abort();
     users.close().await;

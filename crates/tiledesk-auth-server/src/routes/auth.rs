@@ -1,7 +1,7 @@
 //! `POST /auth`: a visitor token for whoever the request proves to be. Email and password in the body: a user of
 //! the password store. No body at all (or `{}`) with `--session-url`: whoever the site's own session says (see
-//! [`crate::session`]). No body with `Authorization: Bearer <ID token>` and `--oidc-issuer`: the token's subject (see
-//! [`crate::oidc`]).
+//! [`crate::identity::session`]). No body with `Authorization: Bearer <ID token>` and `--oidc-issuer`: the token's subject (see
+//! [`crate::identity::oidc`]).
 
 use std::time::SystemTime;
 
@@ -13,13 +13,15 @@ use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
 
 use super::{ClientAddr, TokenResponse, UserView};
-use crate::body::{Fields, OptionalJsonObject};
-use crate::device::{self, DeviceCookies};
-use crate::login_session::{self, LoginSessions};
-use crate::passwords::{HashError, MAX_PASSWORD_LEN};
-use crate::throttle::Admission;
-use crate::users::email_key;
-use crate::{ApiError, Shared, Visitor};
+use crate::guard::device::{self, DeviceCookies};
+use crate::guard::passwords::{HashError, MAX_PASSWORD_LEN};
+use crate::guard::throttle::Admission;
+use crate::http::body::{Fields, OptionalJsonObject};
+use crate::http::error::ApiError;
+use crate::identity::Visitor;
+use crate::identity::login_session::{self, LoginSessions};
+use crate::identity::users::email_key;
+use crate::state::Shared;
 
 pub(crate) fn router() -> Router<Shared> {
     Router::new().route("/auth", post(sign_in).delete(sign_out))
@@ -62,12 +64,12 @@ fn ambient_cookie_allowed(
     address: std::net::IpAddr,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    if !crate::body::is_json_content_type(headers.get(header::CONTENT_TYPE)) {
-        crate::log::refused("session sign-in refused: not JSON", address);
+    if !crate::http::body::is_json_content_type(headers.get(header::CONTENT_TYPE)) {
+        crate::http::log::refused("session sign-in refused: not JSON", address);
         return Err(ApiError::UnsupportedMediaType);
     }
     if !origin_may_use_the_session(headers, &state.allowed_origins) {
-        crate::log::refused("session sign-in refused: origin not allowed", address);
+        crate::http::log::refused("session sign-in refused: origin not allowed", address);
         return Err(ApiError::OriginNotAllowed);
     }
     Ok(())
@@ -149,7 +151,7 @@ async fn with_login_session(
 }
 
 /// The claims of a user of the password store.
-fn store_user_claims(user: &crate::users::User) -> Result<VisitorClaims, ApiError> {
+fn store_user_claims(user: &crate::identity::users::User) -> Result<VisitorClaims, ApiError> {
     Ok(VisitorClaims::builder(user.id.as_str())
         .email(user.email.as_str())
         .with(user.firstname.as_deref(), VisitorClaimsBuilder::firstname)
@@ -158,7 +160,7 @@ fn store_user_claims(user: &crate::users::User) -> Result<VisitorClaims, ApiErro
         .build()?)
 }
 
-fn user_view(user: crate::users::User) -> UserView {
+fn user_view(user: crate::identity::users::User) -> UserView {
     UserView {
         id: user.id,
         email: Some(user.email),
@@ -172,7 +174,7 @@ fn user_view(user: crate::users::User) -> UserView {
 /// relay for guessing the site's passwords (Basic credentials, say) from one address without limit.
 async fn session_visitor(
     state: &Shared,
-    bridge: &crate::session::SessionBridge,
+    bridge: &crate::identity::session::SessionBridge,
     address: std::net::IpAddr,
     headers: &HeaderMap,
 ) -> Result<Visitor, ApiError> {
@@ -183,7 +185,7 @@ async fn session_visitor(
                 .begin_forwarded(address)
                 .await
                 .map_err(|retry_after| {
-                    crate::log::refused("session sign-in throttled", address);
+                    crate::http::log::refused("session sign-in throttled", address);
                     ApiError::TooManyAttempts { retry_after }
                 })?,
         )
@@ -195,7 +197,7 @@ async fn session_visitor(
         match &answer {
             Ok(_) => attempt.succeeded().await,
             // Dropped: counted as a failure.
-            Err(crate::session::SessionError::Rejected(_)) => drop(attempt),
+            Err(crate::identity::session::SessionError::Rejected(_)) => drop(attempt),
             Err(_) => attempt.void().await,
         }
     }
@@ -292,7 +294,7 @@ async fn with_password(
         .await
         .map_err(|refusal| match refusal {
             Admission::Throttled(retry_after) => {
-                crate::log::refused("login throttled", address);
+                crate::http::log::refused("login throttled", address);
                 ApiError::TooManyAttempts { retry_after }
             }
             Admission::Refused(err) => refused(err, address),
@@ -345,7 +347,7 @@ async fn with_password(
 /// A password check not done, logged (sampled) when it is the flood defence at work.
 fn refused(err: HashError, address: std::net::IpAddr) -> ApiError {
     if matches!(err, HashError::Busy) {
-        crate::log::refused("login refused: the password hasher is busy", address);
+        crate::http::log::refused("login refused: the password hasher is busy", address);
     }
     err.into()
 }

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::Shared;
+use crate::state::Shared;
 
 pub(crate) fn router() -> Router<Shared> {
     Router::new()

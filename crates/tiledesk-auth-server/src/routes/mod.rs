@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tiledesk_jwt::VisitorToken;
 
-use crate::{ApiError, Shared};
+use crate::http::error::ApiError;
+use crate::state::Shared;
 
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
@@ -64,7 +65,7 @@ impl IntoResponse for TokenResponse {
 pub(crate) const NO_STORE: (header::HeaderName, HeaderValue) =
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 
-/// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded (see [`crate::proxy`]).
+/// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded (see [`crate::http::proxy`]).
 /// Tests through `oneshot` without connect info get `0.0.0.0`.
 pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
@@ -86,7 +87,7 @@ impl FromRequestParts<Shared> for ClientAddr {
             .iter()
             .map(|v| v.to_str().unwrap_or("unreadable"))
             .collect();
-        Ok(Self(crate::proxy::client_address(
+        Ok(Self(crate::http::proxy::client_address(
             peer,
             forwarded.into_iter(),
             &state.trusted_proxies,

@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::ApiError;
+use crate::http::error::ApiError;
 
 /// The served directory, resolved once.
 #[derive(Clone, Debug)]

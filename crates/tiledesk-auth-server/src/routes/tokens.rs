@@ -10,8 +10,9 @@ use serde_json::Value;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 
 use super::{ClientAddr, TokenResponse, UserView};
-use crate::body::{Fields, JsonObject};
-use crate::{ApiError, Shared};
+use crate::http::body::{Fields, JsonObject};
+use crate::http::error::ApiError;
+use crate::state::Shared;
 
 pub(crate) fn router() -> Router<Shared> {
     Router::new().route("/tokens", post(issue_token))
@@ -45,11 +46,11 @@ impl FromRequestParts<Shared> for SiteBackend {
         {
             Ok(true) => Ok(Self),
             Ok(false) => {
-                crate::log::refused("POST /tokens with a wrong API key", address);
+                crate::http::log::refused("POST /tokens with a wrong API key", address);
                 Err(ApiError::InvalidApiKey)
             }
             Err(retry_after) => {
-                crate::log::refused(
+                crate::http::log::refused(
                     "POST /tokens refused: too many wrong API keys from this address",
                     address,
                 );

@@ -11,8 +11,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tiledesk_auth_server::session::{self, SessionBridge};
-use tiledesk_auth_server::users::{NewUser, User};
+use tiledesk_auth_server::identity::session::{self, SessionBridge};
+use tiledesk_auth_server::identity::users::{NewUser, User};
 use tiledesk_auth_server::{
     ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy, UserStore, app,
 };
@@ -49,7 +49,7 @@ pub struct Options {
     /// `--session-id-prefix`.
     pub session_id_prefix: &'static str,
     /// The OpenID Connect bridge.
-    pub oidc: Option<Arc<tiledesk_auth_server::oidc::OidcBridge>>,
+    pub oidc: Option<Arc<tiledesk_auth_server::identity::oidc::OidcBridge>>,
     /// The browser module served under `/tiledesk-auth/`; none (a plain `cargo build`'s) when `None`.
     pub module: Option<Arc<tiledesk_auth_server::module::BrowserModule>>,
 }

@@ -62,7 +62,7 @@ pub struct NewUser {
     pub lastname: Option<String>,
     /// Free attributes.
     pub attributes: Map<String, Value>,
-    /// PHC string from [`crate::passwords`].
+    /// PHC string from [`crate::guard::passwords`].
     pub password_hash: String,
 }
 

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::device::Device;
-use crate::shared_throttle::{Reserved, Settle, SharedCounts};
+use crate::guard::device::Device;
+use crate::guard::shared_throttle::{Reserved, Settle, SharedCounts};
 
 /// The limits: how many failures within `window` trip each key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ enum Key {
     AccountAddress(String, IpAddr),
     Address(IpAddr),
     Account(String),
-    /// A browser with a valid device cookie for the account (see [`crate::device`]).
+    /// A browser with a valid device cookie for the account (see [`crate::guard::device`]).
     Device(Device),
     /// Wrong API keys presented from an address.
     WrongApiKeys(IpAddr),
@@ -89,7 +89,7 @@ pub struct LoginThrottle {
     /// [`API_KEY_WINDOW`] no address can be throttled, and a key is checked without taking the table's lock.
     last_wrong_key: std::sync::atomic::AtomicU64,
     epoch: Instant,
-    /// The failures counted across replicas, when there are (see [`crate::shared_throttle`]).
+    /// The failures counted across replicas, when there are (see [`crate::guard::shared_throttle`]).
     shared: Option<SharedCounts>,
 }
 
@@ -533,7 +533,7 @@ impl LoginThrottle {
 
 /// How long an attempt waits for attempts under way to settle before it is refused (argon2 takes well under a
 /// second; a queue of them on a busy machine, a few).
-/// With the password queue's own limit ([`crate::passwords::QUEUE_WAIT`]) under the browser module's 15 s.
+/// With the password queue's own limit ([`crate::guard::passwords::QUEUE_WAIT`]) under the browser module's 15 s.
 pub const ATTEMPT_WAIT: Duration = Duration::from_secs(5);
 
 /// How often an attempt waiting for attempts under way on other replicas looks again (they settle there, unseen

@@ -17,9 +17,9 @@ use serde_json::Value;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 use tokio::sync::Semaphore;
 
-use crate::Visitor;
-use crate::body::{Fields, parse_object};
-use crate::under_way::{Counted, UnderWay};
+use super::Visitor;
+use crate::guard::under_way::{Counted, UnderWay};
+use crate::http::body::{Fields, parse_object};
 
 /// Largest answer read from the site, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -170,7 +170,7 @@ impl SessionBridge {
             return Err(refused("a fragment is never sent; remove it"));
         }
         // The site's own endpoint: never through a proxy from the environment.
-        let client = crate::outbound_client(timeout)
+        let client = super::outbound_client(timeout)
             .no_proxy()
             .build()
             .map_err(SessionConfigError::Client)?;
@@ -186,9 +186,9 @@ impl SessionBridge {
     }
 
     /// The same bridge, putting `prefix` before the site's user ids (`--session-id-prefix`): the site's user `42`
-    /// is then another visitor than `42` from another way in. See [`crate::id_prefix_problem`].
+    /// is then another visitor than `42` from another way in. See [`super::id_prefix_problem`].
     pub fn with_id_prefix(mut self, prefix: &str) -> Result<Self, SessionConfigError> {
-        if let Some(reason) = crate::id_prefix_problem(prefix) {
+        if let Some(reason) = super::id_prefix_problem(prefix) {
             return Err(SessionConfigError::Refused {
                 url: format!("--session-id-prefix {prefix:?}"),
                 reason,
@@ -312,7 +312,7 @@ impl SessionBridge {
 
     /// One of the address's [`MAX_IN_FLIGHT_PER_ADDRESS`] calls, given back when dropped; `Busy` when all are taken.
     fn share(&self, address: IpAddr) -> Result<Counted<IpAddr>, SessionError> {
-        let address = crate::throttle::throttled_as(address);
+        let address = crate::guard::throttle::throttled_as(address);
         self.per_address
             .admit(vec![(address, MAX_IN_FLIGHT_PER_ADDRESS)])
             .ok_or(SessionError::Busy)
@@ -365,7 +365,7 @@ fn site_user(body: &[u8]) -> Result<Visitor, SessionError> {
     checked(fields).map_err(|err| invalid(&err))
 }
 
-fn checked(mut fields: Fields) -> Result<Visitor, crate::ApiError> {
+fn checked(mut fields: Fields) -> Result<Visitor, crate::http::error::ApiError> {
     let id = fields.required_str("id", MAX_USER_ID_LEN)?;
     let email = fields.optional_str("email", MAX_EMAIL_LEN)?;
     let firstname = fields.optional_str("firstname", MAX_NAME_LEN)?;

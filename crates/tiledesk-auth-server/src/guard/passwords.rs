@@ -31,7 +31,7 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 const HASHING_NICE: i32 = 5;
 
 /// Longest a password check waits for a hashing thread. With the throttle's own wait
-/// ([`crate::throttle::ATTEMPT_WAIT`]) it stays under the browser module's default step limit (15 s), so the
+/// ([`crate::guard::throttle::ATTEMPT_WAIT`]) it stays under the browser module's default step limit (15 s), so the
 /// visitor sees this service's answer rather than the module's timeout.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
 

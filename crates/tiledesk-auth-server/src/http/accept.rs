@@ -7,98 +7,38 @@
 //! - a deadline for the whole request, answer sent included ([`Limits::request_timeout`]);
 //! - a cap on open connections, lowered to what the open-file limit allows, and a cap per client address and per
 //!   network around it (trusted proxies exempt), so idle connections from one place cannot take every slot; near
-//!   the cap the connection idle longest is closed for each new one (see [`idle`]);
+//!   the cap the connection idle longest is closed for each new one (see `idle.rs`);
 //! - a bound on the memory a connection's unread headers may take ([`MAX_HEADER_BYTES`]);
 //! - a graceful shutdown that lets requests in flight finish, for at most [`Limits::shutdown_timeout`], then closes
 //!   what is left.
 
 use std::future::Future;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::ServiceExt;
 
-mod idle;
-
-pub use crate::body::BodyTimeout;
-use crate::proxy::TrustedProxy;
+pub use super::body::BodyTimeout;
+use super::deadline_body::DeadlineBody;
+use super::idle;
+pub use super::limits::{Limits, defaults};
+use super::write_deadline::WriteDeadline;
 
 /// The bound on a connection's read buffer (hyper's `max_buf_size`): once a request's unfinished head fills it,
 /// the request is refused with `431`, so a connection holds at most this plus one read (under 2 x 32 KiB).
 /// 500 connections with 380 KiB of unfinished headers took 203 MiB under hyper's default (about 400 KiB).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// Every connection limit's default, in one place: [`Limits::default`], the body reader and the command line all
-/// read them from here.
-pub mod defaults {
-    use std::time::Duration;
-
-    /// [`super::Limits::read_timeout`].
-    pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
-    /// [`super::Limits::write_timeout`].
-    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-    /// [`super::Limits::request_timeout`].
-    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-    /// [`super::Limits::shutdown_timeout`].
-    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-    /// [`super::Limits::max_connections`].
-    pub const MAX_CONNECTIONS: u32 = 4096;
-    /// [`super::Limits::max_connections_per_address`].
-    pub const MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
-}
-
 /// File descriptors kept for everything but client connections (the database, the log, the listener...).
 const RESERVED_FDS: u64 = 64;
-
-/// Connection limits.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Time a client has to send a request's headers, counted from the first byte it may send (also the longest a
-    /// keep-alive connection may sit idle), and then again its body.
-    pub read_timeout: Duration,
-    /// Longest a connection may go without a byte of its answer leaving, while there is one to send.
-    pub write_timeout: Duration,
-    /// Longest a request may take from its headers to the last byte of its answer.
-    pub request_timeout: Duration,
-    /// Connections open at once; further clients wait in the kernel's accept queue. Lowered at start to what the
-    /// open-file limit allows.
-    pub max_connections: usize,
-    /// Connections open at once from one client address (an IPv6 client by its /64); more are closed at once.
-    /// The networks around it have caps of their own, in proportion: four times this for an
-    /// IPv4 /24 and an IPv6 /56, eight times for an IPv6 /48, so that 16 addresses of one network cannot hold
-    /// every connection.
-    pub max_connections_per_address: usize,
-    /// Peers the per-address cap does not apply to: the reverse proxies every visitor comes through.
-    pub trusted_proxies: Arc<[TrustedProxy]>,
-    /// After shutdown is asked for, how long requests in flight have to finish before their connections close.
-    pub shutdown_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            read_timeout: defaults::READ_TIMEOUT,
-            write_timeout: defaults::WRITE_TIMEOUT,
-            request_timeout: defaults::REQUEST_TIMEOUT,
-            max_connections: defaults::MAX_CONNECTIONS as usize,
-            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS as usize,
-            trusted_proxies: Arc::new([]),
-            shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
-        }
-    }
-}
 
 /// Raises the soft open-file limit to the hard one where it is lower, and returns how many connections fit
 /// under it with [`RESERVED_FDS`] to spare; `None` where it cannot be read.
@@ -137,7 +77,7 @@ type Network = (IpAddr, u8);
 /// with `per_address`, then its IPv4 /24 (four times that), or its IPv6 /56 (four times) and /48 (eight times).
 fn network_caps(address: IpAddr, per_address: usize) -> Vec<(Network, usize)> {
     let times = |n: usize| per_address.saturating_mul(n);
-    match crate::throttle::throttled_as(address) {
+    match crate::guard::throttle::throttled_as(address) {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
             vec![
@@ -158,13 +98,13 @@ fn network_caps(address: IpAddr, per_address: usize) -> Vec<(Network, usize)> {
 }
 
 /// Open connections per client address and per network around it.
-type PerAddress = crate::under_way::UnderWay<Network>;
+type PerAddress = crate::guard::under_way::UnderWay<Network>;
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, asks every connection to close
 /// after its current request, and returns once all are closed or [`Limits::shutdown_timeout`] has passed.
 pub async fn serve(
     listener: TcpListener,
-    app: impl crate::HttpService,
+    app: impl crate::app::HttpService,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -215,13 +155,16 @@ pub async fn serve(
                 Some(counted) => Some(counted),
                 None => {
                     // Closed unanswered: answering would cost what the cap is there to save.
-                    crate::log::refused("too many connections from one address or its network", peer.ip());
+                    crate::http::log::refused(
+                        "too many connections from one address or its network",
+                        peer.ip(),
+                    );
                     continue;
                 }
             }
         };
         if open.available_permits() < headroom && idle.close_oldest() {
-            crate::log::refused(
+            crate::http::log::refused(
                 "near the connection cap: the connection idle longest is closed",
                 peer.ip(),
             );
@@ -257,7 +200,7 @@ pub async fn serve(
                         }
                         Ok(Err(never)) => Err(never),
                         Err(_) => Ok(axum::response::IntoResponse::into_response(
-                            crate::ApiError::Busy {
+                            crate::http::error::ApiError::Busy {
                                 retry_after: Duration::from_secs(1),
                             },
                         )),
@@ -324,126 +267,6 @@ fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
     }
 }
 
-/// A socket whose writes fail with `TimedOut` once one has waited [`Limits::write_timeout`] without a byte
-/// going out: the client stopped reading.
-struct WriteDeadline {
-    socket: TcpStream,
-    timeout: Duration,
-    /// Armed while a write is waiting for room; reset by every byte written.
-    stalled: Option<Pin<Box<Sleep>>>,
-}
-
-impl WriteDeadline {
-    fn new(socket: TcpStream, timeout: Duration) -> Self {
-        Self {
-            socket,
-            timeout,
-            stalled: None,
-        }
-    }
-
-    fn poll_progress<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        match poll {
-            Poll::Ready(result) => {
-                self.stalled = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                let timeout = self.timeout;
-                let stalled = self
-                    .stalled
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(stalled.as_mut().poll(cx));
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client stopped reading its answer",
-                )))
-            }
-        }
-    }
-}
-
-impl AsyncRead for WriteDeadline {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for WriteDeadline {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.socket).poll_write(cx, buf);
-        self.poll_progress(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
-        self.poll_progress(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.socket.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.socket).poll_flush(cx);
-        self.poll_progress(cx, poll)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.socket).poll_shutdown(cx);
-        self.poll_progress(cx, poll)
-    }
-}
-
-/// An answer's body that ends in an error at the request's deadline: hyper then closes the connection.
-struct DeadlineBody {
-    inner: axum::body::Body,
-    deadline: Pin<Box<Sleep>>,
-}
-
-impl DeadlineBody {
-    fn new(inner: axum::body::Body, deadline: Instant) -> Self {
-        Self {
-            inner,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-        }
-    }
-}
-
-impl hyper::body::Body for DeadlineBody {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(axum::Error::new(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the request's deadline passed while its answer was being sent",
-            )))));
-        }
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,7 +300,7 @@ mod tests {
     fn sixteen_addresses_of_one_network_cannot_hold_every_connection() {
         let table = Arc::new(PerAddress::default());
         // Three per address: a /24 holds twelve, whichever of its addresses they come from.
-        let held: Vec<crate::under_way::Counted<Network>> = (1..=4u8)
+        let held: Vec<crate::guard::under_way::Counted<Network>> = (1..=4u8)
             .flat_map(|host| {
                 let table = Arc::clone(&table);
                 (0..3).map(move |_| {

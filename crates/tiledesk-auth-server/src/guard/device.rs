@@ -3,7 +3,7 @@
 //!
 //! Without it, an attacker who knows a user's email could keep the account's budget spent from many addresses
 //! (100 wrong passwords from 20 addresses in 1.5 s locked the real user out for 15 minutes, again and again). With
-//! it, the real user's usual browser has a budget of its own ([`crate::ThrottlePolicy::per_account_and_address`]
+//! it, the real user's usual browser has a budget of its own ([`super::throttle::ThrottlePolicy::per_account_and_address`]
 //! failures per window, counted on the cookie) that nobody else can spend, while every browser without a valid
 //! cookie for that account still faces every limit. A stolen cookie gives no more than its own small budget.
 //!
@@ -64,7 +64,7 @@ const PURPOSE: &str = "tiledesk-auth device cookie v1";
 pub struct Device(pub(crate) String);
 
 /// A key for the MACs of one kind of cookie, derived from the project secret for a purpose: this module's device
-/// cookies, [`crate::login_session`]'s sessions. `Debug` prints `[redacted]`.
+/// cookies, [`crate::identity::login_session`]'s sessions. `Debug` prints `[redacted]`.
 pub(crate) struct CookieKey(zeroize::Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for CookieKey {

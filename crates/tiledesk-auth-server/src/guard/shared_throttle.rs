@@ -1,6 +1,6 @@
 //! Failed-login counters shared by every replica, in Redis (`serve --throttle redis://...`).
 //!
-//! Each replica keeps its own [`crate::LoginThrottle`] (and its copy of the failures it saw); with Redis, an
+//! Each replica keeps its own [`super::throttle::LoginThrottle`] (and its copy of the failures it saw); with Redis, an
 //! attempt must also find room in shared counters before its password is checked, so a guesser spreading over N
 //! replicas gets the budget of one, not N. Each thing counted (an account from an address, an address, an
 //! account, a known browser) has two sorted sets: its failures, each kept for `window` after it happened (a sliding
@@ -142,7 +142,7 @@ impl SharedCounts {
     /// Counters for `project` in the Redis at `url`. Connects lazily: a Redis down at start-up is an outage like
     /// any other, not a reason to refuse to serve.
     pub fn new(url: &str, project: &str) -> Result<Self, SharedError> {
-        let shown = crate::users::redacted(url);
+        let shown = crate::identity::users::redacted(url);
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(SharedError::BadUrl(shown));
         }

@@ -8,7 +8,7 @@
 //! a secret rotation) ends every session of the account at once, and a session lasts [`LOGIN_SESSION_LIFETIME`] at
 //! most. `DELETE /auth` (the module's `signOut()`) clears it. Like the device cookie it is `HttpOnly`,
 //! `SameSite=Strict`, for the whole site, and `__Host-` with `Secure` where the device cookie is (see
-//! [`crate::device::CookieSecurity`]).
+//! [`crate::guard::device::CookieSecurity`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tiledesk_jwt::ProjectSecret;
 
-use crate::device::CookieKey;
+use crate::guard::device::CookieKey;
 
 /// The cookie's name when it is not `Secure`.
 pub const COOKIE_NAME: &str = "tdauth_login";

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, VisitorClaims, VisitorClaimsBuilder};
 use tokio::sync::Mutex;
 
-use crate::Visitor;
+use super::Visitor;
 
 /// The signature algorithms taken: asymmetric only.
 pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
@@ -158,7 +158,7 @@ impl OidcBridge {
                 "--oidc-audience is empty",
             ));
         }
-        let client = crate::outbound_client(timeout)
+        let client = super::outbound_client(timeout)
             .build()
             .map_err(OidcConfigError::Client)?;
         Ok(Self {
@@ -176,9 +176,9 @@ impl OidcBridge {
     }
 
     /// The same bridge, putting `prefix` before each token's `sub` (`--oidc-id-prefix`): the provider's subject
-    /// `42` is then another visitor than the site's user `42` from another way in. See [`crate::id_prefix_problem`].
+    /// `42` is then another visitor than the site's user `42` from another way in. See [`super::id_prefix_problem`].
     pub fn with_id_prefix(mut self, prefix: &str) -> Result<Self, OidcConfigError> {
-        if let Some(reason) = crate::id_prefix_problem(prefix) {
+        if let Some(reason) = super::id_prefix_problem(prefix) {
             return Err(OidcConfigError::Refused(
                 format!("--oidc-id-prefix {prefix:?}"),
                 reason,

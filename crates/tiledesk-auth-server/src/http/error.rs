@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::oidc::OidcError;
-use crate::session::SessionError;
+use crate::identity::oidc::OidcError;
+use crate::identity::session::SessionError;
 
 impl From<OidcError> for ApiError {
     fn from(err: OidcError) -> Self {
@@ -77,10 +77,10 @@ pub enum ApiError {
         /// When the caller may try again.
         retry_after: Duration,
     },
-    /// The session bridge could not sign the visitor in (see [`crate::session`]).
+    /// The session bridge could not sign the visitor in (see [`crate::identity::session`]).
     #[error("{}", .0.public_message())]
-    Session(#[from] crate::session::SessionError),
-    /// The ID token does not sign the visitor in (see [`crate::oidc`]); why goes to the log.
+    Session(#[from] crate::identity::session::SessionError),
+    /// The ID token does not sign the visitor in (see [`crate::identity::oidc`]); why goes to the log.
     #[error("the ID token is not valid for this service")]
     InvalidIdToken(String),
     /// The identity provider's keys cannot be fetched.
@@ -191,22 +191,22 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::users::StoreError> for ApiError {
-    fn from(err: crate::users::StoreError) -> Self {
+impl From<crate::identity::users::StoreError> for ApiError {
+    fn from(err: crate::identity::users::StoreError) -> Self {
         match err {
-            crate::users::StoreError::Database(db) => Self::Unavailable(db),
+            crate::identity::users::StoreError::Database(db) => Self::Unavailable(db),
             other => Self::Internal(other.into()),
         }
     }
 }
 
-impl From<crate::passwords::HashError> for ApiError {
-    fn from(err: crate::passwords::HashError) -> Self {
+impl From<crate::guard::passwords::HashError> for ApiError {
+    fn from(err: crate::guard::passwords::HashError) -> Self {
         match err {
-            crate::passwords::HashError::Busy => Self::Busy {
-                retry_after: crate::passwords::BUSY_RETRY_AFTER,
+            crate::guard::passwords::HashError::Busy => Self::Busy {
+                retry_after: crate::guard::passwords::BUSY_RETRY_AFTER,
             },
-            crate::passwords::HashError::Failed(err) => Self::Internal(err),
+            crate::guard::passwords::HashError::Failed(err) => Self::Internal(err),
         }
     }
 }
@@ -251,10 +251,10 @@ impl IntoResponse for ApiError {
             Self::Session(SessionError::Rejected(status)) => {
                 tracing::debug!(%status, "session bridge: the site does not know the visitor");
             }
-            Self::Session(err) => crate::log::failed("session bridge failed", err),
-            Self::InvalidIdToken(why) => crate::log::failed("ID token refused", why),
+            Self::Session(err) => crate::http::log::failed("session bridge failed", err),
+            Self::InvalidIdToken(why) => crate::http::log::failed("ID token refused", why),
             Self::IdentityProviderUnavailable(why) => {
-                crate::log::failed("identity provider unavailable", why);
+                crate::http::log::failed("identity provider unavailable", why);
             }
             _ => tracing::debug!(code = self.code(), "request refused"),
         }

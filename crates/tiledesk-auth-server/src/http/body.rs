@@ -11,16 +11,19 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::ApiError;
+use crate::http::error::ApiError;
 
-/// How long a client has to send a request's body; set per connection by [`crate::serve`], the default read
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// How long a client has to send a request's body; set per connection by [`crate::http::accept`], the default read
 /// timeout otherwise.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyTimeout(pub std::time::Duration);
 
 impl Default for BodyTimeout {
     fn default() -> Self {
-        Self(crate::serve::defaults::READ_TIMEOUT)
+        Self(super::limits::defaults::READ_TIMEOUT)
     }
 }
 
@@ -57,10 +60,10 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
     }
 }
 
-/// The whole body, at most [`crate::MAX_BODY_BYTES`], within the connection's [`BodyTimeout`].
+/// The whole body, at most [`MAX_BODY_BYTES`], within the connection's [`BodyTimeout`].
 async fn read(req: Request) -> Result<Bytes, ApiError> {
     let deadline = req.extensions().get::<BodyTimeout>().copied().unwrap_or_default();
-    let read = Limited::new(req.into_body(), crate::MAX_BODY_BYTES).collect();
+    let read = Limited::new(req.into_body(), MAX_BODY_BYTES).collect();
     // A client trickling its body (slow-loris) holds a connection and a task: it gets a deadline.
     let collected = tokio::time::timeout(deadline.0, read)
         .await

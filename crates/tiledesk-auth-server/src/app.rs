@@ -1,0 +1,112 @@
+//! The whole HTTP service: the routes, and what applies to every answer (CORS, `nosniff`, the trace span).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::Response;
+use tower::Service;
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use crate::{module, routes};
+
+/// The module's files are public: whatever the CORS layer answered a listed origin (that origin, with
+/// credentials), they are `Access-Control-Allow-Origin: *`, without credentials.
+fn public_file(mut response: Response) -> Response {
+    if response.extensions().get::<module::PublicFile>().is_some() {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    response
+}
+
+/// What [`app`] builds and [`crate::http::accept::serve`] serves: an HTTP service that answers every request (its errors are
+/// answers too), cheap to clone.
+pub trait HttpService:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The whole HTTP service: `POST /auth`, `POST /tokens` (with an API key configured), `GET /healthz`, and the
+/// static files of `static_dir` for every other `GET`. Hyper clones it for every request.
+///
+/// What applies to every answer (CORS, `nosniff`, the trace span) wraps the router from outside, as axum's guide to
+/// middleware shows for middleware that runs around routing: a layer added with `Router::layer` wraps each route
+/// in one more boxed service, and every request clones every box. `Cache-Control: no-store` is set by the answers
+/// that need it (every answer carrying a token, and every [`crate::ApiError`]) rather than by a layer per route.
+pub fn app(state: AppState) -> impl HttpService {
+    let mut router = Router::new()
+        .merge(routes::health::router())
+        .merge(routes::auth::router())
+        .route("/tiledesk-auth/{*file}", axum::routing::get(module::serve_file));
+    if state.api_key.is_some() {
+        router = router.merge(routes::tokens::router());
+    }
+    let cors = (!state.allowed_origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(state.allowed_origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            // The session bridge needs the visitor's cookies from a page of another origin (a listed one only:
+            // never `*` with credentials).
+            .allow_credentials({
+                let listed = Arc::clone(&state.allowed_origins);
+                AllowCredentials::predicate(move |origin, _| listed.contains(origin))
+            })
+            .max_age(std::time::Duration::from_secs(600))
+    });
+    router = match &state.static_dir {
+        // ServeDir refuses paths that leave the directory (`..`) and answers 404 for missing files; the guard
+        // refuses dotfiles and links that lead out of the directory.
+        Some(dir) => router.fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    routes::site::Site::new(dir, state.static_csp.clone()),
+                    routes::site::only_the_site,
+                ))
+                .map_response(axum::response::IntoResponse::into_response)
+                .service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        ),
+        None => router.fallback(routes::not_found),
+    };
+    let router = router
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(Arc::new(state));
+    // A span and a log line per request, at debug level: only when that level is on, since the layer reads the
+    // clock four times per answer and wraps its body whether or not anything is logged.
+    let trace = tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG).then(|| {
+        tower::ServiceBuilder::new()
+            .map_response(|response: Response<_>| response.map(Body::new))
+            .layer(TraceLayer::new_for_http())
+    });
+    tower::ServiceBuilder::new()
+        .option_layer(trace)
+        .map_response(public_file)
+        .option_layer(cors)
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .service(router)
+}
