@@ -56,6 +56,35 @@ impl<S> HttpService for S where
 /// in one more boxed service, and every request clones every box. `Cache-Control: no-store` is set by the answers
 /// that need it (every answer carrying a token, and every [`crate::ApiError`]) rather than by a layer per route.
 pub fn app(state: AppState) -> impl HttpService {
+    let cors = cors(&state);
+    let router = routes(state);
+    // A span and a log line per request, at debug level: only when that level is on, since the layer reads the
+    // clock four times per answer and wraps its body whether or not anything is logged.
+    let trace = tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG).then(|| {
+        tower::ServiceBuilder::new()
+            .map_response(|response: Response<_>| response.map(Body::new))
+            .layer(TraceLayer::new_for_http())
+    });
+    tower::ServiceBuilder::new()
+        .option_layer(trace)
+        .map_response(public_file)
+        .option_layer(cors)
+        .layer(nosniff())
+        .service(router)
+}
+
+/// The same service as an [`axum::Router`] a site nests in its own app ([`crate::Service::router`]): the same
+/// routes, the same layers applied with `Router::layer`, and no trace span of its own (the site's applies).
+pub(crate) fn nestable(state: AppState) -> Router {
+    let cors = cors(&state);
+    routes(state)
+        .layer(nosniff())
+        .layer(tower::util::option_layer(cors))
+        .layer(tower::util::MapResponseLayer::new(public_file))
+}
+
+/// The routes and their state, without what wraps every answer.
+fn routes(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router())
@@ -63,19 +92,6 @@ pub fn app(state: AppState) -> impl HttpService {
     if state.api_key.is_some() {
         router = router.merge(routes::tokens::router());
     }
-    let cors = (!state.allowed_origins.is_empty()).then(|| {
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(state.allowed_origins.iter().cloned()))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-            // The session bridge needs the visitor's cookies from a page of another origin (a listed one only:
-            // never `*` with credentials).
-            .allow_credentials({
-                let listed = Arc::clone(&state.allowed_origins);
-                AllowCredentials::predicate(move |origin, _| listed.contains(origin))
-            })
-            .max_age(std::time::Duration::from_secs(600))
-    });
     router = match &state.static_dir {
         // ServeDir refuses paths that leave the directory (`..`) and answers 404 for missing files; the guard
         // refuses dotfiles and links that lead out of the directory.
@@ -90,23 +106,32 @@ pub fn app(state: AppState) -> impl HttpService {
         ),
         None => router.fallback(routes::not_found),
     };
-    let router = router
+    router
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .with_state(Arc::new(state));
-    // A span and a log line per request, at debug level: only when that level is on, since the layer reads the
-    // clock four times per answer and wraps its body whether or not anything is logged.
-    let trace = tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG).then(|| {
-        tower::ServiceBuilder::new()
-            .map_response(|response: Response<_>| response.map(Body::new))
-            .layer(TraceLayer::new_for_http())
-    });
-    tower::ServiceBuilder::new()
-        .option_layer(trace)
-        .map_response(public_file)
-        .option_layer(cors)
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("x-content-type-options"),
-            HeaderValue::from_static("nosniff"),
-        ))
-        .service(router)
+        .with_state(Arc::new(state))
+}
+
+/// CORS for the listed origins; none without any.
+fn cors(state: &AppState) -> Option<CorsLayer> {
+    (!state.allowed_origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(state.allowed_origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            // The session bridge needs the visitor's cookies from a page of another origin (a listed one only:
+            // never `*` with credentials).
+            .allow_credentials({
+                let listed = Arc::clone(&state.allowed_origins);
+                AllowCredentials::predicate(move |origin, _| listed.contains(origin))
+            })
+            .max_age(std::time::Duration::from_secs(600))
+    })
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer.
+fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    )
 }

@@ -1,7 +1,9 @@
+#![deny(missing_docs)]
 //! The `tiledesk-auth` service: authenticates a site's visitor and mints the Tiledesk token that signs them
 //! into the chat widget.
 //!
-//! [`app`] builds the HTTP router used by the binary and by the tests; [`cli`] holds the command line.
+//! [`Service::builder`] puts the service together, for the binary and for a site that mounts it in its own axum app
+//! ([`Service::router`]); [`app`] is the whole HTTP service the binary serves; [`cli`] holds the command line.
 //!
 //! The crate by concern: [`identity`] (who the visitor is: the password store, the site's session, its identity
 //! provider, API keys), [`guard`] (what protects logins: throttles, device cookies, password hashing), [`http`] (the
@@ -16,6 +18,7 @@ pub mod identity;
 pub mod module;
 pub mod readiness;
 mod routes;
+mod service;
 mod state;
 
 pub use app::{HttpService, app};
@@ -26,4 +29,5 @@ pub use http::error::ApiError;
 pub use identity::api_key::ApiKey;
 pub use identity::users::UserStore;
 pub use identity::{Visitor, id_prefix_problem};
+pub use service::{BuildError, Service, ServiceBuilder};
 pub use state::{AppState, Reloadable};

@@ -37,6 +37,9 @@ pub struct AppState {
     pub trusted_proxies: Arc<[proxy::TrustedProxy]>,
     /// The site's own login, asked for a `POST /auth` without credentials (see [`session`]); none by default.
     pub session: Option<Arc<session::SessionBridge>>,
+    /// The site's own login in this process, when the service is mounted in the site's app (see
+    /// [`crate::identity::site`]); none by default.
+    pub site: Option<crate::identity::site::SiteLogins>,
     /// The site's identity provider, whose ID tokens `POST /auth` takes as `Authorization: Bearer` (see [`oidc`]);
     /// none by default.
     pub oidc: Option<Arc<oidc::OidcBridge>>,

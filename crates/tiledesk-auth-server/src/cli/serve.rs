@@ -14,13 +14,17 @@ use clap::Args;
 use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
 use tokio::net::TcpListener;
 
+use crate::guard::passwords::Passwords;
 use crate::guard::shared_throttle::SharedCounts;
+use crate::guard::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::http::accept::defaults;
+use crate::identity::api_key::ApiKey;
 use crate::identity::api_key::ApiKeyError;
 use crate::identity::oidc::OidcBridge;
 use crate::identity::session::{ProbeError, SessionBridge};
 use crate::identity::users::{UserStore, redacted};
-use crate::{ApiKey, AppState, LoginThrottle, Passwords, Reloadable, ThrottlePolicy};
+use crate::service::{BuildError, Service};
+use crate::state::{AppState, Reloadable};
 
 use super::{DatabaseArgs, ProjectArgs, Timeout, parse_ttl};
 
@@ -205,33 +209,45 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let session = match &args.session_url {
-        Some(url) => {
-            let bridge = SessionBridge::new(url, args.session_timeout.0)?
-                .forwarding_authorization(args.session_forward_authorization)
-                .with_id_prefix(&args.session_id_prefix)?;
-            if bridge.sends_cookies_in_clear() {
-                tracing::warn!(
-                    url = bridge.url(),
-                    "--session-url is plain http to another machine: visitors' session cookies cross the network unencrypted"
-                );
-            }
-            Some(Arc::new(bridge))
+    let mut service = Service::builder(project.clone(), secret)
+        .token_ttl(args.token_ttl)
+        .passwords(Passwords::for_this_machine()?)
+        .cookie_security(args.cookie_secure);
+    if let Some(url) = &args.session_url {
+        let bridge = SessionBridge::new(url, args.session_timeout.0)?
+            .forwarding_authorization(args.session_forward_authorization)
+            .with_id_prefix(&args.session_id_prefix)?;
+        if bridge.sends_cookies_in_clear() {
+            tracing::warn!(
+                url = bridge.url(),
+                "--session-url is plain http to another machine: visitors' session cookies cross the network unencrypted"
+            );
         }
-        None => None,
-    };
-    let oidc = match (&args.oidc_issuer, &args.oidc_audience) {
-        (Some(issuer), Some(audience)) => Some(Arc::new(
+        service = service.session_bridge(bridge);
+    }
+    if let (Some(issuer), Some(audience)) = (&args.oidc_issuer, &args.oidc_audience) {
+        service = service.oidc(
             OidcBridge::new(issuer, audience, crate::identity::oidc::DEFAULT_TIMEOUT)?
                 .with_id_prefix(&args.oidc_id_prefix)?,
-        )),
-        _ => None,
-    };
+        );
+    }
     let mut throttle = LoginThrottle::new(ThrottlePolicy::default());
     if let Some(url) = &args.throttle {
         throttle = throttle.with_shared(SharedCounts::new(url, project.as_str())?);
     }
-    let issuer = TokenIssuer::new(project.clone(), secret).with_ttl(args.token_ttl)?;
+    service = service.throttle(throttle);
+    if let Some(key) = api_key {
+        service = service.api_key(key);
+    }
+    for origin in args.allowed_origins {
+        service = service.allowed_origin(origin);
+    }
+    for proxy in &args.trusted_proxies {
+        service = service.trusted_proxy(*proxy);
+    }
+    if let Some(dir) = args.static_dir {
+        service = service.static_dir(dir, Some(args.static_csp.clone()));
+    }
     let users = UserStore::connect(&args.database.database)
         .await
         .with_context(|| {
@@ -240,26 +256,18 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 redacted(&args.database.database)
             )
         })?;
-    let state = AppState {
-        issuer: Reloadable::new(issuer),
-        retired_secret: Reloadable::new(None),
-        users: users.clone(),
-        passwords: Passwords::for_this_machine()?,
-        throttle: Arc::new(throttle),
-        api_key: api_key.map(Reloadable::new),
-        allowed_origins: args.allowed_origins.into(),
-        static_dir: args.static_dir.map(Into::into),
-        static_csp: (!args.static_csp.trim().is_empty())
-            .then(|| HeaderValue::from_str(args.static_csp.trim()))
-            .transpose()
-            .context("--static-csp is not a header value")?,
-        trusted_proxies: args.trusted_proxies.clone().into(),
-        session,
-        oidc,
-        cookie_security: args.cookie_secure,
-        module: crate::module::BrowserModule::embedded(),
-        readiness: Arc::default(),
+    let service = match service.users(users.clone()).build().await {
+        Ok(service) => service,
+        Err(err @ BuildError::StaticCsp) => {
+            users.close().await;
+            bail!("--static-csp: {err}");
+        }
+        Err(err) => {
+            users.close().await;
+            return Err(err.into());
+        }
     };
+    let state = service.state().clone();
     if let (Some(bridge), false) = (&state.session, args.check) {
         // A session URL that signs anyone in would give every visitor one chat identity: never serve with it. A
         // site that does not answer now (deployed after this service) is no reason not to start.
@@ -325,7 +333,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies: Arc::clone(&state.trusted_proxies),
         shutdown_timeout: args.shutdown_timeout.0,
     };
-    crate::http::accept::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
+    crate::http::accept::serve(listener, service.into_http_service(), limits, shutdown_signal()).await?;
     #[cfg(unix)]
     reloader.abort();
     users.close().await;

@@ -7,6 +7,7 @@ pub mod api_key;
 pub mod login_session;
 pub mod oidc;
 pub mod session;
+pub mod site;
 pub mod users;
 
 /// The visitor a login bridge vouches for ([`session`], [`oidc`]): the claims to mint, and what the answer tells the

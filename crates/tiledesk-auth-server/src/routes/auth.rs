@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::post;
 use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
@@ -20,6 +21,7 @@ use crate::http::body::{Fields, OptionalJsonObject};
 use crate::http::error::ApiError;
 use crate::identity::Visitor;
 use crate::identity::login_session::{self, LoginSessions};
+use crate::identity::session::SessionError;
 use crate::identity::users::email_key;
 use crate::state::Shared;
 
@@ -30,29 +32,63 @@ pub(crate) fn router() -> Router<Shared> {
 async fn sign_in(
     State(state): State<Shared>,
     ClientAddr(address): ClientAddr,
-    headers: HeaderMap,
+    request: Parts,
     OptionalJsonObject(body): OptionalJsonObject,
 ) -> Result<(HeaderMap, TokenResponse), ApiError> {
+    let headers = &request.headers;
     let credentials = body.filter(|body| !body.is_empty());
     if let Some(body) = credentials {
-        return with_password(&state, address, &headers, body).await;
+        return with_password(&state, address, headers, body).await;
     }
-    let (user, by) = match (&state.oidc, bearer(&headers), &state.session) {
+    let (user, by) = match (&state.oidc, bearer(headers), &state.session) {
         (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
-        _ if login_session::presented(&headers).is_some() => {
-            ambient_cookie_allowed(&state, address, &headers)?;
-            return with_login_session(&state, &headers).await;
+        _ if login_session::presented(headers).is_some() => {
+            ambient_cookie_allowed(&state, address, headers)?;
+            return with_login_session(&state, headers).await;
+        }
+        _ if state.site.is_some() => {
+            ambient_cookie_allowed(&state, address, headers)?;
+            (
+                site_visitor(&state, &request, address).await?,
+                "the site's session",
+            )
         }
         (_, _, Some(bridge)) => {
-            ambient_cookie_allowed(&state, address, &headers)?;
+            ambient_cookie_allowed(&state, address, headers)?;
             (
-                session_visitor(&state, bridge, address, &headers).await?,
+                session_visitor(&state, bridge, address, headers).await?,
                 "the site's session",
             )
         }
         _ => return Err(ApiError::MissingField("email")),
     };
     Ok((HeaderMap::new(), signed_in(&state, user, by)?))
+}
+
+/// Whoever the site that mounts this service says is signed in to it (see [`crate::identity::site`]).
+async fn site_visitor(
+    state: &Shared,
+    request: &Parts,
+    address: std::net::IpAddr,
+) -> Result<Visitor, ApiError> {
+    let Some(site) = &state.site else {
+        return Err(ApiError::MissingField("email"));
+    };
+    match site.visitor(request).await {
+        Ok(Some(user)) => user.into_visitor().map_err(|err| {
+            tracing::warn!(%address, error = %err, "the site's user cannot be signed in");
+            ApiError::Session(SessionError::Invalid(err.to_string()))
+        }),
+        Ok(None) => Err(ApiError::Session(SessionError::Rejected(
+            axum::http::StatusCode::UNAUTHORIZED,
+        ))),
+        Err(err) => {
+            tracing::warn!(%address, error = %err, "the site could not say who is signed in");
+            Err(ApiError::Session(SessionError::Status(
+                axum::http::StatusCode::BAD_GATEWAY,
+            )))
+        }
+    }
 }
 
 /// A sign-in by a cookie the browser sends by itself (the site's session, this service's login session): another
@@ -197,7 +233,7 @@ async fn session_visitor(
         match &answer {
             Ok(_) => attempt.succeeded().await,
             // Dropped: counted as a failure.
-            Err(crate::identity::session::SessionError::Rejected(_)) => drop(attempt),
+            Err(SessionError::Rejected(_)) => drop(attempt),
             Err(_) => attempt.void().await,
         }
     }

@@ -96,6 +96,7 @@ pub async fn test_app(options: Options) -> TestApp {
             )
         }),
         oidc: options.oidc,
+        site: None,
         cookie_security: Default::default(),
         module: options.module,
         readiness: Arc::default(),
