@@ -196,7 +196,7 @@ fn shutdown_closes_what_is_still_running_at_its_deadline() {
         "tiledesk_auth_server=info",
     );
     let client = stalled_download(server.addr);
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::{PROJECT, SECRET, raw_exchange};
 use serde_json::Value;
@@ -15,15 +14,8 @@ use tiledesk_jwt::{ProjectId, ProjectSecret};
 
 /// The example, running; killed when dropped.
 struct Shop {
-    child: Child,
+    _process: tiledesk_test_support::Process,
     addr: SocketAddr,
-}
-
-impl Drop for Shop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Where `cargo test` put the example: `target/<profile>/examples/`, beside this test's `deps/`.
@@ -40,25 +32,22 @@ fn example(name: &str) -> std::path::PathBuf {
 }
 
 fn start_shop() -> Shop {
-    let mut child = Command::new(example("mount_in_axum"))
+    let mut command = Command::new(example("mount_in_axum"));
+    command
         .arg("127.0.0.1:0")
         .env("TILEDESK_PROJECT_ID", PROJECT)
-        .env("TILEDESK_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
+        .env("TILEDESK_SECRET", SECRET);
+    let (process, ready) = tiledesk_test_support::start(command, "shop listening on http://", false);
+    let addr = ready
         .trim()
         .strip_prefix("shop listening on http://")
-        .unwrap_or_else(|| panic!("the example said {line:?}"))
+        .unwrap()
         .parse()
         .unwrap();
-    Shop { child, addr }
+    Shop {
+        _process: process,
+        addr,
+    }
 }
 
 fn request(

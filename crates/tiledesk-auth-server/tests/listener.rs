@@ -225,7 +225,7 @@ fn rotate(path: &std::path::Path, value: &str) {
 
 /// Sends `signal` (`HUP`, `TERM`) to the server.
 fn signal(server: &Server, signal: &str) {
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     assert!(
         std::process::Command::new("kill")
             .args([&format!("-{signal}"), &pid])

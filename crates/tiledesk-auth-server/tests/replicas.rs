@@ -372,9 +372,9 @@ fn killing_one_replica_mid_load_loses_no_request_the_other_was_serving() {
                 .expect("the visitors stopped answering"),
         );
     }
-    a.child.kill().unwrap();
+    a.kill();
     killed.store(true, Ordering::SeqCst);
-    a.child.wait().unwrap();
+    a.reap();
     seen.extend(answers.iter());
     for visitor in visitors {
         visitor.join().unwrap();
@@ -432,7 +432,7 @@ fn per_replica(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf
 /// Writes `contents` to the replica's `file`, sends it SIGHUP, and waits for a log line that is `reloaded`.
 fn reload(replica: &Server, file: &std::path::Path, contents: &str, reloaded: impl Fn(&str) -> bool) {
     rewrite(file, contents);
-    let pid = replica.child.id().to_string();
+    let pid = replica.pid().to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-HUP", &pid])

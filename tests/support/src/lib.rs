@@ -259,6 +259,8 @@ pub struct Started {
     pub process: Process,
     /// The line containing the readiness text.
     pub ready: String,
+    /// The lines that came before it (start-up warnings...).
+    pub before: Vec<String>,
     /// Every later line (stdout or stderr, whichever was watched).
     pub lines: mpsc::Receiver<String>,
 }
@@ -285,16 +287,18 @@ pub fn try_start(
         lines_of(child.stdout.take().expect("piped"))
     };
     let process = Process(child);
+    let mut before = Vec::new();
     loop {
         match lines.recv_timeout(wait) {
             Ok(line) if line.contains(ready) => {
                 return Ok(Started {
                     process,
                     ready: line,
+                    before,
                     lines,
                 });
             }
-            Ok(_) => {}
+            Ok(line) => before.push(line),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(format!("`{ready}` did not come from {command:?} within {wait:?}"));
             }

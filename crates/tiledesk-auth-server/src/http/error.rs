@@ -110,7 +110,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The user database cannot be used right now.
     #[error("the user database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] crate::identity::users::StoreError),
     /// A bug or an unexpected failure.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -187,15 +187,16 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Unavailable(err)
+        Self::Unavailable(err.into())
     }
 }
 
 impl From<crate::identity::users::StoreError> for ApiError {
     fn from(err: crate::identity::users::StoreError) -> Self {
-        match err {
-            crate::identity::users::StoreError::Database(db) => Self::Unavailable(db),
-            other => Self::Internal(other.into()),
+        if err.is_unavailable() {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err.into())
         }
     }
 }

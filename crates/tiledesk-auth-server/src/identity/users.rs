@@ -31,9 +31,25 @@ pub enum StoreError {
     /// `users migrate` found users in the destination already.
     #[error("the destination already holds {0} user(s); migrate into an empty database")]
     NotEmpty(usize),
+    /// The database file was removed (or replaced by something unreadable) under the running service.
+    #[error("the user database file {} is gone", .0.display())]
+    FileGone(PathBuf),
+    /// The database's tables could not be created or brought up to date.
+    #[error("the user database cannot be migrated: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `users migrate` read back other users than it wrote.
+    #[error("the destination does not read back what was written")]
+    ReadBack,
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the database is out of reach (down, gone, failing) rather than the request at fault: `503`.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(_) | Self::FileGone(_) | Self::Migrate(_))
+    }
 }
 
 /// A stored user, without the password hash.
@@ -102,39 +118,16 @@ enum Pool {
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the pool of whichever database this is and `$sql` to a function that gives
-/// a query written with `?` placeholders in that database's words. The body is compiled once per database, so the
-/// same query-building code serves both.
+/// Runs `$body` with `$pool` bound to the pool of whichever database this is. The body is compiled once per
+/// database, so the same query-building code serves both; queries use `$N` placeholders, which PostgreSQL and
+/// sqlx's SQLite driver both read.
 macro_rules! on_db {
-    ($db:expr, |$pool:ident, $sql:ident| $body:expr) => {
+    ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            Pool::Sqlite($pool) => {
-                let $sql = |text: &'static str| std::borrow::Cow::Borrowed(text);
-                $body
-            }
-            Pool::Postgres($pool) => {
-                let $sql = |text: &'static str| std::borrow::Cow::<str>::Owned(numbered(text));
-                $body
-            }
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
         }
     };
-}
-
-/// `?` placeholders numbered for PostgreSQL: `a = ? OR b = ?` becomes `a = $1 OR b = $2` (the queries here
-/// hold no `?` in a literal).
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 type FileId = Option<(u64, u64)>;
@@ -289,10 +282,7 @@ impl UserStore {
             .connect_with(options)
             .await?;
         // Replicas starting together: sqlx holds an advisory lock while it migrates, so one migrates, the others wait.
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(sqlx::Error::from)?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self {
             db: Db::Postgres(pool),
         })
@@ -305,10 +295,7 @@ impl UserStore {
             .foreign_keys(true);
         create_private(options.get_filename());
         let pool = open_pool(options.clone().create_if_missing(true)).await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(sqlx::Error::from)?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let path = options.get_filename();
         let file = (path != Path::new(":memory:") && !path.as_os_str().is_empty())
             .then(|| Arc::new((path.to_owned(), Mutex::new(file_id(path)))));
@@ -350,10 +337,8 @@ impl UserStore {
 
     /// Whether the database answers: (SQLite) its file is there, and a read of the users table succeeds.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_db!(self.serving_pool().await?, |pool, sql| {
-            sqlx::query(&sql("SELECT 1 FROM users LIMIT 1"))
-                .execute(&pool)
-                .await?;
+        on_db!(self.serving_pool().await?, |pool| {
+            sqlx::query("SELECT 1 FROM users LIMIT 1").execute(&pool).await?;
         });
         Ok(())
     }
@@ -391,12 +376,12 @@ impl UserStore {
     /// Inserts these users as they are (ids, hashes and timestamps kept), all or none.
     async fn insert_all(&self, users: &[StoredUser]) -> Result<(), (usize, StoreError)> {
         const INSERT: &str = "INSERT INTO users (id, email, email_key, firstname, lastname, attributes, \
-                              password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-        on_db!(self.pool(), |pool, sql| {
+                              password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        on_db!(self.pool(), |pool| {
             let mut tx = pool.begin().await.map_err(|e| (0, e.into()))?;
             for (index, stored) in users.iter().enumerate() {
                 let user = &stored.user;
-                sqlx::query(&sql(INSERT))
+                sqlx::query(INSERT)
                     .bind(&user.id)
                     .bind(&user.email)
                     .bind(email_key(&user.email))
@@ -418,9 +403,9 @@ impl UserStore {
     /// The user with this email (case-insensitive) and their password hash.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
         const FIND: &str = "SELECT id, email, firstname, lastname, attributes, password_hash FROM users \
-                            WHERE email_key = ?";
-        let found = on_db!(self.serving_pool().await?, |pool, sql| {
-            let row = sqlx::query(&sql(FIND))
+                            WHERE email_key = $1";
+        let found = on_db!(self.serving_pool().await?, |pool| {
+            let row = sqlx::query(FIND)
                 .bind(email_key(email))
                 .fetch_optional(&pool)
                 .await?;
@@ -473,17 +458,15 @@ impl UserStore {
         to.insert_all(&users).await.map_err(|(_, err)| err)?;
         let copied = to.export().await?;
         if copied != users {
-            return Err(StoreError::Database(sqlx::Error::Protocol(
-                "the destination does not read back what was written".to_owned(),
-            )));
+            return Err(StoreError::ReadBack);
         }
         Ok(users.len())
     }
 
     /// Removes the user with this email or id.
     pub async fn remove(&self, email_or_id: &str) -> Result<(), StoreError> {
-        let done = on_db!(self.pool(), |pool, sql| {
-            sqlx::query(&sql("DELETE FROM users WHERE email_key = ? OR id = ?"))
+        let done = on_db!(self.pool(), |pool| {
+            sqlx::query("DELETE FROM users WHERE email_key = $1 OR id = $2")
                 .bind(email_key(email_or_id))
                 .bind(email_or_id)
                 .execute(&pool)
@@ -495,9 +478,10 @@ impl UserStore {
 
     /// Replaces the password hash of the user with this email or id.
     pub async fn set_password(&self, email_or_id: &str, password_hash: &str) -> Result<(), StoreError> {
-        const SET: &str = "UPDATE users SET password_hash = ?, updated_at = ? WHERE email_key = ? OR id = ?";
-        let done = on_db!(self.pool(), |pool, sql| {
-            sqlx::query(&sql(SET))
+        const SET: &str =
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE email_key = $3 OR id = $4";
+        let done = on_db!(self.pool(), |pool| {
+            sqlx::query(SET)
                 .bind(password_hash)
                 .bind(unix_now())
                 .bind(email_key(email_or_id))
@@ -534,10 +518,7 @@ impl Sqlite {
         let now = file_id(path);
         let known = *opened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if now.is_none() {
-            return Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the user database file {} is gone", path.display()),
-            ))));
+            return Err(StoreError::FileGone(path.clone()));
         }
         if now != known {
             let _one_at_a_time = self.reopening.lock().await;
@@ -753,14 +734,6 @@ mod tests {
         store.close().await;
         let store = UserStore::connect(&url).await.unwrap();
         assert_eq!(store.list().await.unwrap(), vec![user]);
-    }
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres() {
-        assert_eq!(
-            numbered("DELETE FROM users WHERE email_key = ? OR id = ?"),
-            "DELETE FROM users WHERE email_key = $1 OR id = $2"
-        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::post;
-use tiledesk_jwt::{MAX_EMAIL_LEN, VisitorClaims, VisitorClaimsBuilder};
+use tiledesk_jwt::{MAX_EMAIL_LEN, TokenIssuer, VisitorClaims, VisitorClaimsBuilder};
 use zeroize::Zeroizing;
 
-use super::{ClientAddr, TokenResponse, UserView};
+use super::{ClientAddr, TokenResponse, bearer};
 use crate::guard::device::{self, DeviceCookies};
 use crate::guard::passwords::{HashError, MAX_PASSWORD_LEN};
 use crate::guard::throttle::Admission;
@@ -40,7 +40,7 @@ async fn sign_in(
     if let Some(body) = credentials {
         return with_password(&state, address, headers, body).await;
     }
-    let (user, by) = match (&state.oidc, bearer(headers), &state.session) {
+    let (user, by) = match (&state.oidc, bearer(headers).and_then(Result::ok), &state.session) {
         (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
         _ if login_session::presented(headers).is_some() => {
             ambient_cookie_allowed(&state, address, headers)?;
@@ -62,7 +62,7 @@ async fn sign_in(
         }
         _ => return Err(ApiError::MissingField("email")),
     };
-    Ok((HeaderMap::new(), signed_in(&state, user, by)?))
+    Ok((HeaderMap::new(), signed_in(&state.issuer.get(), user, by)?))
 }
 
 /// Whoever the site that mounts this service says is signed in to it (see [`crate::identity::site`]).
@@ -180,29 +180,28 @@ async fn with_login_session(
         );
         return Err(ApiError::LoginSessionEnded(cleared));
     };
-    let claims = store_user_claims(&user)?;
-    let token = issuer.mint(&claims)?;
-    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by = "the login session", "signed in");
-    Ok((renewed, TokenResponse::new(&token, user_view(user))))
+    Ok((
+        renewed,
+        signed_in(&issuer, store_visitor(user)?, "the login session")?,
+    ))
 }
 
-/// The claims of a user of the password store.
-fn store_user_claims(user: &crate::identity::users::User) -> Result<VisitorClaims, ApiError> {
-    Ok(VisitorClaims::builder(user.id.as_str())
+/// A user of the password store, as the visitor to mint for.
+fn store_visitor(user: crate::identity::users::User) -> Result<Visitor, ApiError> {
+    let claims = VisitorClaims::builder(user.id.as_str())
         .email(user.email.as_str())
         .with(user.firstname.as_deref(), VisitorClaimsBuilder::firstname)
         .with(user.lastname.as_deref(), VisitorClaimsBuilder::lastname)
-        .attributes(user.attributes.clone().into())
-        .build()?)
-}
-
-fn user_view(user: crate::identity::users::User) -> UserView {
-    UserView {
+        .attributes(user.attributes.into())
+        .build()?;
+    Ok(Visitor {
+        claims,
         id: user.id,
         email: Some(user.email),
         firstname: user.firstname,
         lastname: user.lastname,
-    }
+        not_after: None,
+    })
 }
 
 /// Who the site's session says the visitor is. When the visitor's `Authorization` goes to the site too, the
@@ -266,16 +265,8 @@ fn origin_may_use_the_session(headers: &HeaderMap, allowed: &[HeaderValue]) -> b
     authority.is_some_and(|authority| authority.as_bytes().eq_ignore_ascii_case(host.as_bytes()))
 }
 
-/// The token of `Authorization: Bearer <token>`.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// The token and answer for a visitor a bridge vouches for; `by` says which, in the log.
-fn signed_in(state: &Shared, user: Visitor, by: &'static str) -> Result<TokenResponse, ApiError> {
-    let issuer = state.issuer.get();
+/// The token and answer for a visitor, minted by `issuer`; `by` says which way they came in, in the log.
+fn signed_in(issuer: &TokenIssuer, user: Visitor, by: &'static str) -> Result<TokenResponse, ApiError> {
     let token = match user.not_after {
         Some(not_after) => {
             let now = std::time::SystemTime::now()
@@ -288,15 +279,7 @@ fn signed_in(state: &Shared, user: Visitor, by: &'static str) -> Result<TokenRes
         None => issuer.mint(&user.claims)?,
     };
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by, "signed in");
-    Ok(TokenResponse::new(
-        &token,
-        UserView {
-            id: user.id,
-            email: user.email,
-            firstname: user.firstname,
-            lastname: user.lastname,
-        },
-    ))
+    Ok(TokenResponse::new(&token, user.into()))
 }
 
 /// Signs in a user of the password store.
@@ -360,9 +343,7 @@ async fn with_password(
     };
     attempt.succeeded().await;
 
-    let claims = store_user_claims(&user)?;
-    let token = issuer.mint(&claims)?;
-    tracing::info!(user_id = %user.id, expires_at = token.expires_at(), "signed in");
+    let answer = signed_in(&issuer, store_visitor(user)?, "a password")?;
     let secure = secure_cookies(state, headers);
     let mut reply_headers = HeaderMap::new();
     reply_headers.append(
@@ -377,7 +358,7 @@ async fn with_password(
             login_session::set_cookie(Some(&session), secure),
         );
     }
-    Ok((reply_headers, TokenResponse::new(&token, user_view(user))))
+    Ok((reply_headers, answer))
 }
 
 /// A password check not done, logged (sampled) when it is the flood defence at work.

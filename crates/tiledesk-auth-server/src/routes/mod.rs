@@ -44,6 +44,29 @@ pub(crate) struct UserView {
     pub(crate) lastname: Option<String>,
 }
 
+/// What the answer says of the visitor a token was minted for.
+impl From<crate::identity::Visitor> for UserView {
+    fn from(visitor: crate::identity::Visitor) -> Self {
+        Self {
+            id: visitor.id,
+            email: visitor.email,
+            firstname: visitor.firstname,
+            lastname: visitor.lastname,
+        }
+    }
+}
+
+/// The credentials of `Authorization: Bearer <credentials>`: none without the header, `Err` for another scheme or
+/// a value that is not text.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let parsed = value.to_str().ok().and_then(|value| {
+        let (scheme, credentials) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
+    });
+    Some(parsed.ok_or(()))
+}
+
 impl TokenResponse {
     pub(crate) fn new(token: &VisitorToken, user: UserView) -> Self {
         Self {

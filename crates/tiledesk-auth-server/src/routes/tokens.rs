@@ -3,15 +3,15 @@
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::post;
 use serde_json::Value;
 use tiledesk_jwt::{MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_USER_ID_LEN, VisitorClaims, VisitorClaimsBuilder};
 
-use super::{ClientAddr, TokenResponse, UserView};
+use super::{ClientAddr, TokenResponse, bearer};
 use crate::http::body::{Fields, JsonObject};
 use crate::http::error::ApiError;
+use crate::identity::Visitor;
 use crate::state::Shared;
 
 pub(crate) fn router() -> Router<Shared> {
@@ -31,18 +31,12 @@ impl FromRequestParts<Shared> for SiteBackend {
         let ClientAddr(address) = ClientAddr::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::MissingApiKey)?;
-        let value = value.to_str().map_err(|_| ApiError::InvalidApiKey)?;
-        let (scheme, key) = value.split_once(' ').ok_or(ApiError::InvalidApiKey)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::InvalidApiKey);
-        }
+        let key = bearer(&parts.headers)
+            .ok_or(ApiError::MissingApiKey)?
+            .map_err(|()| ApiError::InvalidApiKey)?;
         match state
             .throttle
-            .check_api_key(address, || expected.get().matches(key.trim()))
+            .check_api_key(address, || expected.get().matches(key))
         {
             Ok(true) => Ok(Self),
             Ok(false) => {
@@ -72,26 +66,25 @@ async fn issue_token(
     let email = fields.optional_str("email", MAX_EMAIL_LEN)?;
     let attributes = fields.optional_object("attributes")?;
 
-    let claims = VisitorClaims::builder(user_id.as_str())
-        .with(firstname.as_deref(), VisitorClaimsBuilder::firstname)
-        .with(lastname.as_deref(), VisitorClaimsBuilder::lastname)
-        .with(email.as_deref(), VisitorClaimsBuilder::email)
-        .with(attributes.map(Value::Object), VisitorClaimsBuilder::attributes)
-        .build()?;
-    let token = state.issuer.get().mint(&claims)?;
+    let visitor = Visitor {
+        claims: VisitorClaims::builder(user_id.as_str())
+            .with(firstname.as_deref(), VisitorClaimsBuilder::firstname)
+            .with(lastname.as_deref(), VisitorClaimsBuilder::lastname)
+            .with(email.as_deref(), VisitorClaimsBuilder::email)
+            .with(attributes.map(Value::Object), VisitorClaimsBuilder::attributes)
+            .build()?,
+        id: user_id,
+        email,
+        firstname,
+        lastname,
+        not_after: None,
+    };
+    let token = state.issuer.get().mint(&visitor.claims)?;
     // Debug, not info: a site backend may mint thousands a second; logins (POST /auth) are logged at info.
     tracing::debug!(
         chat_user_id = token.chat_user_id(),
         expires_at = token.expires_at(),
         "token issued"
     );
-    Ok(TokenResponse::new(
-        &token,
-        UserView {
-            id: user_id,
-            email,
-            firstname,
-            lastname,
-        },
-    ))
+    Ok(TokenResponse::new(&token, visitor.into()))
 }

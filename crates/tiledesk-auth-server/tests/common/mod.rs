@@ -323,9 +323,9 @@ pub use tiledesk_test_support::parse_response;
 
 const LISTENER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The real binary on a real listener, its stderr captured line by line.
+/// The real binary on a real listener, its stderr captured line by line; killed when dropped.
 pub struct Server {
-    pub child: std::process::Child,
+    process: tiledesk_test_support::Process,
     pub addr: SocketAddr,
     lines: std::sync::mpsc::Receiver<String>,
     pub logs: Arc<std::sync::Mutex<Vec<String>>>,
@@ -352,43 +352,59 @@ impl Server {
         Self::start_command(command, args, env)
     }
 
+    /// Started with the support crate's harness; every line it logs is kept in `logs` and handed to
+    /// [`Server::wait_for_log`].
     fn start_command(mut command: std::process::Command, args: &[&str], env: &[(&str, String)]) -> Self {
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+        command.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
         for var in ["TILEDESK_SECRET", "TILEDESK_API_KEY"] {
             command.env_remove(var);
         }
         command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-                sink.lock().unwrap().push(line.clone());
-                let _ = sender.send(line);
-            }
-        });
-        let mut server = Self {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            lines,
-            logs,
-        };
-        let line = server.wait_for_log(|l| l.contains("listening on http://"));
-        let addr = line
+        let started = tiledesk_test_support::try_start(command, "listening on http://", true, LISTENER_WAIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = started
+            .ready
             .split("listening on http://")
             .nth(1)
             .unwrap()
             .split_whitespace()
             .next()
+            .unwrap()
+            .parse()
             .unwrap();
-        server.addr = addr.parse().unwrap();
-        server
+        let mut seen = started.before;
+        seen.push(started.ready);
+        let logs = Arc::new(std::sync::Mutex::new(seen));
+        let (sender, lines) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&logs);
+        let from_child = started.lines;
+        std::thread::spawn(move || {
+            for line in from_child {
+                sink.lock().unwrap().push(line.clone());
+                let _ = sender.send(line);
+            }
+        });
+        Self {
+            process: started.process,
+            addr,
+            lines,
+            logs,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    /// Kills it at once (SIGKILL: no graceful shutdown); [`Server::reap`] then waits for it.
+    pub fn kill(&mut self) {
+        self.process.0.kill().unwrap();
+    }
+
+    /// Waits for it to end.
+    pub fn reap(&mut self) -> std::process::ExitStatus {
+        self.process.0.wait().unwrap()
     }
 
     /// Waits for the next log line matching `wanted`; panics with the logs so far after 30 s.
@@ -416,17 +432,12 @@ impl Server {
                 .expect("the server did not exit");
             match self.lines.recv_timeout(left) {
                 Ok(_) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return self.child.wait().unwrap(),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return self.process.0.wait().unwrap();
+                }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the server did not exit"),
             }
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
