@@ -55,22 +55,22 @@ fn start_mock_on(
     broker: Option<&Broker>,
     extra: &[String],
 ) -> (Process, String) {
-    let mut command = Command::new(built("target/debug/tiledesk-mock"));
-    command.args(extra);
-    command
-        .args(["--listen", listen, "--project-id", project])
-        .env("TILEDESK_SECRET", secret)
-        .env_remove("TILEDESK_SECRET_FILE");
-    if let Some(broker) = broker {
-        command
-            .arg("--widget-dir")
-            .arg(built("target/tiledesk-widget/dist/launch.js").parent().unwrap())
-            .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
-            .args(["--mqtt-ws", &broker.ws_url()]);
-    }
-    let (process, line) = start(command, "listening on", false);
-    let url = line.split("listening on ").nth(1).unwrap().trim().to_owned();
-    (process, url)
+    let widget = broker.map(|_| {
+        built("target/tiledesk-widget/dist/launch.js")
+            .parent()
+            .unwrap()
+            .to_owned()
+    });
+    let mock = tiledesk_test_support::Mock::try_start(
+        &built("target/debug/tiledesk-mock"),
+        project,
+        secret,
+        listen,
+        widget.as_deref().zip(broker),
+        extra,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (mock.process, mock.url)
 }
 
 /// WebKitGTK's browser for automation, from Debian's libwebkit2gtk-4.1-0.

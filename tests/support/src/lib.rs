@@ -311,6 +311,55 @@ pub fn try_start(
     }
 }
 
+/// The mock Tiledesk (`tiledesk-mock`: Tiledesk's API, the loader, the chat relay), running until dropped. The one
+/// launcher of the tests, the benchmarks and `cargo xtask demo`/`dev`/`test`.
+pub struct Mock {
+    /// The process.
+    pub process: Process,
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+}
+
+impl Mock {
+    /// Starts the `tiledesk-mock` at `binary` for `project` (its shared `secret`) on `listen`, `extra` arguments first
+    /// (the shop's). With `real`, it serves Tiledesk's real widget built in that directory and relays chat messages
+    /// through that broker; otherwise the stand-in loader. An error says why it did not start within [`WAIT`].
+    pub fn try_start(
+        binary: &Path,
+        project: &str,
+        secret: &str,
+        listen: &str,
+        real: Option<(&Path, &Broker)>,
+        extra: &[String],
+    ) -> Result<Self, String> {
+        let mut command = Command::new(binary);
+        command.args(extra);
+        command
+            .args(["--listen", listen, "--project-id", project])
+            .env("TILEDESK_SECRET", secret)
+            .env_remove("TILEDESK_SECRET_FILE");
+        if let Some((widget, broker)) = real {
+            command
+                .arg("--widget-dir")
+                .arg(widget)
+                .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
+                .args(["--mqtt-ws", &broker.ws_url()]);
+        }
+        const READY: &str = "tiledesk-mock listening on ";
+        let started = try_start(command, READY, false, WAIT)?;
+        let url = started
+            .ready
+            .trim()
+            .strip_prefix(READY)
+            .ok_or_else(|| format!("tiledesk-mock said {:?}", started.ready))?
+            .to_owned();
+        Ok(Self {
+            process: started.process,
+            url,
+        })
+    }
+}
+
 /// [`try_start`] within [`WAIT`], for tests: a failure panics. Returns the process and its ready line.
 pub fn start(command: Command, ready: &str, from_stderr: bool) -> (Process, String) {
     let started = try_start(command, ready, from_stderr, WAIT).unwrap_or_else(|e| panic!("{e}"));

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use sha2::{Digest, Sha384};
 
-use crate::{cargo, root, run, step, tools_dir};
+use crate::commands::{pkg, setup_build};
+use crate::process::{cargo, root, run, step, tools_dir};
 
 /// The name the npm package is published under (free on the npm registry when chosen, 2026-12).
 pub(crate) const NPM_NAME: &str = "tiledesk-auth";
@@ -180,8 +181,8 @@ Types are in `tiledesk_auth_web.d.ts`. Version {version}. MIT OR Apache-2.0.
 
 /// `cargo xtask dist`: the release service with the module inside, and the npm tarball, in `target/dist`.
 pub(crate) fn dist() -> anyhow::Result<()> {
-    crate::setup_build()?;
-    crate::pkg()?;
+    setup_build()?;
+    pkg()?;
     step("building the release service with the browser module inside (a few minutes)");
     run(cargo()
         .args([

@@ -5,7 +5,7 @@ use super::*;
 /// 5. The browser module against hand-written sequential JavaScript, and the module's own costs.
 pub(super) fn browser(plan: &Plan, package: &Path, report: &mut Report) -> anyhow::Result<()> {
     step("the browser module against hand-written JavaScript (headless Chromium)");
-    crate::setup_browser()?;
+    crate::commands::setup_browser()?;
     let rounds = if plan.quick { 3 } else { 7 };
     let token_delay = 50;
     let env = [
@@ -60,7 +60,7 @@ pub(super) fn browser(plan: &Plan, package: &Path, report: &mut Report) -> anyho
         ));
     }
     let init = median(inits);
-    let size = crate::wasm_size_of(package)?;
+    let size = crate::commands::wasm_size_of(package)?;
     report.line(format!(
         "browser module: wasm fetch + instantiation {init:.1} ms (from the HTTP cache), {:.1} KiB gzipped",
         size as f64 / 1024.0
@@ -119,8 +119,8 @@ pub(super) fn real_widget(plan: &Plan, report: &mut Report) -> anyhow::Result<()
     step(
         "Tiledesk's real widget: time to shown, boot now against interaction, the tutorial and the inline-token floor (headless Chromium)",
     );
-    crate::setup_browser()?;
-    crate::widget::ensure_built()?;
+    crate::commands::setup_browser()?;
+    crate::commands::widget::ensure_built()?;
     let rounds = if plan.quick { 2 } else { 5 };
     let token_delay = 50;
     let env = [
@@ -208,7 +208,7 @@ pub(super) fn real_widget(plan: &Plan, report: &mut Report) -> anyhow::Result<()
          `online`. The module with `boot: \"now\"` takes {ratio} times as long (goal: at most 1.05). The token \
          request runs while the widget's app boots, so it costs the module nothing as long as it answers before the \
          app does.\n",
-        crate::widget::VERSION
+        crate::commands::widget::VERSION
     ));
     Ok(())
 }

@@ -98,7 +98,7 @@ pub(super) fn login_flood(
         verdict(met)
     ));
     report.commands.push(format!(
-        "{FLOOD_CONNECTIONS} clients (xtask/src/flood.rs) POST /auth for {s}s & wrk -c 2 -d {s}s -s target/bench/healthz.lua <url>/healthz & wrk -c 2 -d {s}s -s target/bench/tokens-probe.lua <url>/tokens   # x{}",
+        "{FLOOD_CONNECTIONS} clients (xtask/src/commands/bench/flood.rs) POST /auth for {s}s & wrk -c 2 -d {s}s -s target/bench/healthz.lua <url>/healthz & wrk -c 2 -d {s}s -s target/bench/tokens-probe.lua <url>/tokens   # x{}",
         plan.rounds,
         s = plan.flood_secs
     ));
@@ -172,7 +172,7 @@ pub(super) fn soak(plan: &Plan, project: &Project, dir: &Path, report: &mut Repo
         kib(after)
     ));
     report.commands.push(format!(
-        "wrk -c 256 -d {secs}s --timeout 30s -s target/bench/tokens.lua <url>/tokens & 256 clients (xtask/src/flood.rs) POST /auth for {secs}s"
+        "wrk -c 256 -d {secs}s --timeout 30s -s target/bench/tokens.lua <url>/tokens & 256 clients (xtask/src/commands/bench/flood.rs) POST /auth for {secs}s"
     ));
     report.sections.push(format!(
         "## Soak\n\n\

@@ -24,7 +24,8 @@ use anyhow::{Context, bail};
 
 use tiledesk_test_support::Process;
 
-use crate::{build_binaries, cargo, command_output, pkg, random_hex, root, run, setup_build, step};
+use crate::commands::{pkg, setup_build};
+use crate::process::{build_binaries, cargo, command_output, random_hex, root, run, step};
 
 use load::*;
 use report::*;
@@ -122,7 +123,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         logins::soak(&plan, &project, &dir, &mut report)?;
     }
     if wanted("replicas") {
-        crate::setup_databases()?;
+        crate::commands::setup_databases()?;
         replicas::replicas(&plan, &project, &dir, &mut report)?;
     }
     if wanted("browser") {

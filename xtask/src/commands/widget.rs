@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::{command_output, root, run, step};
+use crate::process::{command_output, have, root, run, step};
 
 /// The widget version the tests and the demo run against.
 pub(crate) const VERSION: &str = "5.2.3";
@@ -160,7 +160,7 @@ fn find_source() -> anyhow::Result<(Source, String)> {
     } else {
         tried.push(format!("{}: not there", tarball.display()));
     }
-    if crate::have("git", "--version") {
+    if have("git", "--version") {
         return Ok((Source::Git { tried }, format!("git-{COMMIT}")));
     }
     tried.push("git clone: git is not installed".to_owned());
