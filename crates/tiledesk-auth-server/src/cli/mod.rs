@@ -29,9 +29,23 @@ pub use tiledesk_jwt::args::ProjectArgs;
 #[derive(Debug, Parser)]
 #[command(name = "tiledesk-auth", version, about, propagate_version = true)]
 pub struct Cli {
+    /// How log lines are written to standard error: `text` for people, `json` (one object per line, the same
+    /// fields) for a log pipeline.
+    #[arg(long, global = true, value_enum, env = "TILEDESK_AUTH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (the message among them), `span`.
+    Json,
 }
 
 /// The subcommands.

@@ -367,7 +367,7 @@ impl Server {
             .split("listening on http://")
             .nth(1)
             .unwrap()
-            .split_whitespace()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
             .next()
             .unwrap()
             .parse()
