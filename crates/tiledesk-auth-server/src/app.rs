@@ -65,7 +65,9 @@ pub fn app(state: AppState) -> impl HttpService {
             .map_response(|response: Response<_>| response.map(Body::new))
             .layer(TraceLayer::new_for_http())
     });
+    let measured = crate::metrics::enabled().then_some(MeasuredLayer);
     tower::ServiceBuilder::new()
+        .option_layer(measured)
         .option_layer(trace)
         .map_response(public_file)
         .option_layer(cors)
@@ -134,4 +136,44 @@ fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
         HeaderName::from_static("x-content-type-options"),
         HeaderValue::from_static("nosniff"),
     )
+}
+
+/// Times every request and counts it by route and status class ([`crate::metrics`]), when metrics are served.
+#[derive(Clone)]
+struct Measured<S>(S);
+
+#[derive(Clone, Copy)]
+struct MeasuredLayer;
+
+impl<S> tower::Layer<S> for MeasuredLayer {
+    type Service = Measured<S>;
+
+    fn layer(&self, inner: S) -> Measured<S> {
+        Measured(inner)
+    }
+}
+
+impl<S> Service<Request> for Measured<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = crate::metrics::Route::of(request.uri().path());
+        let started = std::time::Instant::now();
+        let answer = self.0.call(request);
+        Box::pin(async move {
+            let Ok(response) = answer.await;
+            crate::metrics::metrics().request(route, response.status().as_u16(), started.elapsed());
+            Ok(response)
+        })
+    }
 }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod guard;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod module;
 pub mod readiness;
 mod routes;

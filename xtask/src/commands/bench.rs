@@ -2,7 +2,7 @@
 //! by side (same load generator, concurrency, body and duration; interleaved rounds; medians).
 //!
 //! `cargo xtask bench --quick` runs shorter rounds and writes `target/bench/BENCHMARKS.md` (for checking the
-//! harness, not for publishing); `--only <mint|tokens|floor|curve|flood|soak|replicas|browser|real|attacks>` runs one section.
+//! harness, not for publishing); `--only <mint|tokens|floor|operations|curve|flood|soak|replicas|browser|real|attacks>` runs one section.
 
 mod attacks;
 mod browser;
@@ -112,6 +112,9 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("floor") {
         service::floor(&plan, &project, &dir, &mut report)?;
+    }
+    if wanted("operations") {
+        service::operations(&plan, &project, &dir, &mut report)?;
     }
     if wanted("curve") {
         service::curve_and_memory(&plan, &project, &dir, &mut report)?;

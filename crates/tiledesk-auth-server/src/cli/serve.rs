@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "TILEDESK_AUTH_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, a listener of its own (never the public port);
+    /// off by default.
+    #[arg(long, env = "TILEDESK_AUTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub project: ProjectArgs,
@@ -194,6 +198,15 @@ fn inside(file: &Path, dir: &Path) -> bool {
 /// Configuration is checked in full before the listener is bound.
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (project, secret) = args.project.resolve()?;
+    if let Some(metrics) = args.metrics_listen {
+        if metrics.port() == args.listen.port() && args.listen.port() != 0 {
+            bail!(
+                "--metrics-listen {metrics} shares the port of --listen {}: metrics are never on the public port",
+                args.listen
+            );
+        }
+        crate::metrics::enable();
+    }
     let api_key = args.api_key()?;
     if let Some(dir) = &args.static_dir {
         if !dir.is_dir() {
@@ -296,6 +309,16 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics = match args.metrics_listen {
+        Some(address) => {
+            let metrics = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
+            tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+            Some(tokio::spawn(crate::metrics::serve(metrics)))
+        }
+        None => None,
+    };
     let current = state.issuer.get();
     tracing::info!(
         project = %current.project(),
@@ -336,6 +359,9 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::http::accept::serve(listener, service.into_http_service(), limits, shutdown_signal()).await?;
     #[cfg(unix)]
     reloader.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     users.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -494,6 +520,7 @@ impl Reload {
                         let retired = self.issuer.get().secret().clone();
                         self.issuer.replace(issuer);
                         self.retired_secret.replace(Some(retired));
+                        crate::metrics::metrics().secret_reloaded();
                         tracing::info!(file = %path.display(), "project secret reloaded");
                     }
                     Err(err) => {

@@ -269,6 +269,7 @@ impl SharedCounts {
     }
 
     fn unreachable(&self, why: &str) {
+        crate::metrics::metrics().store_error(crate::metrics::Store::redis);
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 throttle = %self.url,

@@ -224,6 +224,19 @@ impl LoginThrottle {
         &self,
         who: Who<'_>,
         address: IpAddr,
+        admit: impl FnMut() -> F,
+    ) -> Result<(Attempt<'_>, T), Admission<E>> {
+        let begun = self.begin_counted(who, address, admit).await;
+        if let Err(Admission::Throttled(_)) = &begun {
+            crate::metrics::metrics().throttled(crate::metrics::Throttled::login);
+        }
+        begun
+    }
+
+    async fn begin_counted<T, E, F: Future<Output = Result<T, E>>>(
+        &self,
+        who: Who<'_>,
+        address: IpAddr,
         mut admit: impl FnMut() -> F,
     ) -> Result<(Attempt<'_>, T), Admission<E>> {
         let deadline = tokio::time::Instant::now() + ATTEMPT_WAIT;

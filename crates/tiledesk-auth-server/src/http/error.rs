@@ -247,7 +247,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            Self::Unavailable(source) => tracing::error!(error = %source, "user database unavailable"),
+            Self::Unavailable(source) => {
+                crate::metrics::metrics().store_error(crate::metrics::Store::database);
+                tracing::error!(error = %source, "user database unavailable");
+            }
             Self::Internal(source) => tracing::error!(error = format!("{source:#}"), "internal error"),
             Self::Session(SessionError::Rejected(status)) => {
                 tracing::debug!(%status, "session bridge: the site does not know the visitor");

@@ -347,7 +347,14 @@ impl Keys {
     /// The caller holds `fetching`.
     async fn fetch(&self) -> Result<Arc<JwkSet>, OidcError> {
         lock(&self.cache).fetched_at = Some(Instant::now());
-        let (set, max_age) = self.fetch_keys().await?;
+        let started = Instant::now();
+        let fetched = self.fetch_keys().await;
+        crate::metrics::metrics().upstream(
+            crate::metrics::Upstream::oidc_keys,
+            started.elapsed(),
+            fetched.is_err(),
+        );
+        let (set, max_age) = fetched?;
         let age = max_age
             .unwrap_or(KEYS_DEFAULT_AGE)
             .clamp(self.ages.0, self.ages.1);

@@ -238,6 +238,21 @@ impl SessionBridge {
             .await
             .map_err(|_| SessionError::Busy)?
             .map_err(|_| SessionError::Busy)?;
+        let started = std::time::Instant::now();
+        let answer = self.ask(headers, from).await;
+        let failed = matches!(
+            answer,
+            Err(SessionError::Timeout(_)
+                | SessionError::Unreachable(_)
+                | SessionError::Status(_)
+                | SessionError::Invalid(_))
+        );
+        crate::metrics::metrics().upstream(crate::metrics::Upstream::session, started.elapsed(), failed);
+        answer
+    }
+
+    /// One exchange with the session URL.
+    async fn ask(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Visitor, SessionError> {
         let mut request = self.client.get(self.url.clone());
         let forwarded: &[header::HeaderName] = if self.forward_authorization {
             &[header::COOKIE, header::AUTHORIZATION]

@@ -23,6 +23,7 @@ use crate::identity::Visitor;
 use crate::identity::login_session::{self, LoginSessions};
 use crate::identity::session::SessionError;
 use crate::identity::users::email_key;
+use crate::metrics::{Way, metrics};
 use crate::state::Shared;
 
 pub(crate) fn router() -> Router<Shared> {
@@ -35,29 +36,39 @@ async fn sign_in(
     request: Parts,
     OptionalJsonObject(body): OptionalJsonObject,
 ) -> Result<(HeaderMap, TokenResponse), ApiError> {
+    let answer = sign_in_with(&state, address, &request, body).await;
+    if let Err(refused) = &answer {
+        metrics().login_refused(refused.code());
+    }
+    answer
+}
+
+async fn sign_in_with(
+    state: &Shared,
+    address: std::net::IpAddr,
+    request: &Parts,
+    body: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<(HeaderMap, TokenResponse), ApiError> {
     let headers = &request.headers;
     let credentials = body.filter(|body| !body.is_empty());
     if let Some(body) = credentials {
-        return with_password(&state, address, headers, body).await;
+        return with_password(state, address, headers, body).await;
     }
     let (user, by) = match (&state.oidc, bearer(headers).and_then(Result::ok), &state.session) {
-        (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, "an ID token"),
+        (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, Way::oidc),
         _ if login_session::presented(headers).is_some() => {
-            ambient_cookie_allowed(&state, address, headers)?;
-            return with_login_session(&state, headers).await;
+            ambient_cookie_allowed(state, address, headers)?;
+            return with_login_session(state, headers).await;
         }
         _ if state.site.is_some() => {
-            ambient_cookie_allowed(&state, address, headers)?;
-            (
-                site_visitor(&state, &request, address).await?,
-                "the site's session",
-            )
+            ambient_cookie_allowed(state, address, headers)?;
+            (site_visitor(state, request, address).await?, Way::session)
         }
         (_, _, Some(bridge)) => {
-            ambient_cookie_allowed(&state, address, headers)?;
+            ambient_cookie_allowed(state, address, headers)?;
             (
-                session_visitor(&state, bridge, address, headers).await?,
-                "the site's session",
+                session_visitor(state, bridge, address, headers).await?,
+                Way::session,
             )
         }
         _ => return Err(ApiError::MissingField("email")),
@@ -182,7 +193,7 @@ async fn with_login_session(
     };
     Ok((
         renewed,
-        signed_in(&issuer, store_visitor(user)?, "the login session")?,
+        signed_in(&issuer, store_visitor(user)?, Way::login_session)?,
     ))
 }
 
@@ -265,8 +276,8 @@ fn origin_may_use_the_session(headers: &HeaderMap, allowed: &[HeaderValue]) -> b
     authority.is_some_and(|authority| authority.as_bytes().eq_ignore_ascii_case(host.as_bytes()))
 }
 
-/// The token and answer for a visitor, minted by `issuer`; `by` says which way they came in, in the log.
-fn signed_in(issuer: &TokenIssuer, user: Visitor, by: &'static str) -> Result<TokenResponse, ApiError> {
+/// The token and answer for a visitor, minted by `issuer`; `way` says how they came in (the log, the metrics).
+fn signed_in(issuer: &TokenIssuer, user: Visitor, way: Way) -> Result<TokenResponse, ApiError> {
     let token = match user.not_after {
         Some(not_after) => {
             let now = std::time::SystemTime::now()
@@ -278,7 +289,15 @@ fn signed_in(issuer: &TokenIssuer, user: Visitor, by: &'static str) -> Result<To
         }
         None => issuer.mint(&user.claims)?,
     };
+    let by = match way {
+        Way::password => "a password",
+        Way::login_session => "the login session",
+        Way::session => "the site's session",
+        Way::oidc => "an ID token",
+        Way::api_key => "the API key",
+    };
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by, "signed in");
+    metrics().minted(way);
     Ok(TokenResponse::new(&token, user.into()))
 }
 
@@ -343,7 +362,7 @@ async fn with_password(
     };
     attempt.succeeded().await;
 
-    let answer = signed_in(&issuer, store_visitor(user)?, "a password")?;
+    let answer = signed_in(&issuer, store_visitor(user)?, Way::password)?;
     let secure = secure_cookies(state, headers);
     let mut reply_headers = HeaderMap::new();
     reply_headers.append(

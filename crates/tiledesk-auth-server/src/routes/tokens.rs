@@ -44,6 +44,7 @@ impl FromRequestParts<Shared> for SiteBackend {
                 Err(ApiError::InvalidApiKey)
             }
             Err(retry_after) => {
+                crate::metrics::metrics().throttled(crate::metrics::Throttled::api_key);
                 crate::http::log::refused(
                     "POST /tokens refused: too many wrong API keys from this address",
                     address,
@@ -80,6 +81,7 @@ async fn issue_token(
         not_after: None,
     };
     let token = state.issuer.get().mint(&visitor.claims)?;
+    crate::metrics::metrics().minted(crate::metrics::Way::api_key);
     // Debug, not info: a site backend may mint thousands a second; logins (POST /auth) are logged at info.
     tracing::debug!(
         chat_user_id = token.chat_user_id(),

@@ -84,6 +84,16 @@ pub(super) fn start_server(project: &Project, dir: &Path) -> anyhow::Result<Serv
 
 /// [`start_server`], its threads kept to CPU `cpu` when one is given (see [`pinned`]).
 pub(super) fn start_server_on(project: &Project, dir: &Path, cpu: Option<usize>) -> anyhow::Result<Server> {
+    start_server_with(project, dir, cpu, &[])
+}
+
+/// [`start_server_on`] with `extra` arguments to `serve`.
+pub(super) fn start_server_with(
+    project: &Project,
+    dir: &Path,
+    cpu: Option<usize>,
+    extra: &[&str],
+) -> anyhow::Result<Server> {
     let port = free_port()?;
     let key_file = dir.join("api-key");
     std::fs::write(&key_file, &project.api_key)?;
@@ -94,7 +104,8 @@ pub(super) fn start_server_on(project: &Project, dir: &Path, cpu: Option<usize>)
         .env_remove("RUST_LOG")
         // wrk's connections all come from 127.0.0.1: the per-address cap (256) would refuse the benches' own
         // clients. The login floods come from addresses of their own (see `flood.rs`).
-        .args(["--max-connections-per-address", "4096"]);
+        .args(["--max-connections-per-address", "4096"])
+        .args(extra);
     let command = match cpu {
         Some(cpu) => pinned(&command, cpu),
         None => command,
