@@ -11,6 +11,7 @@
 //! [`module`] this binary serves, and [`cli`].
 
 mod app;
+pub mod audit;
 pub mod cli;
 pub mod guard;
 pub mod http;

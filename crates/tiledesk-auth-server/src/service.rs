@@ -40,6 +40,7 @@ use axum::http::HeaderValue;
 use tiledesk_jwt::{ProjectId, ProjectSecret, TokenIssuer};
 
 use crate::app::{HttpService, app, nestable};
+use crate::audit::{AuditOptions, AuditTrail};
 use crate::guard::device::CookieSecurity;
 use crate::guard::passwords::Passwords;
 use crate::guard::throttle::{LoginThrottle, ThrottlePolicy};
@@ -102,6 +103,7 @@ impl Service {
             oidc: None,
             cookie_security: CookieSecurity::default(),
             module: BrowserModule::embedded(),
+            audit: None,
         }
     }
 
@@ -146,9 +148,17 @@ pub struct ServiceBuilder {
     oidc: Option<OidcBridge>,
     cookie_security: CookieSecurity,
     module: Option<Arc<BrowserModule>>,
+    audit: Option<AuditOptions>,
 }
 
 impl ServiceBuilder {
+    /// Records every minted token in the user store's audit trail (see [`crate::audit`]); off by default in library
+    /// mode, on in `serve` unless `--audit off`.
+    pub fn audit(mut self, options: AuditOptions) -> Self {
+        self.audit = Some(options);
+        self
+    }
+
     /// How long a minted token lives (an hour by default).
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = Some(ttl);
@@ -236,6 +246,7 @@ impl ServiceBuilder {
         if self.session.is_some() && self.site.is_some() {
             return Err(BuildError::TwoSiteSessions);
         }
+        let audit_secret = self.secret.clone();
         let mut issuer = TokenIssuer::new(self.project, self.secret);
         if let Some(ttl) = self.token_ttl {
             issuer = issuer.with_ttl(ttl).map_err(BuildError::TokenTtl)?;
@@ -255,6 +266,9 @@ impl ServiceBuilder {
             .filter(|csp| !csp.trim().is_empty())
             .map(|csp| HeaderValue::from_str(csp.trim()).map_err(|_| BuildError::StaticCsp))
             .transpose()?;
+        let audit = self
+            .audit
+            .map(|options| AuditTrail::start(users.clone(), &options, &audit_secret));
         Ok(Service {
             state: AppState {
                 issuer: Reloadable::new(issuer),
@@ -275,6 +289,7 @@ impl ServiceBuilder {
                 oidc: self.oidc.map(Arc::new),
                 cookie_security: self.cookie_security,
                 module: self.module,
+                audit,
                 readiness: Arc::default(),
             },
         })

@@ -48,6 +48,8 @@ pub struct AppState {
     /// The browser module served under `/tiledesk-auth/` ([`module::BrowserModule::embedded`] for the one this
     /// binary carries); none answers those paths with a 404 that says how to build it.
     pub module: Option<Arc<module::BrowserModule>>,
+    /// Where minted tokens are recorded (see [`crate::audit`]); none records nothing.
+    pub audit: Option<crate::audit::AuditTrail>,
     /// What `GET /readyz` last found (see [`readiness`]).
     pub readiness: Arc<readiness::Readiness>,
 }

@@ -130,4 +130,11 @@ fn a_site_that_mounts_the_service_signs_its_own_users_into_the_chat() {
     );
     let ready = request(shop.addr, "GET", "/chat-auth/readyz", &[], "");
     assert_eq!(ready.status, 200, "{}", ready.body);
+    // Its default password store lives in memory: no file left in the site's working directory.
+    let stray: Vec<_> = std::fs::read_dir(".")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().contains("sqlx-in-memory"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
 }

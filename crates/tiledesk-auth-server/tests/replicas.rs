@@ -880,3 +880,107 @@ fn readiness_follows_postgres_and_redis_under_a_running_service_and_liveness_doe
     readiness_becomes(&replica, (200, &[]));
     replica.wait_for_log(|l| l.contains("NOT ready") && l.contains("database"));
 }
+
+#[test]
+fn both_replicas_write_one_audit_trail_on_postgres_and_a_user_disabled_gets_no_token_from_either() {
+    let postgres = Postgres::start();
+    let database = postgres.url();
+    let (a, b) = (
+        replica(
+            &database,
+            None,
+            &[("TILEDESK_AUTH_AUDIT_ADDRESS", "hashed".to_owned())],
+        ),
+        replica(
+            &database,
+            None,
+            &[("TILEDESK_AUTH_AUDIT_ADDRESS", "hashed".to_owned())],
+        ),
+    );
+    users(
+        &database,
+        &["add", "--email", "ada@example.com", "--password-stdin"],
+        PASSWORD,
+    );
+    let (status, on_a) = login(a.addr, "ada@example.com", PASSWORD, "198.51.100.1");
+    assert_eq!(status, 200, "{on_a}");
+    let (status, on_b) = login(b.addr, "ada@example.com", PASSWORD, "198.51.100.2");
+    assert_eq!(status, 200, "{on_b}");
+    let jti = |body: &str| {
+        let token: Value = serde_json::from_str(body).unwrap();
+        let jwt = token["token"].as_str().unwrap().trim_start_matches("JWT ");
+        use base64::Engine;
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+
+    // Each replica writes on its own, off the request's path: read until both records are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let records = loop {
+        let (code, stdout, stderr) = run_cli(
+            &[
+                "audit",
+                "--database",
+                &database,
+                "--since",
+                "1h",
+                "--format",
+                "json",
+            ],
+            &[],
+            "",
+        );
+        assert_eq!(code, 0, "{stderr}");
+        let records: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if records.len() >= 2 || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut jtis: Vec<&str> = records.iter().map(|r| r["jti"].as_str().unwrap()).collect();
+    jtis.sort_unstable();
+    let mut expected = [jti(&on_a), jti(&on_b)];
+    expected.sort();
+    assert_eq!(jtis, expected, "{records:#?}");
+    // Hashed addresses: the two visitors told apart, neither readable, the same on both replicas (one secret).
+    let addresses: Vec<&str> = records.iter().map(|r| r["address"].as_str().unwrap()).collect();
+    assert_ne!(addresses[0], addresses[1]);
+    for address in &addresses {
+        assert!(!address.contains("198.51"), "{address}");
+    }
+    let (status, again) = login(b.addr, "ada@example.com", PASSWORD, "198.51.100.1");
+    assert_eq!(status, 200, "{again}");
+
+    // Disabled through the shared database: neither replica mints for her from the next request on.
+    users(&database, &["disable", "ada@example.com"], "");
+    for replica in [&a, &b] {
+        let (status, body) = login(replica.addr, "ada@example.com", PASSWORD, "198.51.100.1");
+        assert_eq!(status, 403, "{body}");
+    }
+    let (code, stdout, _) = run_cli(
+        &[
+            "audit",
+            "--database",
+            &database,
+            "--since",
+            "1h",
+            "--format",
+            "json",
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(code, 0);
+    let disabled: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["event"] == "disabled")
+        .collect();
+    assert_eq!(disabled.len(), 1, "{stdout}");
+    assert_eq!(disabled[0]["user_id"], records[0]["user_id"], "{stdout}");
+}

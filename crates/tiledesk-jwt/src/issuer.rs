@@ -152,6 +152,7 @@ impl TokenIssuer {
             issued_at,
             expires_at,
             chat_user_id,
+            jti,
         })
     }
 }
@@ -219,9 +220,15 @@ pub struct VisitorToken {
     issued_at: u64,
     expires_at: u64,
     chat_user_id: String,
+    /// The `jti` claim, lower-case hex.
+    jti: [u8; 32],
 }
 
 impl VisitorToken {
+    /// The `jti` claim: this token's own random id (32 lower-case hex digits), for an audit trail.
+    pub fn jti(&self) -> &str {
+        std::str::from_utf8(&self.jti).unwrap_or_default()
+    }
     /// `JWT <jwt>`, exactly what the widget must be given.
     pub fn as_str(&self) -> &str {
         &self.value

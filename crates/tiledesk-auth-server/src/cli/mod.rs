@@ -5,6 +5,7 @@
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout)]
 
+mod audit;
 mod import;
 mod new_user;
 mod serve;
@@ -12,6 +13,7 @@ mod snippet;
 mod token;
 mod users;
 
+pub use audit::AuditArgs;
 pub use serve::ServeArgs;
 pub use snippet::SnippetArgs;
 pub use token::{CheckTokenArgs, TokenArgs};
@@ -64,6 +66,9 @@ pub enum Command {
     /// Print the `<script>` tag a site adds beside Tiledesk's snippet: the browser module this binary serves,
     /// pinned by its integrity hash, with the chosen settings (README: "Add it to your site").
     Snippet(SnippetArgs),
+    /// Print the identity audit trail: which chat identity was handed out, to whom, when and how, and the users
+    /// disabled or enabled (README: "Audit trail").
+    Audit(AuditArgs),
 }
 
 /// Where the users live.
@@ -125,6 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::token(&args).map(|()| ExitCode::SUCCESS),
         Command::CheckToken(args) => token::check_token(&args),
         Command::Snippet(args) => snippet::snippet(&args),
+        Command::Audit(args) => audit::audit(&args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

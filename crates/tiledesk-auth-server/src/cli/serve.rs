@@ -126,6 +126,16 @@ pub struct ServeArgs {
     /// listed and sends a loopback Host; `never` for plain HTTP on a test network only.
     #[arg(long, env = "TILEDESK_AUTH_COOKIE_SECURE", value_enum, default_value_t)]
     pub cookie_secure: crate::guard::device::CookieSecurity,
+    /// Record every minted token in the user database's audit trail (`tiledesk-auth audit` reads it): `on` or `off`.
+    #[arg(long, env = "TILEDESK_AUTH_AUDIT", value_enum, default_value_t = OnOff::On)]
+    pub audit: OnOff,
+    /// How long audit records are kept (`30d`, `12h`; `0s`: for ever); older ones are removed every hour.
+    #[arg(long, env = "TILEDESK_AUTH_AUDIT_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
+    /// How an audit record holds the client's address: `plain`, `hashed` (a keyed hash: the same address gives the
+    /// same value, which cannot be read back) or `none`.
+    #[arg(long, env = "TILEDESK_AUTH_AUDIT_ADDRESS", value_enum, default_value_t)]
+    pub audit_address: crate::audit::AddressRecord,
     /// Connections open at once; more wait in the kernel's accept queue. Lowered at start to what the open-file
     /// limit allows (the soft limit is first raised to the hard one).
     #[arg(long, env = "TILEDESK_AUTH_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -193,6 +203,15 @@ fn inside(file: &Path, dir: &Path) -> bool {
         (Ok(parent), Ok(dir)) => parent.starts_with(dir),
         _ => false,
     }
+}
+
+/// A feature turned on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Configuration is checked in full before the listener is bound.
@@ -269,6 +288,12 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 redacted(&args.database.database)
             )
         })?;
+    if args.audit == OnOff::On {
+        service = service.audit(crate::audit::AuditOptions {
+            retention: (!args.audit_retention.is_zero()).then_some(args.audit_retention),
+            address: args.audit_address,
+        });
+    }
     let service = match service.users(users.clone()).build().await {
         Ok(service) => service,
         Err(err @ BuildError::StaticCsp) => {

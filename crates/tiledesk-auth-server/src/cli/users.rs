@@ -14,6 +14,7 @@ use crate::identity::users::{UserStore, redacted};
 
 use super::new_user::{check_password, checked_user};
 use super::{DatabaseArgs, attributes_map, parse_attribute};
+use crate::audit::{AuditRecord, Event};
 
 /// `tiledesk-auth users ...`.
 #[derive(Debug, Subcommand)]
@@ -50,6 +51,23 @@ pub enum UsersCommand {
     },
     /// Remove a user, by email or id.
     Remove {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// The user's email or id.
+        user: String,
+    },
+    /// Disable a user, by email or id: from now on no replica mints a token for them (their password logins get
+    /// `403 account_disabled`, their login sessions end at their next refresh). Recorded in the audit trail.
+    Disable {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        database: DatabaseArgs,
+        /// The user's email or id.
+        user: String,
+    },
+    /// Enable a disabled user again. Recorded in the audit trail.
+    Enable {
         #[command(flatten)]
         #[allow(missing_docs)]
         database: DatabaseArgs,
@@ -123,13 +141,34 @@ pub(super) async fn users(command: UsersCommand) -> anyhow::Result<()> {
                         .flatten()
                         .collect::<Vec<_>>()
                         .join(" ");
-                    println!("{}\t{}\t{}", user.id, user.email, name);
+                    let disabled = if user.disabled_at.is_some() {
+                        "\tdisabled"
+                    } else {
+                        ""
+                    };
+                    println!("{}\t{}\t{}{disabled}", user.id, user.email, name);
                 }
             }
         }
         UsersCommand::Remove { database, user } => {
             open(&database).await?.remove(&user).await?;
             println!("removed {user}");
+        }
+        UsersCommand::Disable { database, user } => {
+            let store = open(&database).await?;
+            let changed = store.set_disabled(&user, Some(unix_now())).await?;
+            store
+                .insert_audit(&[AuditRecord::user_changed(Event::Disabled, &changed.id)])
+                .await?;
+            println!("disabled {user}: no token is minted for them until `users enable`");
+        }
+        UsersCommand::Enable { database, user } => {
+            let store = open(&database).await?;
+            let changed = store.set_disabled(&user, None).await?;
+            store
+                .insert_audit(&[AuditRecord::user_changed(Event::Enabled, &changed.id)])
+                .await?;
+            println!("enabled {user}");
         }
         UsersCommand::SetPassword {
             database,
@@ -177,7 +216,7 @@ pub(super) async fn users(command: UsersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(database: &DatabaseArgs) -> anyhow::Result<UserStore> {
+pub(super) async fn open(database: &DatabaseArgs) -> anyhow::Result<UserStore> {
     open_url(&database.database).await
 }
 
@@ -196,4 +235,10 @@ fn read_password() -> anyhow::Result<Zeroizing<String>> {
     let password = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
     check_password(&password).map_err(|e| anyhow::anyhow!(e))?;
     Ok(password)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
 }

@@ -59,6 +59,9 @@ pub enum ApiError {
     /// Wrong email or password (the same answer for both).
     #[error("wrong email or password")]
     InvalidCredentials,
+    /// The right password, for a user the site disabled (`tiledesk-auth users disable`).
+    #[error("this account is disabled")]
+    AccountDisabled,
     /// `POST /tokens` without `Authorization: Bearer <api key>`.
     #[error("an API key is required: Authorization: Bearer <key>")]
     MissingApiKey,
@@ -139,7 +142,7 @@ impl ApiError {
                 _ => StatusCode::BAD_GATEWAY,
             },
             Self::NotFound | Self::ModuleNotBuilt | Self::ModuleNotHere(_) => StatusCode::NOT_FOUND,
-            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::OriginNotAllowed | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,6 +162,7 @@ impl ApiError {
             Self::InvalidField { .. } => "invalid_field",
             Self::ReservedClaim(_) => "reserved_claim",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::AccountDisabled => "account_disabled",
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::TooManyAttempts { .. } => "too_many_attempts",

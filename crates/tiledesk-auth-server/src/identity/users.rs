@@ -37,6 +37,9 @@ pub enum StoreError {
     /// The database's tables could not be created or brought up to date.
     #[error("the user database cannot be migrated: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An audit record names an event this version does not know (written by a newer one).
+    #[error("an audit record of an unknown kind: {0}")]
+    UnknownAuditEvent(String),
     /// `users migrate` read back other users than it wrote.
     #[error("the destination does not read back what was written")]
     ReadBack,
@@ -65,6 +68,9 @@ pub struct User {
     pub lastname: Option<String>,
     /// Free attributes passed into the token under `attributes`.
     pub attributes: Map<String, Value>,
+    /// When the user was disabled (`users disable`), in Unix seconds: no token is minted for them while set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<i64>,
 }
 
 /// A user to create, with the password already hashed.
@@ -177,7 +183,7 @@ async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Er
 /// `-wal` and `-shm` files it creates beside it the same permissions. An existing file is left as it is.
 fn create_private(path: &Path) {
     use std::os::unix::fs::OpenOptionsExt;
-    if path == Path::new(":memory:") || path.as_os_str().is_empty() {
+    if in_memory(path) {
         return;
     }
     // `create_new`: never touches a file that exists; any failure is left for SQLite to report.
@@ -186,6 +192,16 @@ fn create_private(path: &Path) {
         .create_new(true)
         .mode(0o600)
         .open(path);
+}
+
+/// Whether SQLite's "file" is no file: `sqlite::memory:` (which sqlx opens as a shared in-memory database named
+/// `file:sqlx-in-memory-N`), or no name at all.
+fn in_memory(path: &Path) -> bool {
+    path == Path::new(":memory:")
+        || path.as_os_str().is_empty()
+        || path
+            .to_str()
+            .is_some_and(|name| name.starts_with("file:sqlx-in-memory"))
 }
 
 /// The query parameters that carry a secret in a database URL (libpq reads both).
@@ -297,8 +313,7 @@ impl UserStore {
         let pool = open_pool(options.clone().create_if_missing(true)).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let path = options.get_filename();
-        let file = (path != Path::new(":memory:") && !path.as_os_str().is_empty())
-            .then(|| Arc::new((path.to_owned(), Mutex::new(file_id(path)))));
+        let file = (!in_memory(path)).then(|| Arc::new((path.to_owned(), Mutex::new(file_id(path)))));
         Ok(Self {
             db: Db::Sqlite(Box::new(Sqlite {
                 pool: Arc::new(RwLock::new(pool)),
@@ -363,6 +378,7 @@ impl UserStore {
                     firstname: user.firstname.clone(),
                     lastname: user.lastname.clone(),
                     attributes: user.attributes.clone(),
+                    disabled_at: None,
                 },
                 password_hash: user.password_hash.clone(),
                 created_at: now,
@@ -376,7 +392,8 @@ impl UserStore {
     /// Inserts these users as they are (ids, hashes and timestamps kept), all or none.
     async fn insert_all(&self, users: &[StoredUser]) -> Result<(), (usize, StoreError)> {
         const INSERT: &str = "INSERT INTO users (id, email, email_key, firstname, lastname, attributes, \
-                              password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+                              password_hash, created_at, updated_at, disabled_at) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
         on_db!(self.pool(), |pool| {
             let mut tx = pool.begin().await.map_err(|e| (0, e.into()))?;
             for (index, stored) in users.iter().enumerate() {
@@ -391,6 +408,7 @@ impl UserStore {
                     .bind(&stored.password_hash)
                     .bind(stored.created_at)
                     .bind(stored.updated_at)
+                    .bind(user.disabled_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(|err| (index, insert_error(err, &user.email)))?;
@@ -402,8 +420,8 @@ impl UserStore {
 
     /// The user with this email (case-insensitive) and their password hash.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
-        const FIND: &str = "SELECT id, email, firstname, lastname, attributes, password_hash FROM users \
-                            WHERE email_key = $1";
+        const FIND: &str = "SELECT id, email, firstname, lastname, attributes, password_hash, disabled_at \
+                            FROM users WHERE email_key = $1";
         let found = on_db!(self.serving_pool().await?, |pool| {
             let row = sqlx::query(FIND)
                 .bind(email_key(email))
@@ -427,8 +445,8 @@ impl UserStore {
 
     /// Every user with everything stored about them, oldest first (in the order they were added).
     pub async fn export(&self) -> Result<Vec<StoredUser>, StoreError> {
-        const ALL: &str = "SELECT id, email, firstname, lastname, attributes, password_hash, created_at, updated_at \
-                           FROM users ORDER BY created_at, ";
+        const ALL: &str = "SELECT id, email, firstname, lastname, attributes, password_hash, created_at, updated_at, \
+                           disabled_at FROM users ORDER BY created_at, ";
         let users = match self.pool() {
             Pool::Sqlite(pool) => sqlx::query(&format!("{ALL}rowid"))
                 .fetch_all(&pool)
@@ -491,6 +509,95 @@ impl UserStore {
                 .rows_affected()
         });
         changed(done, email_or_id)
+    }
+
+    /// Disables (`Some(when)`) or enables (`None`) the user with this email or id: while disabled, no token is minted
+    /// for them, by any replica (each reads the flag at every sign-in). The user, as changed.
+    pub async fn set_disabled(&self, email_or_id: &str, when: Option<i64>) -> Result<User, StoreError> {
+        const SET: &str =
+            "UPDATE users SET disabled_at = $1, updated_at = $2 WHERE email_key = $3 OR id = $4";
+        let done = on_db!(self.pool(), |pool| {
+            sqlx::query(SET)
+                .bind(when)
+                .bind(unix_now())
+                .bind(email_key(email_or_id))
+                .bind(email_or_id)
+                .execute(&pool)
+                .await?
+                .rows_affected()
+        });
+        changed(done, email_or_id)?;
+        self.export()
+            .await?
+            .into_iter()
+            .map(|stored| stored.user)
+            .find(|user| user.id == email_or_id || email_key(&user.email) == email_key(email_or_id))
+            .ok_or_else(|| StoreError::NotFound(email_or_id.to_owned()))
+    }
+
+    /// Appends these records to the audit trail, in one transaction.
+    pub async fn insert_audit(&self, records: &[crate::audit::AuditRecord]) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO audit (at, event, way, chat_id, user_id, jti, expires_at, address, dropped) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        on_db!(self.serving_pool().await?, |pool| {
+            let mut tx = pool.begin().await?;
+            for record in records {
+                sqlx::query(INSERT)
+                    .bind(record.at)
+                    .bind(record.event.as_str())
+                    .bind(record.way.as_deref())
+                    .bind(record.chat_id.as_deref())
+                    .bind(record.user_id.as_deref())
+                    .bind(record.jti.as_deref())
+                    .bind(record.expires_at)
+                    .bind(record.address.as_deref())
+                    .bind(record.dropped)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Removes the audit records older than `before` (Unix seconds); how many.
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(self.serving_pool().await?, |pool| {
+            sqlx::query("DELETE FROM audit WHERE at < $1")
+                .bind(before)
+                .execute(&pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// The audit records since `since` (Unix seconds), oldest first, of the site user `user` only when given.
+    pub async fn audit(
+        &self,
+        user: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
+        const SELECT: &str = "SELECT at, event, way, chat_id, user_id, jti, expires_at, address, dropped FROM audit \
+                              WHERE at >= $1 AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) ORDER BY at, ";
+        let records = match self.pool() {
+            Pool::Sqlite(pool) => sqlx::query(&format!("{SELECT}rowid"))
+                .bind(since)
+                .bind(user)
+                .fetch_all(&pool)
+                .await?
+                .iter()
+                .map(audit_from_row)
+                .collect::<Result<_, _>>()?,
+            Pool::Postgres(pool) => sqlx::query(&format!("{SELECT}seq"))
+                .bind(since)
+                .bind(user)
+                .fetch_all(&pool)
+                .await?
+                .iter()
+                .map(audit_from_row)
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(records)
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -557,6 +664,30 @@ fn insert_error(err: sqlx::Error, email: &str) -> StoreError {
     }
 }
 
+/// An audit record of a row of either database.
+fn audit_from_row<'r, R>(row: &'r R) -> Result<crate::audit::AuditRecord, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let event: String = row.try_get("event")?;
+    Ok(crate::audit::AuditRecord {
+        at: row.try_get("at")?,
+        event: crate::audit::Event::parse(&event).ok_or(StoreError::UnknownAuditEvent(event))?,
+        way: row.try_get("way")?,
+        chat_id: row.try_get("chat_id")?,
+        user_id: row.try_get("user_id")?,
+        jti: row.try_get("jti")?,
+        expires_at: row.try_get("expires_at")?,
+        address: row.try_get("address")?,
+        dropped: row.try_get("dropped")?,
+    })
+}
+
 /// The user of a row of either database.
 fn user_from_row<'r, R>(row: &'r R) -> Result<User, sqlx::Error>
 where
@@ -564,6 +695,7 @@ where
     &'r str: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let attributes: String = row.try_get("attributes")?;
     let attributes = match serde_json::from_str(&attributes) {
@@ -576,6 +708,7 @@ where
         firstname: row.try_get("firstname")?,
         lastname: row.try_get("lastname")?,
         attributes,
+        disabled_at: row.try_get("disabled_at")?,
     })
 }
 
@@ -586,6 +719,7 @@ where
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(StoredUser {
         user: user_from_row(row)?,
@@ -777,47 +911,51 @@ mod tests {
         let Pool::Postgres(pg) = postgres.pool() else {
             unreachable!()
         };
-        // (column, type, not null), SQLite's INTEGER being PostgreSQL's BIGINT.
-        let mut lite_columns: Vec<(String, String, bool)> =
-            sqlx::query("SELECT name, type, \"notnull\" AS nn, pk FROM pragma_table_info('users')")
-                .fetch_all(&lite)
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| {
-                    let kind: String = row.get("type");
-                    let kind = if kind == "INTEGER" {
-                        "bigint".to_owned()
-                    } else {
-                        kind.to_lowercase()
-                    };
-                    (
-                        row.get("name"),
-                        kind,
-                        row.get::<i64, _>("nn") == 1 || row.get::<i64, _>("pk") == 1,
-                    )
-                })
-                .collect();
-        let mut pg_columns: Vec<(String, String, bool)> = sqlx::query(
-            "SELECT column_name::text AS name, data_type::text AS kind, is_nullable::text AS nullable \
-             FROM information_schema.columns WHERE table_name = 'users' AND column_name <> 'seq'",
-        )
-        .fetch_all(&pg)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row.get("name"),
-                row.get("kind"),
-                row.get::<String, _>("nullable") == "NO",
+        // (column, type, not null), SQLite's INTEGER being PostgreSQL's BIGINT, table by table.
+        for (table, columns) in [("users", 10), ("audit", 9)] {
+            let mut lite_columns: Vec<(String, String, bool)> = sqlx::query(&format!(
+                "SELECT name, type, \"notnull\" AS nn, pk FROM pragma_table_info('{table}')"
+            ))
+            .fetch_all(&lite)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let kind: String = row.get("type");
+                let kind = if kind == "INTEGER" {
+                    "bigint".to_owned()
+                } else {
+                    kind.to_lowercase()
+                };
+                (
+                    row.get("name"),
+                    kind,
+                    row.get::<i64, _>("nn") == 1 || row.get::<i64, _>("pk") == 1,
+                )
+            })
+            .collect();
+            let mut pg_columns: Vec<(String, String, bool)> = sqlx::query(
+                "SELECT column_name::text AS name, data_type::text AS kind, is_nullable::text AS nullable \
+                 FROM information_schema.columns WHERE table_name = $1 AND column_name <> 'seq'",
             )
-        })
-        .collect();
-        lite_columns.sort();
-        pg_columns.sort();
-        assert_eq!(lite_columns.len(), 9);
-        assert_eq!(lite_columns, pg_columns);
+            .bind(table)
+            .fetch_all(&pg)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    row.get("name"),
+                    row.get("kind"),
+                    row.get::<String, _>("nullable") == "NO",
+                )
+            })
+            .collect();
+            lite_columns.sort();
+            pg_columns.sort();
+            assert_eq!(lite_columns.len(), columns, "{table}");
+            assert_eq!(lite_columns, pg_columns, "{table}");
+        }
         // The same keys: `id` primary, `email_key` unique.
         let unique: Vec<String> = sqlx::query(
             "SELECT a.attname::text AS name FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \

@@ -14,6 +14,7 @@ use tiledesk_jwt::{MAX_EMAIL_LEN, TokenIssuer, VisitorClaims, VisitorClaimsBuild
 use zeroize::Zeroizing;
 
 use super::{ClientAddr, TokenResponse, bearer};
+use crate::audit::AuditTrail;
 use crate::guard::device::{self, DeviceCookies};
 use crate::guard::passwords::{HashError, MAX_PASSWORD_LEN};
 use crate::guard::throttle::Admission;
@@ -58,7 +59,7 @@ async fn sign_in_with(
         (Some(bridge), Some(token), _) => (bridge.visitor(token).await?, Way::oidc),
         _ if login_session::presented(headers).is_some() => {
             ambient_cookie_allowed(state, address, headers)?;
-            return with_login_session(state, headers).await;
+            return with_login_session(state, headers, address).await;
         }
         _ if state.site.is_some() => {
             ambient_cookie_allowed(state, address, headers)?;
@@ -73,7 +74,10 @@ async fn sign_in_with(
         }
         _ => return Err(ApiError::MissingField("email")),
     };
-    Ok((HeaderMap::new(), signed_in(&state.issuer.get(), user, by)?))
+    Ok((
+        HeaderMap::new(),
+        signed_in(&state.issuer.get(), user, by, state.audit.as_ref(), address)?,
+    ))
 }
 
 /// Whoever the site that mounts this service says is signed in to it (see [`crate::identity::site`]).
@@ -151,6 +155,7 @@ fn secure_cookies(state: &Shared, headers: &HeaderMap) -> bool {
 async fn with_login_session(
     state: &Shared,
     headers: &HeaderMap,
+    address: std::net::IpAddr,
 ) -> Result<(HeaderMap, TokenResponse), ApiError> {
     let value = login_session::presented(headers).unwrap_or_default();
     let issuer = std::sync::Arc::clone(&*state.issuer.get());
@@ -183,7 +188,8 @@ async fn with_login_session(
                 user
             })
     });
-    let Some(user) = user else {
+    // A user their site disabled (`users disable`): the session ends at its next refresh.
+    let Some(user) = user.filter(|user| user.disabled_at.is_none()) else {
         let mut cleared = HeaderMap::new();
         cleared.insert(
             header::SET_COOKIE,
@@ -193,7 +199,13 @@ async fn with_login_session(
     };
     Ok((
         renewed,
-        signed_in(&issuer, store_visitor(user)?, Way::login_session)?,
+        signed_in(
+            &issuer,
+            store_visitor(user)?,
+            Way::login_session,
+            state.audit.as_ref(),
+            address,
+        )?,
     ))
 }
 
@@ -277,7 +289,13 @@ fn origin_may_use_the_session(headers: &HeaderMap, allowed: &[HeaderValue]) -> b
 }
 
 /// The token and answer for a visitor, minted by `issuer`; `way` says how they came in (the log, the metrics).
-fn signed_in(issuer: &TokenIssuer, user: Visitor, way: Way) -> Result<TokenResponse, ApiError> {
+fn signed_in(
+    issuer: &TokenIssuer,
+    user: Visitor,
+    way: Way,
+    audit: Option<&AuditTrail>,
+    address: std::net::IpAddr,
+) -> Result<TokenResponse, ApiError> {
     let token = match user.not_after {
         Some(not_after) => {
             let now = std::time::SystemTime::now()
@@ -298,6 +316,9 @@ fn signed_in(issuer: &TokenIssuer, user: Visitor, way: Way) -> Result<TokenRespo
     };
     tracing::info!(user_id = %user.id, expires_at = token.expires_at(), by, "signed in");
     metrics().minted(way);
+    if let Some(audit) = audit {
+        audit.minted(&token, way, &user.id, address);
+    }
     Ok(TokenResponse::new(&token, user.into()))
 }
 
@@ -361,8 +382,18 @@ async fn with_password(
         return Err(ApiError::InvalidCredentials);
     };
     attempt.succeeded().await;
+    // The right password, for an account its site has disabled: said only to whoever knows the password.
+    if user.disabled_at.is_some() {
+        return Err(ApiError::AccountDisabled);
+    }
 
-    let answer = signed_in(&issuer, store_visitor(user)?, Way::password)?;
+    let answer = signed_in(
+        &issuer,
+        store_visitor(user)?,
+        Way::password,
+        state.audit.as_ref(),
+        address,
+    )?;
     let secure = secure_cookies(state, headers);
     let mut reply_headers = HeaderMap::new();
     reply_headers.append(

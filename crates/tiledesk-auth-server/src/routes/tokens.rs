@@ -57,6 +57,7 @@ impl FromRequestParts<Shared> for SiteBackend {
 
 async fn issue_token(
     _caller: SiteBackend,
+    ClientAddr(address): ClientAddr,
     State(state): State<Shared>,
     JsonObject(body): JsonObject,
 ) -> Result<TokenResponse, ApiError> {
@@ -82,6 +83,9 @@ async fn issue_token(
     };
     let token = state.issuer.get().mint(&visitor.claims)?;
     crate::metrics::metrics().minted(crate::metrics::Way::api_key);
+    if let Some(audit) = &state.audit {
+        audit.minted(&token, crate::metrics::Way::api_key, &visitor.id, address);
+    }
     // Debug, not info: a site backend may mint thousands a second; logins (POST /auth) are logged at info.
     tracing::debug!(
         chat_user_id = token.chat_user_id(),

@@ -97,6 +97,7 @@ pub async fn test_app(options: Options) -> TestApp {
         }),
         oidc: options.oidc,
         site: None,
+        audit: None,
         cookie_security: Default::default(),
         module: options.module,
         readiness: Arc::default(),
