@@ -564,3 +564,56 @@ fn serve_check_says_what_is_enabled_and_refuses_a_session_url_that_signs_in_anyo
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("FAILED: the site cannot be reached"), "{stdout}");
 }
+
+#[test]
+fn a_config_file_sets_serve_and_the_environment_then_the_command_line_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("users.db").display());
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let config = dir.path().join("tiledesk-auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "project_id = \"{PROJECT}\"\nsecret_file = \"{}\"\ndatabase = \"{db}\"\ntoken_ttl = \"2h\"\naudit = \"off\"\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let check = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["serve", "--check", "--config", &config];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = run_cli(&args, env, "");
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        stdout
+    };
+    // The file alone: its project, secret, database and lifetime.
+    let from_file = check(&[], &[]);
+    assert!(
+        from_file.contains(&format!("project       {PROJECT} (tokens live 2h)")),
+        "{from_file}"
+    );
+    // The environment over the file, the command line over both; the file named by the environment too.
+    assert!(check(&[], &[("TILEDESK_TOKEN_TTL", "30m")]).contains("(tokens live 30m)"));
+    assert!(check(&["--token-ttl", "45m"], &[("TILEDESK_TOKEN_TTL", "30m")]).contains("(tokens live 45m)"));
+    let (code, stdout, stderr) = run_cli(&["serve", "--check"], &[("TILEDESK_AUTH_CONFIG", &config)], "");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(tokens live 2h)"), "{stdout}");
+
+    // An unknown key, a secret in the file, a bad value: refused, by name, before anything starts.
+    let refused = |text: &str| {
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let (code, _, stderr) = run_cli(&["serve", "--check", "--config", bad.to_str().unwrap()], &[], "");
+        assert_eq!(code, 2, "{stderr}");
+        stderr
+    };
+    assert!(refused("lisen = \"0.0.0.0:3000\"\n").contains("unknown key `lisen`"));
+    let secret = refused(&format!("secret = \"{SECRET}\"\n"));
+    assert!(
+        secret.contains("secret_file") && !secret.contains(SECRET),
+        "{secret}"
+    );
+    assert!(refused("token_ttl = \"3 days\"\n").contains("--token-ttl"));
+}

@@ -93,7 +93,10 @@ pub(super) async fn audit(args: &AuditArgs) -> anyhow::Result<()> {
                 println!("{}", line(row.each_ref().map(String::as_str)));
             }
             if rows.is_empty() {
-                println!("(no record in the last {})", humantime::format_duration(args.since));
+                println!(
+                    "(no record in the last {})",
+                    humantime::format_duration(args.since)
+                );
             }
         }
     }

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod audit;
+pub mod config;
 mod import;
 mod new_user;
 mod serve;

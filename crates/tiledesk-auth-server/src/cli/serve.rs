@@ -31,6 +31,9 @@ use super::{DatabaseArgs, ProjectArgs, Timeout, parse_ttl};
 /// `tiledesk-auth serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file holding any of these settings (`docs/tiledesk-auth.toml`); flags and the environment override it.
+    #[arg(long, env = "TILEDESK_AUTH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address and port to listen on.
     #[arg(long, env = "TILEDESK_AUTH_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,

@@ -335,7 +335,12 @@ pub(super) fn floor(plan: &Plan, project: &Project, dir: &Path, report: &mut Rep
 /// `--metrics-listen` (goal: at most 3 % of throughput) and the audit trail, on by default (goal: at most 10 %).
 /// Placed and paired as [`floor`]: each server on CPU 0 in turn, wrk on CPU 1, both of a pair measured back to back
 /// each round, the median of the rounds' ratios.
-pub(super) fn operations(plan: &Plan, project: &Project, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+pub(super) fn operations(
+    plan: &Plan,
+    project: &Project,
+    dir: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     step("POST /tokens with and without metrics, with and without the audit trail (wrk)");
     let pin = can_pin();
     let server_cpu = pin.then_some(0);
@@ -351,8 +356,16 @@ pub(super) fn operations(plan: &Plan, project: &Project, dir: &Path, report: &mu
         "| turned on | req/s, p50 / p99 | with both off: req/s, p50 / p99 | ratio per round | median ratio: cost (target) |\n|---|---|---|---|---|\n",
     );
     let variants: [(&str, &[&str], f64); 2] = [
-        ("`--metrics-listen`", &["--audit", "off", "--metrics-listen", "127.0.0.1:0"], 3.0),
-        ("the audit trail (`--audit on`, the default)", &["--audit", "on"], 10.0),
+        (
+            "`--metrics-listen`",
+            &["--audit", "off", "--metrics-listen", "127.0.0.1:0"],
+            3.0,
+        ),
+        (
+            "the audit trail (`--audit on`, the default)",
+            &["--audit", "on"],
+            10.0,
+        ),
     ];
     for (name, args, target) in variants {
         let plain = start_server_with(project, dir, server_cpu, &["--audit", "off"])?;
