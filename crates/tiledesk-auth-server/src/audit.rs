@@ -25,7 +25,9 @@ use crate::metrics::{Way, metrics};
 /// Records waiting to be written, at most.
 pub const QUEUE: usize = 10_000;
 /// Records written in one transaction, at most.
-pub const BATCH: usize = 512;
+pub const BATCH: usize = 8192;
+/// How long the writer waits for more records once it has some, before it writes them.
+pub const GATHER: Duration = Duration::from_millis(50);
 /// How often old records are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
@@ -263,6 +265,14 @@ async fn write(users: UserStore, mut records: mpsc::Receiver<AuditRecord>, dropp
                     // Every sender is gone: what was dropped is still said.
                     flush_dropped(&users, &dropped).await;
                     return;
+                }
+                // Under load, a moment more fills the batch: fewer, larger transactions cost far less per record.
+                if batch.len() < BATCH {
+                    tokio::time::sleep(GATHER).await;
+                    while batch.len() < BATCH {
+                        let Ok(record) = records.try_recv() else { break };
+                        batch.push(record);
+                    }
                 }
             }
             _ = tick.tick() => {}

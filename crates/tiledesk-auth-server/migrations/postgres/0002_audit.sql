@@ -14,5 +14,3 @@ CREATE TABLE audit (
     dropped    BIGINT,
     seq        BIGINT GENERATED ALWAYS AS IDENTITY
 );
-CREATE INDEX audit_at ON audit (at);
-CREATE INDEX audit_user_at ON audit (user_id, at);
