@@ -18,6 +18,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod module;
+pub mod openapi;
 pub mod readiness;
 mod routes;
 mod service;

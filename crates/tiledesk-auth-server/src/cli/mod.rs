@@ -70,6 +70,8 @@ pub enum Command {
     /// Print the identity audit trail: which chat identity was handed out, to whom, when and how, and the users
     /// disabled or enabled (README: "Audit trail").
     Audit(AuditArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (the service serves it at /openapi.json too).
+    Openapi,
 }
 
 /// Where the users live.
@@ -132,6 +134,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckToken(args) => token::check_token(&args),
         Command::Snippet(args) => snippet::snippet(&args),
         Command::Audit(args) => audit::audit(&args).await.map(|()| ExitCode::SUCCESS),
+        Command::Openapi => {
+            print!("{}", crate::openapi::document());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

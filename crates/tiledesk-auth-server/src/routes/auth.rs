@@ -31,7 +31,29 @@ pub(crate) fn router() -> Router<Shared> {
     Router::new().route("/auth", post(sign_in).delete(sign_out))
 }
 
-async fn sign_in(
+/// `POST /auth`.
+#[utoipa::path(
+    post,
+    path = "/auth",
+    tag = "visitors",
+    summary = "A visitor token for whoever the request proves to be",
+    description = "With `{email, password}`: a user of the password store (a device cookie and a login-session cookie \
+        are set). With `{}` (as `application/json`) and no credentials: the login session's account, or whoever the \
+        site's session says (`--session-url`). With `Authorization: Bearer <ID token>` and `--oidc-issuer`: the token's \
+        subject.",
+    request_body(content = crate::openapi::AuthRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "A field is missing, unknown or invalid", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Wrong credentials, a refused ID token, the site's session says no one, or the login session ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "An origin not allowed, or a disabled account", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts (`Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 502, description = "The site's session URL failed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Busy, the identity provider or the database unavailable (`Retry-After`)", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn sign_in(
     State(state): State<Shared>,
     ClientAddr(address): ClientAddr,
     request: Parts,
@@ -128,7 +150,15 @@ fn ambient_cookie_allowed(
 
 /// `DELETE /auth` (the module's `signOut()`): the login session's cookie is cleared, so that nothing signs the next
 /// visitor of this browser in as this one.
-async fn sign_out(
+/// `DELETE /auth`.
+#[utoipa::path(
+    delete,
+    path = "/auth",
+    tag = "visitors",
+    summary = "Ends the login session (the module's signOut)",
+    responses((status = 200, description = "The login-session cookie cleared", body = crate::openapi::Status))
+)]
+pub(crate) async fn sign_out(
     State(state): State<Shared>,
     headers: HeaderMap,
 ) -> (HeaderMap, axum::Json<serde_json::Value>) {

@@ -14,13 +14,42 @@ pub(crate) fn router() -> Router<Shared> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
 }
 
-async fn healthz() -> Json<Value> {
+/// `GET /openapi.json`: [`crate::openapi::document`].
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(crate::openapi::document);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}
+
+/// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process serves HTTP",
+    responses((status = 200, description = "Alive", body = crate::openapi::Status))
+)]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<Shared>) -> (StatusCode, Json<Value>) {
+/// `GET /readyz`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the database, Redis and the identity provider's keys answer as configured",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Status),
+        (status = 503, description = "Not ready, and why", body = crate::openapi::NotReady),
+    )
+)]
+pub(crate) async fn readyz(State(state): State<Shared>) -> (StatusCode, Json<Value>) {
     let report = state.readiness.report(&state).await;
     if report.ready() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))

@@ -27,20 +27,28 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 }
 
 /// What `POST /auth` and `POST /tokens` answer.
-#[derive(Serialize)]
+/// A visitor token, and who it is for.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenResponse {
-    /// `JWT <jwt>`, ready for `signInWithCustomToken`.
+    /// `JWT <jwt>`, ready for `window.Tiledesk('signInWithCustomToken', token)`.
     pub(crate) token: String,
-    /// `exp`, in Unix seconds.
+    /// The token's `exp`, in Unix seconds.
     pub(crate) expires_at: u64,
+    /// Who it is for.
     pub(crate) user: UserView,
 }
 
-#[derive(Serialize)]
+/// The visitor a token was minted for.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct UserView {
+    /// The site's user id (the password store's id, the session's `id`, the ID token's `sub`, `/tokens`'s
+    /// `user_id`); the token's `_id` is `<project>_<id>`.
     pub(crate) id: String,
+    /// Their email, when known.
     pub(crate) email: Option<String>,
+    /// Their first name, when known.
     pub(crate) firstname: Option<String>,
+    /// Their last name, when known.
     pub(crate) lastname: Option<String>,
 }
 

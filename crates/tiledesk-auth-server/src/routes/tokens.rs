@@ -19,7 +19,7 @@ pub(crate) fn router() -> Router<Shared> {
 }
 
 /// Proof that the caller presented the configured API key. Checked before the body is even read.
-struct SiteBackend;
+pub(crate) struct SiteBackend;
 
 impl FromRequestParts<Shared> for SiteBackend {
     type Rejection = ApiError;
@@ -55,7 +55,24 @@ impl FromRequestParts<Shared> for SiteBackend {
     }
 }
 
-async fn issue_token(
+/// `POST /tokens`.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "site backends",
+    summary = "A visitor token for a user the site's backend vouches for",
+    description = "Exists only with an API key configured (`--api-key-file`); 404 otherwise.",
+    security(("api_key" = [])),
+    request_body(content = crate::openapi::TokensRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Minted", body = TokenResponse),
+        (status = 400, description = "A field is missing, unknown or invalid", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No API key, or a wrong one", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many wrong keys from this address (`Retry-After`)", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn issue_token(
     _caller: SiteBackend,
     ClientAddr(address): ClientAddr,
     State(state): State<Shared>,
