@@ -9,6 +9,8 @@
 //! - `pkg`: the browser module as an npm package in `target/pkg`, size-optimised, and the files the service serves
 //!   (the one-tag entry among them) in `target/module`.
 //! - `dist`: the release service with the browser module inside, and the npm tarball, in `target/dist`.
+//! - `image`: a container image from scratch (static binary, CA certificates, non-root, HEALTHCHECK), built with
+//!   buildah into `target/dist/tiledesk-auth-image.tar` and run once (see `commands/image.rs`).
 //! - `widget`: Tiledesk's real widget, built from source into `target/tiledesk-widget/dist` (see `widget.rs`).
 
 // A command-line tool's output is its interface.
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("dev-assets") => dev_assets(),
         Some("widget") => commands::widget::widget(),
         Some("dist") => commands::dist::dist(),
+        Some("image") => commands::image::image(),
         Some("pkg") => setup().and_then(|()| pkg()).map(|out| {
             println!(
                 "package ready in {}; the files the service serves in {}",
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
         }),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg | dist | widget>"
+                "usage: cargo xtask <setup | test | demo | dev | bench | fuzz [CASES] | pkg | dist | image | widget>"
             );
             return ExitCode::from(2);
         }

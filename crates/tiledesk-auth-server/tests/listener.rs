@@ -454,3 +454,29 @@ fn sigterm_under_load_finishes_every_answer_it_started() {
         assert!(body.starts_with(r#"{"token":"JWT "#), "{body}");
     }
 }
+
+#[test]
+fn the_health_command_says_whether_a_running_service_is_alive_and_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("users.db").display());
+    let server = Server::start(
+        &[],
+        &[
+            ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
+            ("TILEDESK_SECRET", SECRET.to_owned()),
+            ("TILEDESK_AUTH_DATABASE", db),
+        ],
+    );
+    let addr = server.addr.to_string();
+    let (code, stdout, _) = run_cli(&["health", "--listen", &addr], &[], "");
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("healthz: 200"), "{stdout}");
+    let (code, stdout, _) = run_cli(&["health", "--ready", "--listen", &addr], &[], "");
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("readyz: 200"), "{stdout}");
+    drop(server);
+    // Nobody there any more.
+    let (code, stdout, _) = run_cli(&["health", "--listen", &addr], &[], "");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("no answer"), "{stdout}");
+}

@@ -5,6 +5,7 @@ pub(crate) mod demo;
 pub(crate) mod dev;
 pub(crate) mod dist;
 pub(crate) mod fuzz;
+pub(crate) mod image;
 pub(crate) mod pkg;
 pub(crate) mod setup;
 pub(crate) mod test;

@@ -72,6 +72,20 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the OpenAPI 3.1 document of the HTTP API (the service serves it at /openapi.json too).
     Openapi,
+    /// Ask a running service whether it is alive (`GET /healthz`, or `/readyz` with --ready): exit 0 if it says so,
+    /// 1 otherwise. For a container's HEALTHCHECK, where no curl is at hand.
+    Health(HealthArgs),
+}
+
+/// `tiledesk-auth health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The service's address.
+    #[arg(long, env = "TILEDESK_AUTH_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: std::net::SocketAddr,
+    /// Ask for readiness (`/readyz`) instead of liveness (`/healthz`).
+    #[arg(long)]
+    pub ready: bool,
 }
 
 /// Where the users live.
@@ -134,9 +148,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckToken(args) => token::check_token(&args),
         Command::Snippet(args) => snippet::snippet(&args),
         Command::Audit(args) => audit::audit(&args).await.map(|()| ExitCode::SUCCESS),
+        Command::Health(args) => Ok(health(&args).await),
         Command::Openapi => {
             print!("{}", crate::openapi::document());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `tiledesk-auth health`: one `GET`, at most 5 s.
+async fn health(args: &HealthArgs) -> ExitCode {
+    // A service listening on every address is asked on loopback.
+    let mut address = args.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let path = if args.ready { "readyz" } else { "healthz" };
+    let answer = async {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?
+            .get(format!("http://{address}/{path}"))
+            .send()
+            .await
+    };
+    match answer.await {
+        Ok(response) if response.status().is_success() => {
+            println!("{path}: {}", response.status());
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            println!("{path}: {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            println!("{path}: no answer from {address}: {err}");
+            ExitCode::FAILURE
         }
     }
 }
