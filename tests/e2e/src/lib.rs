@@ -613,6 +613,15 @@ impl Browser {
             "the composer",
         )
         .await;
+        // The composer shows before the conversation behind it is ready: the widget's footer sends through the
+        // conversation's handler, and Enter before that handler exists throws inside the widget and the message is
+        // lost (seen on the second visitor of a page, in CI). A person types slower than that; the test waits for it.
+        self.until(
+            "(() => { const c = window.tiledesk.angularcomponent.component; \
+               return c.g.recipientId && c.chatManager.getConversationHandlerByConversationId(c.g.recipientId); })()",
+            "the new conversation's handler",
+        )
+        .await;
         let frame = self.client.find(Locator::Id("tiledeskiframe")).await.unwrap();
         frame.enter_frame().await.unwrap();
         let composer = self
@@ -626,6 +635,12 @@ impl Browser {
             .await
             .unwrap();
         self.client.enter_parent_frame().await.unwrap();
+        // Sent: the widget empties its composer once the message is handed to the chat connection.
+        self.until(
+            "document.getElementById('tiledeskiframe').contentDocument.getElementById('chat21-main-message-context').value === ''",
+            "the message handed to the widget's chat connection (the composer emptied)",
+        )
+        .await;
     }
 
     /// Waits until `condition` (a JS expression, re-evaluated every 20 ms) holds, at most [`WAIT`]; panics with
