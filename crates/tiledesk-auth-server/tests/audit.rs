@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{API_KEY, PROJECT, SECRET, Server, http, raw_exchange, run_cli, users_add};
+use common::{API_KEY, PROJECT, SECRET, Server, http, post_auth, run_cli, token_claims, users_add};
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -43,32 +43,9 @@ fn site() -> String {
     url
 }
 
-fn post_auth(server: &Server, body: &str, cookie: Option<&str>) -> common::RawResponse {
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    raw_exchange(
-        server.addr,
-        format!(
-            "POST /auth HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\n{cookie}\
-             Content-Length: {}\r\n\r\n{body}",
-            server.addr,
-            body.len()
-        )
-        .into_bytes(),
-    )
-}
-
 /// The `jti` of a token answer.
 fn jti(body: &str) -> String {
-    let token: Value = serde_json::from_str(body).unwrap();
-    let jwt = token["token"].as_str().unwrap().trim_start_matches("JWT ");
-    use base64::Engine;
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    claims["jti"].as_str().unwrap().to_owned()
+    token_claims(body)["jti"].as_str().unwrap().to_owned()
 }
 
 /// `tiledesk-auth audit --format json` on `db`: the records.
@@ -114,7 +91,7 @@ fn every_way_in_is_recorded_and_a_disabled_user_gets_no_token_at_once() {
     let right = format!(r#"{{"email": "{EMAIL}", "password": "{PASSWORD}"}}"#);
 
     // Every way in: a password, its login session, the site's session, a site backend.
-    let by_password = post_auth(&server, &right, None);
+    let by_password = post_auth(server.addr, &right, None);
     assert_eq!(by_password.status, 200, "{}", by_password.body);
     let andrew = serde_json::from_str::<Value>(&by_password.body).unwrap()["user"]["id"]
         .as_str()
@@ -127,9 +104,9 @@ fn every_way_in_is_recorded_and_a_disabled_user_gets_no_token_at_once() {
         .map(|(_, value)| value.split(';').next().unwrap().to_owned())
         .find(|cookie| cookie.contains("tdauth_login="))
         .unwrap();
-    let refreshed = post_auth(&server, "{}", Some(&login_session));
+    let refreshed = post_auth(server.addr, "{}", Some(&login_session));
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
-    let by_site = post_auth(&server, "{}", Some("shop=grace"));
+    let by_site = post_auth(server.addr, "{}", Some("shop=grace"));
     assert_eq!(by_site.status, 200, "{}", by_site.body);
     let (status, by_backend) = http(
         server.addr,
@@ -144,8 +121,8 @@ fn every_way_in_is_recorded_and_a_disabled_user_gets_no_token_at_once() {
     assert_eq!(status, 200, "{by_backend}");
     // Refusals mint nothing, so they are not in the trail.
     let wrong = format!(r#"{{"email": "{EMAIL}", "password": "not it"}}"#);
-    assert_eq!(post_auth(&server, &wrong, None).status, 401);
-    assert_eq!(post_auth(&server, "{}", Some("nobody=1")).status, 401);
+    assert_eq!(post_auth(server.addr, &wrong, None).status, 401);
+    assert_eq!(post_auth(server.addr, "{}", Some("nobody=1")).status, 401);
 
     let records = audit_until(&db, "minted", 4);
     let minted: Vec<&Value> = records.iter().filter(|r| r["event"] == "minted").collect();
@@ -185,15 +162,15 @@ fn every_way_in_is_recorded_and_a_disabled_user_gets_no_token_at_once() {
     // Disabled while the service runs: no token from the next request on, by password or by login session.
     let (code, _, stderr) = run_cli(&["users", "disable", "--database", &db, EMAIL], &[], "");
     assert_eq!(code, 0, "{stderr}");
-    let refused = post_auth(&server, &right, None);
+    let refused = post_auth(server.addr, &right, None);
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.body.contains("account_disabled"), "{}", refused.body);
-    assert_eq!(post_auth(&server, "{}", Some(&login_session)).status, 401);
+    assert_eq!(post_auth(server.addr, "{}", Some(&login_session)).status, 401);
     // A wrong password still says only that it is wrong.
-    assert_eq!(post_auth(&server, &wrong, None).status, 401);
+    assert_eq!(post_auth(server.addr, &wrong, None).status, 401);
     let (code, _, stderr) = run_cli(&["users", "enable", "--database", &db, &andrew], &[], "");
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(post_auth(&server, &right, None).status, 200);
+    assert_eq!(post_auth(server.addr, &right, None).status, 200);
 
     let changes: Vec<Value> = audit(&db, &["--user", &andrew])
         .into_iter()

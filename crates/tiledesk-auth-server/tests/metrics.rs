@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{API_KEY, PROJECT, SECRET, Server, http, raw_exchange, users_add};
+use common::{API_KEY, PROJECT, SECRET, Server, http, post_auth, users_add};
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -24,20 +24,6 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
             (series == wanted).then(|| value.parse().unwrap())
         })
         .unwrap_or(0.0)
-}
-
-fn login(server: &Server, body: &str, cookie: Option<&str>) -> common::RawResponse {
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    raw_exchange(
-        server.addr,
-        format!(
-            "POST /auth HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\n{cookie}\
-             Content-Length: {}\r\n\r\n{body}",
-            server.addr,
-            body.len()
-        )
-        .into_bytes(),
-    )
 }
 
 #[test]
@@ -84,7 +70,7 @@ fn metrics_count_real_traffic_by_route_way_reason_and_upstream_and_name_nobody()
 
     let right = format!(r#"{{"email": "{EMAIL}", "password": "{PASSWORD}"}}"#);
     let wrong = format!(r#"{{"email": "{EMAIL}", "password": "not it"}}"#);
-    let first = login(&server, &right, None);
+    let first = post_auth(server.addr, &right, None);
     assert_eq!(first.status, 200, "{}", first.body);
     let user_id = serde_json::from_str::<Value>(&first.body).unwrap()["user"]["id"]
         .as_str()
@@ -97,16 +83,16 @@ fn metrics_count_real_traffic_by_route_way_reason_and_upstream_and_name_nobody()
         .map(|(_, value)| value.split(';').next().unwrap().to_owned())
         .find(|cookie| cookie.contains("tdauth_login="))
         .unwrap();
-    assert_eq!(login(&server, &right, None).status, 200);
+    assert_eq!(post_auth(server.addr, &right, None).status, 200);
     // A refresh with the login session.
-    assert_eq!(login(&server, "{}", Some(&session)).status, 200);
+    assert_eq!(post_auth(server.addr, "{}", Some(&session)).status, 200);
     // Five wrong passwords from one address, then the account is throttled there.
     for _ in 0..5 {
-        assert_eq!(login(&server, &wrong, None).status, 401);
+        assert_eq!(post_auth(server.addr, &wrong, None).status, 401);
     }
-    assert_eq!(login(&server, &wrong, None).status, 429);
+    assert_eq!(post_auth(server.addr, &wrong, None).status, 429);
     // The site's session URL does not answer.
-    assert_eq!(login(&server, "{}", None).status, 502);
+    assert_eq!(post_auth(server.addr, "{}", None).status, 502);
     // A site backend, right and wrong.
     let mint = |key: &str| {
         http(

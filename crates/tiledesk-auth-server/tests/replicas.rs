@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{PROJECT, SECRET, Server, http, raw_exchange, run_cli};
+use common::{PROJECT, SECRET, Server, http, raw_exchange, run_cli, token_claims};
 use serde_json::Value;
 use tiledesk_test_support::{Postgres, Redis};
 
@@ -64,17 +64,7 @@ fn login(addr: SocketAddr, email: &str, password: &str, from: &str) -> (u16, Str
 
 /// The `_id` claim of the token in a `/auth` answer.
 fn visitor_id(body: &str) -> String {
-    let token: Value = serde_json::from_str(body).unwrap();
-    let jwt = token["token"].as_str().unwrap().trim_start_matches("JWT ");
-    let payload = jwt.split('.').nth(1).unwrap();
-    use base64::Engine;
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["_id"].as_str().unwrap().to_owned()
+    token_claims(body)["_id"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -906,18 +896,7 @@ fn both_replicas_write_one_audit_trail_on_postgres_and_a_user_disabled_gets_no_t
     assert_eq!(status, 200, "{on_a}");
     let (status, on_b) = login(b.addr, "ada@example.com", PASSWORD, "198.51.100.2");
     assert_eq!(status, 200, "{on_b}");
-    let jti = |body: &str| {
-        let token: Value = serde_json::from_str(body).unwrap();
-        let jwt = token["token"].as_str().unwrap().trim_start_matches("JWT ");
-        use base64::Engine;
-        let claims: Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(jwt.split('.').nth(1).unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        claims["jti"].as_str().unwrap().to_owned()
-    };
+    let jti = |body: &str| token_claims(body)["jti"].as_str().unwrap().to_owned();
 
     // Each replica writes on its own, off the request's path: read until both records are in.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -877,6 +877,20 @@ mod tests {
         assert_eq!(store.list().await.unwrap(), vec![user]);
     }
 
+    #[tokio::test]
+    async fn audit_records_past_one_insert_statement_are_all_written_in_order() {
+        let (_dir, store) = store().await;
+        let records: Vec<_> = (0..AUDIT_ROWS_PER_INSERT * 2 + 7)
+            .map(|n| crate::audit::AuditRecord::user_changed(crate::audit::Event::Disabled, &format!("u{n}")))
+            .collect();
+        store.insert_audit(&records).await.unwrap();
+        assert_eq!(store.audit(None, 0).await.unwrap(), records);
+        assert_eq!(
+            store.audit(Some("u401"), 0).await.unwrap(),
+            [records[401].clone()]
+        );
+    }
+
     #[test]
     fn a_database_password_is_never_shown() {
         assert_eq!(

@@ -296,6 +296,33 @@ pub fn write_input(child: &mut std::process::Child, input: &[u8]) {
     }
 }
 
+/// The claims of the token in a `POST /auth` or `POST /tokens` answer.
+pub fn token_claims(body: &str) -> Value {
+    use base64::Engine;
+    let answer: Value = serde_json::from_str(body).unwrap();
+    let jwt = answer["token"].as_str().unwrap().trim_start_matches("JWT ");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// `POST /auth` with `body` as JSON (and `cookie`, if any) to the server at `addr`, read off the wire.
+pub fn post_auth(addr: SocketAddr, body: &str, cookie: Option<&str>) -> RawResponse {
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    raw_exchange(
+        addr,
+        format!(
+            "POST /auth HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{cookie}\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
 /// One HTTP/1.1 exchange over a fresh connection (`Connection: close`), read to the end.
 pub fn http(
     addr: SocketAddr,
