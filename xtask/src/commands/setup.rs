@@ -46,7 +46,8 @@ pub(crate) fn setup_build() -> anyhow::Result<()> {
             .context("rustup")?
             .stdout,
     )?;
-    for component in ["rustfmt", "clippy"] {
+    // rust-src: the browser module's release build compiles std itself (see pkg.rs).
+    for component in ["rustfmt", "clippy", "rust-src"] {
         if !installed.lines().any(|l| l.starts_with(component)) {
             step(&format!("installing the {component} component"));
             run(Command::new("rustup").args(["component", "add", component]))
