@@ -49,8 +49,8 @@ impl Route {
     }
 }
 
-/// How a visitor came in, for the tokens minted.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+/// How a visitor came in, for the tokens minted (a metric's label, and the audit trail's `way`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
 #[allow(non_camel_case_types)]
 pub enum Way {
     /// Email and password.
@@ -63,6 +63,38 @@ pub enum Way {
     oidc,
     /// A site backend with the API key (`POST /tokens`).
     api_key,
+}
+
+impl Way {
+    /// Every way in, in the order of [`Way::code`].
+    pub const ALL: [Self; 5] = [
+        Self::password,
+        Self::login_session,
+        Self::session,
+        Self::oidc,
+        Self::api_key,
+    ];
+
+    /// Its name: the label's value, and the audit trail's `way`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::password => "password",
+            Self::login_session => "login_session",
+            Self::session => "session",
+            Self::oidc => "oidc",
+            Self::api_key => "api_key",
+        }
+    }
+
+    /// The way of a name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|way| way.as_str() == name)
+    }
+
+    /// Its place in [`Way::ALL`] (what the audit writer binds: a number costs the database no copy).
+    pub fn code(self) -> i64 {
+        self as i64
+    }
 }
 
 /// What the outside world answers slowly or wrongly.

@@ -123,7 +123,7 @@ fn fields(record: &AuditRecord) -> [String; 9] {
             Event::Dropped => "dropped",
         }
         .to_owned(),
-        text(&record.way),
+        record.way.map(|way| way.as_str().to_owned()).unwrap_or_default(),
         text(&record.user_id),
         text(&record.chat_id),
         text(&record.jti),

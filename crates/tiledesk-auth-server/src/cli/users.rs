@@ -158,7 +158,7 @@ pub(super) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             let store = open(&database).await?;
             let changed = store.set_disabled(&user, Some(unix_now())).await?;
             store
-                .insert_audit(&[AuditRecord::user_changed(Event::Disabled, &changed.id)])
+                .insert_audit(vec![AuditRecord::user_changed(Event::Disabled, &changed.id)])
                 .await?;
             println!("disabled {user}: no token is minted for them until `users enable`");
         }
@@ -166,7 +166,7 @@ pub(super) async fn users(command: UsersCommand) -> anyhow::Result<()> {
             let store = open(&database).await?;
             let changed = store.set_disabled(&user, None).await?;
             store
-                .insert_audit(&[AuditRecord::user_changed(Event::Enabled, &changed.id)])
+                .insert_audit(vec![AuditRecord::user_changed(Event::Enabled, &changed.id)])
                 .await?;
             println!("enabled {user}");
         }
