@@ -214,18 +214,11 @@ impl AuditTrail {
             AddressRecord::None => None,
             AddressRecord::Hashed => {
                 let digest = keyed(&self.address_key[..], address_text(address).as_bytes());
-                let mut hex = String::with_capacity(32);
-                for byte in &digest[..16] {
-                    hex.push(char::from(HEX[usize::from(byte >> 4)]));
-                    hex.push(char::from(HEX[usize::from(byte & 0xf)]));
-                }
-                Some(hex)
+                Some(crate::module::hex(&digest[..16]))
             }
         }
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The address as `Display` writes it; an IPv4 address (most of them) without the formatting machinery, which cost
 /// a sixth of the trail's work on the request path.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::DatabaseArgs;
-use crate::audit::{AuditRecord, Event};
+use crate::audit::AuditRecord;
 
 /// `tiledesk-auth audit`.
 #[derive(Debug, Args)]
@@ -116,13 +116,7 @@ fn fields(record: &AuditRecord) -> [String; 9] {
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     [
         time(record.at),
-        match record.event {
-            Event::Minted => "minted",
-            Event::Disabled => "disabled",
-            Event::Enabled => "enabled",
-            Event::Dropped => "dropped",
-        }
-        .to_owned(),
+        record.event.as_str().to_owned(),
         record.way.map(|way| way.as_str().to_owned()).unwrap_or_default(),
         text(&record.user_id),
         text(&record.chat_id),

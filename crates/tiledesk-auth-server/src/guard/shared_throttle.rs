@@ -172,8 +172,7 @@ impl SharedCounts {
     /// under `:failures` and `:under-way`, are left to expire).
     pub(crate) fn key(&self, kind: &str, what: &str) -> String {
         let digest = Sha256::digest(what.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{kind}:{hex}", self.prefix)
+        format!("{}:{kind}:{}", self.prefix, crate::module::hex(&digest[..16]))
     }
 
     fn both(invocation: &mut redis::ScriptInvocation<'_>, key: &str) {

@@ -159,14 +159,14 @@ fn audit_insert(rows: usize, numbered: bool) -> &'static str {
     type Statements = Vec<(usize, String)>;
     static STATEMENTS: std::sync::OnceLock<[Statements; 2]> = std::sync::OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
-        let event = crate::audit::Event::ALL
-            .iter()
-            .map(|event| format!(" WHEN {} THEN '{}'", event.code(), event.as_str()))
-            .collect::<String>();
-        let way = crate::metrics::Way::ALL
-            .iter()
-            .map(|way| format!(" WHEN {} THEN '{}'", way.code(), way.as_str()))
-            .collect::<String>();
+        // `CASE <code> WHEN 0 THEN 'name' ... END` turns a bound code back into its name.
+        let names = |pairs: &mut dyn Iterator<Item = (i64, &str)>| {
+            pairs
+                .map(|(code, name)| format!(" WHEN {code} THEN '{name}'"))
+                .collect::<String>()
+        };
+        let event = names(&mut crate::audit::Event::ALL.iter().map(|e| (e.code(), e.as_str())));
+        let way = names(&mut crate::metrics::Way::ALL.iter().map(|w| (w.code(), w.as_str())));
         let sizes = std::iter::once(AUDIT_ROWS_PER_INSERT)
             .chain((0..=AUDIT_ROWS_PER_INSERT.ilog2()).rev().map(|power| 1 << power))
             .filter(|&size| size <= AUDIT_ROWS_PER_INSERT);
