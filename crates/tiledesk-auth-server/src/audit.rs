@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use tiledesk_jwt::VisitorToken;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::identity::users::UserStore;
 use crate::metrics::{Way, metrics};
@@ -133,6 +133,15 @@ pub struct AuditTrail {
     dropped: Arc<AtomicU64>,
     address: AddressRecord,
     address_key: Arc<[u8; 32]>,
+    writer: Arc<Writer>,
+}
+
+/// The writer task, and how to make it finish.
+#[derive(Debug)]
+struct Writer {
+    /// Told by [`AuditTrail::close`]: take no more records, write what is queued, stop.
+    close: Notify,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The trail's settings.
@@ -160,7 +169,19 @@ impl AuditTrail {
     ) -> Self {
         let (queue, records) = mpsc::channel(room);
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(write(users.clone(), records, Arc::clone(&dropped)));
+        let writer = Arc::new(Writer {
+            close: Notify::new(),
+            task: std::sync::Mutex::new(None),
+        });
+        let task = tokio::spawn(write(
+            users.clone(),
+            records,
+            Arc::clone(&dropped),
+            Arc::clone(&writer),
+        ));
+        if let Ok(mut slot) = writer.task.lock() {
+            *slot = Some(task);
+        }
         if let Some(retention) = options.retention {
             let queue = queue.downgrade();
             tokio::spawn(async move {
@@ -185,6 +206,20 @@ impl AuditTrail {
             dropped,
             address: options.address,
             address_key: Arc::new(*secret.derive_key("tiledesk-auth audit address")),
+            writer,
+        }
+    }
+
+    /// Writes every record queued so far, and the count of those dropped, then stops the writer: for a shutdown,
+    /// before the user database closes (the service's clones of the trail may outlive the listener). Tokens minted
+    /// afterwards are counted as dropped. Returns once the writer has finished; a second call returns at once.
+    pub async fn close(&self) {
+        self.writer.close.notify_one();
+        let task = self.writer.task.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(task) = task
+            && let Err(err) = task.await
+        {
+            tracing::warn!(error = %err, "the audit writer failed");
         }
     }
 
@@ -272,16 +307,26 @@ fn now() -> i64 {
         .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The writer: what is queued, in batches, until every sender is gone; once a second, the count of records dropped
-/// since the last write, as a record of its own.
-async fn write(users: UserStore, mut records: mpsc::Receiver<AuditRecord>, dropped: Arc<AtomicU64>) {
+/// The writer: what is queued, in batches, until every sender is gone or the trail is closed; once a second, the
+/// count of records dropped since the last write, as a record of its own.
+async fn write(
+    users: UserStore,
+    mut records: mpsc::Receiver<AuditRecord>,
+    dropped: Arc<AtomicU64>,
+    writer: Arc<Writer>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let mut batch = Vec::new();
         tokio::select! {
+            () = writer.close.notified() => {
+                // No record is taken from now on; what is queued is still received, then the channel ends.
+                records.close();
+                continue;
+            }
             received = records.recv_many(&mut batch, BATCH) => {
                 if received == 0 {
-                    // Every sender is gone: what was dropped is still said.
+                    // Every sender is gone, or the trail is closed: what was dropped is still said.
                     flush_dropped(&users, &dropped).await;
                     return;
                 }
@@ -465,6 +510,34 @@ mod tests {
         assert_eq!(first.chat_id.as_deref(), Some("64f0c0ffee0123456789abcd_u0"));
         assert_eq!(first.address.as_deref(), Some("192.0.2.1"));
         assert_eq!(first.jti.as_ref().map(String::len), Some(32));
+    }
+
+    #[tokio::test]
+    async fn close_writes_what_is_queued_before_it_returns_and_counts_later_mints_as_dropped() {
+        let store = UserStore::connect("sqlite::memory:").await.unwrap();
+        let options = AuditOptions {
+            retention: None,
+            address: AddressRecord::Plain,
+        };
+        let trail = AuditTrail::start(store.clone(), &options, &secret());
+        // A clone held elsewhere (as the service's handlers hold theirs) does not keep the writer running.
+        let held = trail.clone();
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        for n in 0..5 {
+            trail.minted(&token(&format!("u{n}")), Way::password, &format!("u{n}"), address);
+        }
+        trail.close().await;
+        // Read once, no polling: everything queued is written when `close` returns.
+        let records = store.audit(None, 0).await.unwrap();
+        let minted = records.iter().filter(|r| r.event == Event::Minted).count();
+        assert_eq!(minted, 5, "{records:?}");
+        held.minted(&token("late"), Way::password, "late", address);
+        assert_eq!(
+            held.dropped.load(Ordering::Relaxed),
+            1,
+            "a mint after close is counted"
+        );
+        held.close().await;
     }
 
     #[tokio::test]

@@ -48,7 +48,7 @@ fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
             ("TILEDESK_PROJECT_ID", PROJECT.to_owned()),
             ("TILEDESK_SECRET_FILE", secret_file.display().to_string()),
             ("TILEDESK_API_KEY_FILE", key_file.display().to_string()),
-            ("TILEDESK_AUTH_DATABASE", db),
+            ("TILEDESK_AUTH_DATABASE", db.clone()),
         ],
     );
     let json = [("Content-Type", "application/json")];
@@ -129,8 +129,24 @@ fn full_session_then_graceful_shutdown_and_no_secret_in_the_logs() {
     let logs = server.logs.lock().unwrap().join("\n");
     assert!(
         logs.lines().last().is_some_and(|l| l.contains("stopped")),
-        "{logs}"
+        "nothing after `stopped` (the audit trail is written before): {logs}"
     );
+    // Every token minted is in the audit trail, the one minted during the shutdown too: read once, after the exit.
+    let (code, trail, stderr) = run_cli(
+        &["audit", "--database", &db, "--since", "1h", "--format", "json"],
+        &[],
+        "",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let mut recorded: Vec<String> = trail
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|record| record["event"] == "minted")
+        .map(|record| record["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded.len(), 3, "{trail}");
+    assert_eq!(recorded[1..], ["in-flight-user", "site-7"], "{trail}");
     assert!(
         logs.contains("TRACE") && logs.contains("signed in") && logs.contains("token issued"),
         "{logs}"

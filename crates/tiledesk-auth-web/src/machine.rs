@@ -10,6 +10,8 @@
 //! loses the session.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
@@ -212,6 +214,11 @@ pub(crate) struct Machine {
 /// How long one `logout()` call is given before it is made again (see `leave_widget`).
 const LOGOUT_WAIT_MS: u32 = 500;
 
+/// A Promise settled by `work`; one copy of the glue for every kind of work.
+fn promise_of(work: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    future_to_promise(work)
+}
+
 fn now_secs() -> f64 {
     js_sys::Date::now() / 1000.0
 }
@@ -375,7 +382,7 @@ impl Machine {
         let (interrupt, interrupted) = oneshot::channel();
         let (alive, stopped) = oneshot::channel::<()>();
         let inner = Rc::clone(&self);
-        let promise = future_to_promise(async move {
+        let promise = promise_of(Box::pin(async move {
             let interrupted = async move { interrupted.await.unwrap_or(Err(AuthError::Aborted)) };
             let signing_in = async {
                 let attempt = Attempt {
@@ -406,7 +413,7 @@ impl Machine {
                 .await
                 .map(|state| state.to_js())
                 .map_err(|e| e.to_js())
-        });
+        }));
         self.set_phase(Phase::SigningIn(SigningIn {
             promise: promise.clone(),
             interrupt,
@@ -446,14 +453,14 @@ impl Machine {
             done.send(());
         });
         self.set_phase(Phase::SigningOut(task));
-        future_to_promise(async move {
+        promise_of(Box::pin(async move {
             let _ = finished.await;
             let state = AuthState::of(Status::SignedOut);
             if let Some(interrupt) = interrupt {
                 interrupt.send(Ok(state.clone()));
             }
             Ok(state.to_js())
-        })
+        }))
     }
 
     /// What another tab said.

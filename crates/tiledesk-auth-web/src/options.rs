@@ -110,16 +110,20 @@ struct Given<'a>(&'a JsValue);
 impl<'a> Given<'a> {
     fn check(value: &'a JsValue, example: &str) -> Result<Self, AuthError> {
         if !plain_object(value) {
-            return Err(bad(format!("pass an object: {example}")));
+            return Err(bad(["pass an object: ", example].concat()));
         }
         if let Some(key) = Self::keys(value)
             .into_iter()
             .find(|k| !KEYS.contains(&k.as_str()))
         {
-            return Err(bad(format!(
-                "unknown option `{key}` (known: {})",
-                list(&KEYS, "")
-            )));
+            return Err(bad([
+                "unknown option `",
+                &key,
+                "` (known: ",
+                &list(&KEYS, ""),
+                ")",
+            ]
+            .concat()));
         }
         Ok(Self(value))
     }
@@ -146,7 +150,7 @@ impl<'a> Given<'a> {
         read: fn(&JsValue) -> Option<T>,
     ) -> Result<Option<T>, AuthError> {
         self.get(key)
-            .map(|v| read(&v).ok_or_else(|| bad(format!("`{key}` must be {what}"))))
+            .map(|v| read(&v).ok_or_else(|| bad(["`", key, "` must be ", what].concat())))
             .transpose()
     }
 
@@ -157,7 +161,7 @@ impl<'a> Given<'a> {
     /// A non-empty string, trimmed.
     fn text(&self, key: &str) -> Result<Option<String>, AuthError> {
         match self.string(key)?.map(|s| s.trim().to_owned()) {
-            Some(s) if s.is_empty() => Err(bad(format!("`{key}` must be a non-empty string"))),
+            Some(s) if s.is_empty() => Err(bad(["`", key, "` must be a non-empty string"].concat())),
             other => Ok(other),
         }
     }
@@ -172,7 +176,7 @@ impl<'a> Given<'a> {
             .map(|v| {
                 v.as_string()
                     .and_then(|s| names.iter().position(|n| *n == s))
-                    .ok_or_else(|| bad(format!("`{key}` must be one of {}", list(names, "\""))))
+                    .ok_or_else(|| bad(["`", key, "` must be one of ", &list(names, "\"")].concat()))
             })
             .transpose()
     }
@@ -186,7 +190,7 @@ impl Options {
             .ok_or_else(|| bad("`projectId` is required"))?;
         // The id becomes part of storage keys and URLs: the same rule as the token's `aud`.
         if let Some(reason) = tiledesk_rules::project_id_problem(&project_id) {
-            return Err(bad(format!("`projectId` is not valid: {reason}")));
+            return Err(bad(["`projectId` is not valid: ", reason].concat()));
         }
         let auth_url = given.text("authUrl")?;
         let source = source(
@@ -238,9 +242,12 @@ impl Options {
             .into_iter()
             .find(|k| k != "credentials" && k != "getToken")
         {
-            return Err(bad(format!(
-                "`{key}` is an option of new TiledeskAuth(), not of signIn()"
-            )));
+            return Err(bad([
+                "`",
+                &key,
+                "` is an option of new TiledeskAuth(), not of signIn()",
+            ]
+            .concat()));
         }
         let credentials = given.get("credentials");
         let get_token = given.get("getToken");

@@ -13,7 +13,7 @@ use crate::oneshot;
 /// one per pair of future types (each copy inlined whole state machines: kilobytes of the module).
 type Erased<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-struct Race<'a, T> {
+pub(crate) struct Race<'a, T> {
     first: Erased<'a, T>,
     second: Erased<'a, T>,
 }
@@ -30,16 +30,16 @@ impl<T> Future for Race<'_, T> {
     }
 }
 
-/// The output of whichever of `first` and `second` finishes first; the other is dropped.
-pub(crate) async fn first<'a, T>(
+/// The output of whichever of `first` and `second` finishes first; the other is dropped. A plain function
+/// returning the race, not an `async fn`: no state machine of its own per pair of future types.
+pub(crate) fn first<'a, T>(
     first: impl Future<Output = T> + 'a,
     second: impl Future<Output = T> + 'a,
-) -> T {
+) -> Race<'a, T> {
     Race {
         first: Box::pin(first),
         second: Box::pin(second),
     }
-    .await
 }
 
 /// Resolves after `ms` milliseconds. Dropping it clears the browser timer.
@@ -50,16 +50,16 @@ pub(crate) async fn sleep(ms: u32) {
 }
 
 /// Runs `step`, failing with `AuthError::Timeout(what)` after `ms` milliseconds.
-pub(crate) async fn with_timeout<T>(
+pub(crate) fn with_timeout<'a, T: 'a>(
     ms: u32,
     what: &'static str,
-    step: impl Future<Output = Result<T, AuthError>>,
-) -> Result<T, AuthError> {
+    step: impl Future<Output = Result<T, AuthError>> + 'a,
+) -> Race<'a, Result<T, AuthError>> {
     let timer = async move {
         sleep(ms).await;
         Err(AuthError::Timeout(what))
     };
-    first(step, timer).await
+    first(step, timer)
 }
 
 /// A future the browser runs for as long as this handle lives: dropping the handle stops the future before its next
@@ -70,14 +70,19 @@ pub(crate) struct Task(oneshot::Sender<()>);
 
 impl Task {
     pub(crate) fn spawn(work: impl Future<Output = ()> + 'static) -> Self {
+        Self::spawn_erased(Box::pin(work))
+    }
+
+    /// One copy of the spawning code for every kind of work.
+    fn spawn_erased(work: Erased<'static, ()>) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         // The stop is polled first: once the handle is gone, the work does not take another step.
-        wasm_bindgen_futures::spawn_local(first(
-            async move {
+        wasm_bindgen_futures::spawn_local(Race {
+            first: Box::pin(async move {
                 stopped.await;
-            },
-            work,
-        ));
+            }),
+            second: work,
+        });
         Self(stop)
     }
 }

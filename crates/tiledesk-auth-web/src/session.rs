@@ -26,7 +26,7 @@ pub(crate) fn clear(project_id: &str) {
     ];
     for storage in stores.iter().flatten() {
         for key in KEYS {
-            let _ = storage.remove_item(&format!("widget_sv5_{project_id}_{key}"));
+            let _ = storage.remove_item(&["widget_sv5_", project_id, "_", key].concat());
         }
     }
 }

@@ -5,7 +5,7 @@
 //! token source, and only if that source names the same visitor).
 
 use js_sys::Reflect;
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BroadcastChannel, MessageEvent};
@@ -19,11 +19,20 @@ pub(crate) enum Message {
     SignedIn { user: Option<String> },
 }
 
-/// A message on the channel: `{kind: "signed_out" | "signed_in", user: string | null}`, written by serde.
-#[derive(Serialize)]
-struct Wire {
+/// A message on the channel: `{kind: "signed_out" | "signed_in", user: string | null}`, written by serde as a map
+/// (see `state`'s doc for why not a derive).
+struct Wire<'a> {
     kind: &'static str,
-    user: Option<String>,
+    user: Option<&'a str>,
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("kind", self.kind)?;
+        map.serialize_entry("user", &self.user)?;
+        map.end()
+    }
 }
 
 impl Message {
@@ -50,7 +59,7 @@ pub(crate) struct Tabs {
 impl Tabs {
     /// Opens the project's channel; `None` where the browser has no `BroadcastChannel`.
     pub(crate) fn open(project_id: &str, mut handler: impl FnMut(Message) + 'static) -> Option<Self> {
-        let channel = BroadcastChannel::new(&format!("tiledesk-auth:{project_id}")).ok()?;
+        let channel = BroadcastChannel::new(&["tiledesk-auth:", project_id].concat()).ok()?;
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(message) = Message::read(&event.data()) {
                 handler(message);
@@ -72,10 +81,10 @@ impl Tabs {
             },
             Message::SignedIn { user } => Wire {
                 kind: "signed_in",
-                user: user.clone(),
+                user: user.as_deref(),
             },
         };
-        if let Ok(value) = serde_wasm_bindgen::to_value(&wire) {
+        if let Ok(value) = wire.serialize(&serde_wasm_bindgen::Serializer::json_compatible()) {
             let _ = self.channel.post_message(&value);
         }
     }

@@ -4,9 +4,9 @@ use gloo_net::http::Request;
 use js_sys::{Function, Reflect};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::RequestCredentials;
+use web_sys::{Headers, RequestCredentials, RequestInit};
 
-use crate::error::AuthError;
+use crate::error::{AuthError, decimal};
 use crate::options::TokenSource;
 use crate::widget::{message_of, thenable};
 
@@ -30,16 +30,46 @@ pub(crate) fn end_login_session(source: &TokenSource) {
         login_session: true,
         ..
     } = source
+        && let Ok(request) = request("DELETE", url, *with_credentials, None)
     {
-        let request = Request::delete(url).credentials(if *with_credentials {
-            RequestCredentials::Include
-        } else {
-            RequestCredentials::SameOrigin
-        });
         wasm_bindgen_futures::spawn_local(async move {
             let _ = request.send().await;
         });
     }
+}
+
+/// A request to the site's endpoint, sent by gloo-net; with `body`, a JSON one. `with_credentials`: cookies to a
+/// service on another origin too (the session bridge, the device cookie), which answers CORS with credentials only
+/// for the origins it lists. Built with `web_sys`, not gloo-net's `RequestBuilder`: that one joins query strings
+/// with `format!`, which alone kept `core::fmt` in the module.
+fn request(
+    method: &str,
+    url: &str,
+    with_credentials: bool,
+    body: Option<&str>,
+) -> Result<Request, AuthError> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(if with_credentials {
+        RequestCredentials::Include
+    } else {
+        RequestCredentials::SameOrigin
+    });
+    let failed = |e: JsValue| AuthError::Network(message_of(&e));
+    if let Some(body) = body {
+        let headers = Headers::new().map_err(failed)?;
+        for (name, value) in [
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+        ] {
+            headers.set(name, value).map_err(failed)?;
+        }
+        init.set_headers(&headers);
+        init.set_body(&JsValue::from_str(body));
+    }
+    web_sys::Request::new_with_str_and_init(url, &init)
+        .map(Request::from)
+        .map_err(failed)
 }
 
 /// Asks the site for a token.
@@ -79,28 +109,24 @@ async fn from_endpoint(
             .ok_or_else(|| AuthError::BadOptions("`credentials` cannot be sent as JSON".to_owned()))?,
         None => "{}".to_owned(),
     };
-    let network = |e: gloo_net::Error| AuthError::Network(e.to_string());
-    let response = Request::post(url)
-        // Cookies to a service on another origin (the session bridge, the device cookie), which answers CORS with
-        // credentials only for the origins it lists.
-        .credentials(if with_credentials {
-            RequestCredentials::Include
-        } else {
-            RequestCredentials::SameOrigin
-        })
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/json")
-        .body(body)
-        .map_err(network)?
+    let response = request("POST", url, with_credentials, Some(&body))?
         .send()
         .await
-        .map_err(network)?;
+        .map_err(|e| {
+            AuthError::Network(match e {
+                // What the error's `toString()` says, e.g. `TypeError: Failed to fetch`.
+                gloo_net::Error::JsError(e) => [e.name.as_str(), ": ", &e.message].concat(),
+                gloo_net::Error::GlooError(text) => text,
+            })
+        })?;
     let status = response.status();
     if status == 401 || status == 403 {
         return Err(AuthError::AuthRejected(status));
     }
     if !response.ok() {
-        return Err(AuthError::AuthEndpoint(format!("HTTP {status}")));
+        return Err(AuthError::AuthEndpoint(
+            ["HTTP ", &decimal(u32::from(status))].concat(),
+        ));
     }
     // The browser's own JSON parser: no serde_json in the module.
     let not_json = || AuthError::AuthEndpoint("the body is not JSON".to_owned());
@@ -110,7 +136,7 @@ async fn from_endpoint(
 }
 
 async fn from_callback(callback: &Function) -> Result<(String, Option<f64>), AuthError> {
-    let failed = |e: JsValue| AuthError::AuthEndpoint(format!("getToken(): {}", message_of(&e)));
+    let failed = |e: JsValue| AuthError::AuthEndpoint(["getToken(): ", &message_of(&e)].concat());
     let mut value = callback.call0(&JsValue::NULL).map_err(failed)?;
     if let Some(promise) = thenable(&value) {
         value = JsFuture::from(promise).await.map_err(failed)?;
@@ -136,13 +162,19 @@ fn read_token_object(body: &JsValue) -> Result<(String, Option<f64>), AuthError>
 /// `JWT <jwt>` from what the site gave: a bare JWT gets the prefix, never twice; another scheme is refused.
 pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
     let raw = raw.trim();
-    let jwt = match raw.split_once(' ') {
+    // Split at the first space by bytes (a space is one byte, so both sides are whole characters): `split_once`
+    // with a `char` brings core's character searcher into the module.
+    let split = raw
+        .bytes()
+        .position(|b| b == b' ')
+        .map(|at| (&raw[..at], &raw[at + 1..]));
+    let jwt = match split {
         Some((scheme, rest)) if tiledesk_rules::is_token_scheme(scheme) => rest.trim(),
         Some((scheme, _)) => {
             let shown: String = scheme.chars().take(16).collect();
-            return Err(AuthError::AuthEndpoint(format!(
-                "the token has the scheme `{shown}`; Tiledesk needs `JWT`"
-            )));
+            return Err(AuthError::AuthEndpoint(
+                ["the token has the scheme `", &shown, "`; Tiledesk needs `JWT`"].concat(),
+            ));
         }
         None => raw,
     };
@@ -151,7 +183,7 @@ pub(crate) fn normalize(raw: &str) -> Result<String, AuthError> {
             "the answer's `token` is not a JWT".to_owned(),
         ));
     }
-    Ok(format!("JWT {jwt}"))
+    Ok(["JWT ", jwt].concat())
 }
 
 /// Whether `jwt` has the shape of a signed JWT in compact form: three base64url parts joined by dots, the header and
@@ -175,13 +207,16 @@ fn is_compact_jwt(jwt: &str) -> bool {
 
 /// The claims of `JWT <jwt>`, read without verifying (the widget and Tiledesk verify).
 fn claims_of(token: &str) -> Option<JsValue> {
-    let payload = token.strip_prefix("JWT ").unwrap_or(token).split('.').nth(1)?;
+    // The payload: between the first two dots (by bytes, as in `normalize`).
+    let jwt = token.strip_prefix("JWT ").unwrap_or(token).as_bytes();
+    let rest = jwt.get(jwt.iter().position(|&b| b == b'.')? + 1..)?;
+    let payload = rest.get(..rest.iter().position(|&b| b == b'.').unwrap_or(rest.len()))?;
     let mut base64: String = payload
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
+        .iter()
+        .map(|&b| match b {
+            b'-' => '+',
+            b'_' => '/',
+            b => char::from(b),
         })
         .collect();
     while !base64.len().is_multiple_of(4) {

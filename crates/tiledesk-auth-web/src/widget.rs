@@ -16,7 +16,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, EventTarget, HtmlScriptElement, Window};
 
-use crate::error::AuthError;
+use crate::error::{AuthError, decimal};
 
 /// The id the loader uses to find its own base URL.
 pub(crate) const SCRIPT_ID: &str = "tiledesk-jssdk";
@@ -82,11 +82,14 @@ pub(crate) fn message_of(value: &JsValue) -> String {
             .filter(|v| !v.is_undefined())
     };
     let message = field("message").and_then(|m| m.as_string());
-    // An integer, formatted as one: float formatting would add kilobytes to the module.
-    let status = field("status").and_then(|s| s.as_f64()).map(|s| s as i32);
+    // A whole number, written by `decimal` (an HTTP status; anything else is left out of the message).
+    let status = field("status")
+        .and_then(|s| s.as_f64())
+        .filter(|s| *s >= 0.0)
+        .map(|s| s as u32);
     match (status, message) {
-        (Some(status), Some(message)) => format!("{message} (status {status})"),
-        (Some(status), None) => format!("status {status}"),
+        (Some(status), Some(message)) => [&message, " (status ", &decimal(status), ")"].concat(),
+        (Some(status), None) => ["status ", &decimal(status)].concat(),
         (None, Some(message)) => message,
         (None, None) => "rejected".to_owned(),
     }
@@ -162,9 +165,16 @@ pub(crate) fn prepare(
         .and_then(|v| v.as_string())
         && existing != project_id
     {
-        return Err(AuthError::BadOptions(format!(
-            "the page's tiledeskSettings.projectid is `{existing}`, not `{project_id}`"
-        )));
+        return Err(AuthError::BadOptions(
+            [
+                "the page's tiledeskSettings.projectid is `",
+                &existing,
+                "`, not `",
+                project_id,
+                "`",
+            ]
+            .concat(),
+        ));
     }
     if let Some(extra) = extra {
         Object::assign(settings.unchecked_ref(), extra);
@@ -186,7 +196,7 @@ pub(crate) fn prepare(
         return existing
             .dyn_into::<HtmlScriptElement>()
             .map(|script| (script, false))
-            .map_err(|_| AuthError::WidgetLoad(format!("#{SCRIPT_ID} is not a script")));
+            .map_err(|_| AuthError::WidgetLoad(["#", SCRIPT_ID, " is not a script"].concat()));
     }
     let script: HtmlScriptElement = document
         .create_element("script")

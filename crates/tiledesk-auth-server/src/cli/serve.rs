@@ -390,6 +390,10 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(metrics) = metrics {
         metrics.abort();
     }
+    // Every token minted is in the trail before the database closes.
+    if let Some(audit) = &state.audit {
+        audit.close().await;
+    }
     users.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
