@@ -153,7 +153,8 @@ pub struct ServiceBuilder {
 
 impl ServiceBuilder {
     /// Records every minted token in the user store's audit trail (see [`crate::audit`]); off by default in library
-    /// mode, on in `serve` unless `--audit off`.
+    /// mode, on in `serve` unless `--audit off`. Once the server has stopped, [`crate::audit::AuditTrail::close`]
+    /// (on `state().audit`) writes what is still queued.
     pub fn audit(mut self, options: AuditOptions) -> Self {
         self.audit = Some(options);
         self

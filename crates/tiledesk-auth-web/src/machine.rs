@@ -120,22 +120,29 @@ impl Phase {
         }
     }
 
-    /// Moves the session to `Recovering` (`lost`) or back to `SignedIn`, and gives it; a phase without a session
-    /// stays as it is (`None`).
-    fn move_session(&mut self, lost: bool) -> Option<&mut Session> {
-        let session = match std::mem::replace(self, Self::Idle) {
-            Self::SignedIn(session) | Self::Recovering(session) => session,
-            other => {
-                *self = other;
-                return None;
+    fn has_session(&self) -> bool {
+        matches!(self, Self::SignedIn(_) | Self::Recovering(_))
+    }
+
+    /// The widget lost the session: `SignedIn` becomes `Recovering`, with the same session (its refresh, its
+    /// failures). Every other phase is the next phase of itself.
+    fn lose_session(self) -> Self {
+        match self {
+            Self::SignedIn(session) | Self::Recovering(session) => Self::Recovering(session),
+            other => other,
+        }
+    }
+
+    /// The widget is online again as the session's visitor: `Recovering` becomes `SignedIn`, its failures
+    /// forgotten. Every other phase is the next phase of itself.
+    fn regain_session(self) -> Self {
+        match self {
+            Self::SignedIn(mut session) | Self::Recovering(mut session) => {
+                session.failures = 0;
+                Self::SignedIn(session)
             }
-        };
-        *self = if lost {
-            Self::Recovering(session)
-        } else {
-            Self::SignedIn(session)
-        };
-        self.session_mut()
+            other => other,
+        }
     }
 }
 
@@ -347,6 +354,16 @@ impl Machine {
 
     fn set_phase(&self, phase: Phase) {
         drop(self.replace_phase(phase));
+    }
+
+    /// Moves to the phase `transition` makes of the current one (it takes the phase and returns the next);
+    /// returns whether the next one holds a session.
+    fn step(&self, transition: fn(Phase) -> Phase) -> bool {
+        let current = std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Idle);
+        let next = transition(current);
+        let has_session = next.has_session();
+        self.set_phase(next);
+        has_session
     }
 
     /// Stops everything under way (the phase's handles and tasks dropped, a tab being followed, the wait for
@@ -719,7 +736,7 @@ impl Machine {
     fn on_life_event(self: &Rc<Self>, event: LifeEvent) -> bool {
         match event {
             LifeEvent::SessionRefused => {
-                if self.phase.borrow_mut().move_session(true).is_none() {
+                if !self.step(Phase::lose_session) {
                     return false;
                 }
                 self.enter_error(&AuthError::SignInRejected(
@@ -753,7 +770,7 @@ impl Machine {
                 }
                 self.attach();
                 // A session: signed in again on the new widget, once it boots.
-                if self.phase.borrow_mut().move_session(true).is_some() {
+                if self.step(Phase::lose_session) {
                     self.refresh_now();
                 }
                 false
@@ -809,10 +826,7 @@ impl Machine {
                 return;
             }
             // We expected the visitor online: the session is lost; sign in again now.
-            let lost = {
-                let mut phase = self.phase.borrow_mut();
-                matches!(*phase, Phase::SignedIn(_)) && phase.move_session(true).is_some()
-            };
+            let lost = matches!(*self.phase.borrow(), Phase::SignedIn(_)) && self.step(Phase::lose_session);
             if lost {
                 self.refresh_now();
             }
@@ -822,13 +836,12 @@ impl Machine {
     /// The widget is online again as our visitor with the token it has: shown and `authenticated`, and that
     /// token refreshed on schedule.
     fn recovered(self: &Rc<Self>) {
-        let (user, expires_at) = {
-            let mut phase = self.phase.borrow_mut();
-            let Some(session) = phase.move_session(false) else {
-                return;
-            };
-            session.failures = 0;
-            (session.user.clone(), session.expires_at)
+        if !self.step(Phase::regain_session) {
+            return;
+        }
+        let (user, expires_at) = match &*self.phase.borrow() {
+            Phase::SignedIn(session) => (session.user.clone(), session.expires_at),
+            _ => return,
         };
         self.schedule_refresh(expires_at);
         widget::show();
@@ -1035,7 +1048,7 @@ impl Machine {
                     (session.failures, left, signed_in && left > 2.0)
                 };
                 if !alive {
-                    self.phase.borrow_mut().move_session(true);
+                    self.step(Phase::lose_session);
                     self.enter_error(&err);
                 }
                 // Replaces this task's own `Running` state: this is its last step.
@@ -1047,7 +1060,55 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::{refresh_delay_ms, retry_delay_ms};
+    use std::rc::Rc;
+
+    use super::{Phase, Refresh, Session, refresh_delay_ms, retry_delay_ms};
+    use crate::options::TokenSource;
+
+    fn session(failures: u32) -> Session {
+        Session {
+            source: Rc::new(TokenSource::Endpoint {
+                url: "/auth".to_owned(),
+                credentials: None,
+                with_credentials: true,
+                login_session: false,
+            }),
+            user: Some("p_7".to_owned()),
+            expires_at: Some(1000.0),
+            refresh: Refresh::Off,
+            failures,
+        }
+    }
+
+    #[test]
+    fn a_lost_session_recovers_as_the_same_session_with_its_failures_forgotten() {
+        let Phase::Recovering(lost) = Phase::SignedIn(session(2)).lose_session() else {
+            panic!("a signed-in session that is lost is recovering");
+        };
+        assert_eq!((lost.user.as_deref(), lost.failures), (Some("p_7"), 2));
+        let Phase::SignedIn(back) = Phase::Recovering(lost).regain_session() else {
+            panic!("a recovering session that is regained is signed in");
+        };
+        assert_eq!((back.user.as_deref(), back.failures), (Some("p_7"), 0));
+        assert!(
+            matches!(Phase::Recovering(session(1)).lose_session(), Phase::Recovering(s) if s.failures == 1)
+        );
+    }
+
+    #[test]
+    fn a_phase_without_a_session_is_its_own_next_phase() {
+        for transition in [Phase::lose_session, Phase::regain_session] {
+            assert!(matches!(transition(Phase::Idle), Phase::Idle));
+            assert!(matches!(transition(Phase::Failed), Phase::Failed));
+            assert!(matches!(transition(Phase::Anonymous), Phase::Anonymous));
+            assert!(matches!(
+                transition(Phase::SignedOut(None)),
+                Phase::SignedOut(None)
+            ));
+            assert!(!transition(Phase::Failed).has_session());
+            assert!(transition(Phase::SignedIn(session(0))).has_session());
+        }
+    }
 
     #[test]
     fn refresh_at_eighty_percent_of_the_remaining_life() {
