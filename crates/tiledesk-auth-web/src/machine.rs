@@ -580,22 +580,26 @@ impl Machine {
             // another visitor's: the widget signs in as them).
             session::clear(&self.options.project_id);
         }
-        // The token is fetched while the loader loads.
+        // The token is fetched while the loader loads, by a task this sign-in owns: when the sign-in is dropped
+        // (its phase gone), so is the task, and the request takes no further step.
         let (sender, fetched) = oneshot::channel();
-        match token {
-            Some(token) => sender.send(Ok(token)),
+        let _fetching = match token {
+            Some(token) => {
+                sender.send(Ok(token));
+                None
+            }
             None => {
                 let timeout_ms = self.options.timeout_ms;
                 let source = Rc::clone(&source);
-                spawn_local(async move {
+                Some(Task::spawn(async move {
                     let result = with_timeout(timeout_ms, "the site's token endpoint", async {
                         token::fetch(&source).await
                     })
                     .await;
                     sender.send(result);
-                });
+                }))
             }
-        }
+        };
         self.widget_ready().await?;
         self.attach();
         let token = fetched
