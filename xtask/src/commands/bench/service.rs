@@ -335,6 +335,10 @@ pub(super) fn floor(plan: &Plan, project: &Project, dir: &Path, report: &mut Rep
 /// `--metrics-listen` (goal: at most 3 % of throughput) and the audit trail, on by default (goal: at most 10 %).
 /// Placed and paired as [`floor`]: each server on CPU 0 in turn, wrk on CPU 1, both of a pair measured back to back
 /// each round, the median of the rounds' ratios.
+/// Rounds of the `operations` comparison: each a 5 s load on each side. Rounds spread ±6 % on a shared 2-core VM, and
+/// the goals are a few percent: 11 rounds make the median tell 10.0 % from 9 %.
+const OPERATIONS_ROUNDS: usize = 11;
+
 pub(super) fn operations(
     plan: &Plan,
     project: &Project,
@@ -374,7 +378,7 @@ pub(super) fn operations(
         for url in &urls {
             load(url, plan.warmup_secs)?;
         }
-        let rounds = plan.rounds.max(7);
+        let rounds = plan.rounds.max(OPERATIONS_ROUNDS);
         let mut runs: [Vec<Load>; 2] = Default::default();
         let mut ratios = Vec::new();
         for round in 0..rounds {
@@ -416,7 +420,7 @@ pub(super) fn operations(
         ));
     }
     report.commands.push(format!(
-        "taskset -c 1 wrk -t 1 -c 16 -d {}s -s target/bench/tokens.lua <url>/tokens   # x7 per side, alternating, servers with and without --metrics-listen, with --audit on and off, under taskset -c 0",
+        "taskset -c 1 wrk -t 1 -c 16 -d {}s -s target/bench/tokens.lua <url>/tokens   # x{OPERATIONS_ROUNDS} per side, alternating, servers with and without --metrics-listen, with --audit on and off, under taskset -c 0",
         plan.run_secs
     ));
     report.sections.push(format!(
