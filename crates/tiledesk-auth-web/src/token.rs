@@ -207,28 +207,42 @@ fn is_compact_jwt(jwt: &str) -> bool {
 
 /// The claims of `JWT <jwt>`, read without verifying (the widget and Tiledesk verify).
 fn claims_of(token: &str) -> Option<JsValue> {
-    // The payload: between the first two dots (by bytes, as in `normalize`).
+    let text = payload_of(token)?;
+    js_sys::JSON::parse(&text).ok().filter(JsValue::is_object)
+}
+
+/// The payload of `JWT <jwt>` (between its first two dots), base64url-decoded, as UTF-8 text. Decoded here, not by the
+/// browser's `atob`, which gives one character per byte: a claim outside ASCII (a site user id `josé`) would come out
+/// as `josÃ©` and never match the id the widget reports.
+fn payload_of(token: &str) -> Option<String> {
     let jwt = token.strip_prefix("JWT ").unwrap_or(token).as_bytes();
     let rest = jwt.get(jwt.iter().position(|&b| b == b'.')? + 1..)?;
     let payload = rest.get(..rest.iter().position(|&b| b == b'.').unwrap_or(rest.len()))?;
-    let mut base64: String = payload
-        .iter()
-        .map(|&b| match b {
-            b'-' => '+',
-            b'_' => '/',
-            b => char::from(b),
-        })
-        .collect();
-    while !base64.len().is_multiple_of(4) {
-        base64.push('=');
+    let mut bytes = Vec::with_capacity(payload.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for &c in payload {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
     }
-    let text = web_sys::window()?.atob(&base64).ok()?;
-    js_sys::JSON::parse(&text).ok().filter(JsValue::is_object)
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, payload_of};
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJfaWQiOiIxIn0.c2lnbmF0dXJl";
 
@@ -262,5 +276,22 @@ mod tests {
         ] {
             assert!(normalize(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_payload_is_read_as_utf8_whatever_its_padding() {
+        // {"_id":"josé-東京"} and shorter payloads, each length modulo 3, encoded without padding as JWTs are.
+        let cases = [
+            ("eyJfaWQiOiJqb3PDqS3mnbHkuqwifQ", r#"{"_id":"josé-東京"}"#),
+            ("eyJhIjoxfQ", r#"{"a":1}"#),
+            ("eyJhYiI6MX0", r#"{"ab":1}"#),
+            ("eyJhYmMiOjF9", r#"{"abc":1}"#),
+        ];
+        for (payload, text) in cases {
+            let token = ["JWT eyJhbGciOiJIUzI1NiJ9.", payload, ".c2ln"].concat();
+            assert_eq!(payload_of(&token).as_deref(), Some(text), "{payload}");
+        }
+        assert_eq!(payload_of("JWT a.b+c.d"), None, "not base64url");
+        assert_eq!(payload_of("JWT a._w.d"), None, "not UTF-8 (0xFF)");
     }
 }

@@ -240,6 +240,25 @@ async fn happy_path_signs_in_and_shows_the_widget() {
     assert_eq!(eval("window.tiledeskSettings.autoStart").as_bool(), Some(false));
 }
 
+/// A site user id outside ASCII: the module reads the token's `_id` as UTF-8 (the widget reports the id Tiledesk
+/// decoded), so it recognises the visitor online and signs in.
+#[wasm_bindgen_test]
+async fn a_user_id_outside_ascii_signs_in_as_itself() {
+    reset();
+    // `josé-東京`, percent-encoded in the endpoint's query.
+    let auth = TiledeskAuth::new(&options("jos%C3%A9-%E6%9D%B1%E4%BA%AC", "", "")).unwrap();
+    let state = settle(auth.sign_in(None)).await.unwrap();
+    assert_eq!(
+        text(&state, "status").as_deref(),
+        Some("authenticated"),
+        "{state:?}"
+    );
+    let chat_id = format!("{PROJECT}_josé-東京");
+    assert_eq!(text(&state, "userId"), Some(chat_id.clone()));
+    assert_eq!(widget_user(), Some(chat_id));
+    assert!(widget_visible());
+}
+
 #[wasm_bindgen_test]
 async fn page_with_the_snippet_still_queuing() {
     reset();
