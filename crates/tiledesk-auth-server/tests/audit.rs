@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{API_KEY, PROJECT, SECRET, Server, http, post_auth, run_cli, token_claims, users_add};
+use common::{API_KEY, PROJECT, SECRET, Server, audit, http, post_auth, run_cli, token_claims, users_add};
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -46,18 +46,6 @@ fn site() -> String {
 /// The `jti` of a token answer.
 fn jti(body: &str) -> String {
     token_claims(body)["jti"].as_str().unwrap().to_owned()
-}
-
-/// `tiledesk-auth audit --format json` on `db`: the records.
-fn audit(db: &str, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["audit", "--database", db, "--since", "1h", "--format", "json"];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run_cli(&args, &[], "");
-    assert_eq!(code, 0, "{stderr}");
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
 }
 
 /// Polls the trail until it holds `count` records of `event` (the writer runs on its own), at most 10 s.

@@ -542,3 +542,15 @@ pub fn raw_exchange(addr: SocketAddr, request: Vec<u8>) -> RawResponse {
         body: body.to_owned(),
     }
 }
+
+/// `tiledesk-auth audit --format json` on `db`: the records.
+pub fn audit(db: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["audit", "--database", db, "--since", "1h", "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run_cli(&args, &[], "");
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
