@@ -24,8 +24,9 @@ use crate::metrics::{Way, metrics};
 
 /// Records waiting to be written, at most.
 pub const QUEUE: usize = 10_000;
-/// Records written in one transaction, at most.
-pub const BATCH: usize = 8192;
+/// Records written at once, at most: as many as one SQLite statement takes, so that on SQLite a batch is one command
+/// to the database's thread.
+pub const BATCH: usize = crate::identity::users::SQLITE_AUDIT_ROWS_PER_INSERT;
 /// How long the writer waits for more records once it has some, before it writes them.
 pub const GATHER: Duration = Duration::from_millis(50);
 /// How often old records are pruned.
@@ -316,8 +317,9 @@ async fn write(
     writer: Arc<Writer>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // One buffer for every batch, drained into the statement (a batch's records are ~0.5 MB).
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let mut batch = Vec::new();
         tokio::select! {
             () = writer.close.notified() => {
                 // No record is taken from now on; what is queued is still received, then the channel ends.
@@ -360,7 +362,7 @@ async fn write(
                 _ => (lost + 1, records + 1),
             });
         let size = batch.len();
-        if let Err(err) = users.insert_audit(batch).await {
+        if let Err(err) = users.insert_audit(batch.drain(..)).await {
             dropped.fetch_add(lost, Ordering::Relaxed);
             metrics().audit_dropped(records);
             tracing::warn!(error = %err, records = size, "audit records NOT written");

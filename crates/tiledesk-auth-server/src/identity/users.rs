@@ -138,11 +138,19 @@ macro_rules! on_db {
 
 type FileId = Option<(u64, u64)>;
 
-/// Audit rows per `INSERT` (9 values each: well under SQLite's and PostgreSQL's limits on bound values).
+/// Audit rows per PostgreSQL `INSERT` (9 values each: well under its limit on bound values).
 pub const AUDIT_ROWS_PER_INSERT: usize = 400;
 
-/// The rows of the next audit `INSERT` when `left` remain: [`AUDIT_ROWS_PER_INSERT`], or the largest power of two
-/// that fits.
+/// Audit rows per SQLite `INSERT`: as many as its limit on bound values (32,766 in the SQLite sqlx builds) allows,
+/// nine a row. The audit writer's batches are no longer, so on SQLite each batch is one statement.
+pub const SQLITE_AUDIT_ROWS_PER_INSERT: usize = 32_766 / 9;
+
+/// The sizes of SQLite's audit statements. A batch goes in the smallest that holds it: its rows are bound and the
+/// rest of the statement's values left unbound, which SQLite reads as NULL and the statement skips.
+const SQLITE_AUDIT_SIZES: [usize; 5] = [1, 8, 64, 512, SQLITE_AUDIT_ROWS_PER_INSERT];
+
+/// The rows of the next PostgreSQL audit `INSERT` when `left` remain: [`AUDIT_ROWS_PER_INSERT`], or the largest power
+/// of two that fits.
 fn audit_rows_per_statement(left: usize) -> usize {
     if left >= AUDIT_ROWS_PER_INSERT {
         AUDIT_ROWS_PER_INSERT
@@ -151,54 +159,81 @@ fn audit_rows_per_statement(left: usize) -> usize {
     }
 }
 
-/// The audit `INSERT` of `rows` rows (one of [`audit_rows_per_statement`]'s sizes), written once per process, with
-/// `$N` placeholders (`numbered`, for PostgreSQL) or `?` (SQLite: it looks a `$N` up by name, along the list of
-/// names, for each value bound, which on 3,600 values costs more than the rows). The event is bound as its
-/// [`Event::code`](crate::audit::Event::code) and named back by the statement.
-fn audit_insert(rows: usize, numbered: bool) -> &'static str {
-    type Statements = Vec<(usize, String)>;
-    static STATEMENTS: std::sync::OnceLock<[Statements; 2]> = std::sync::OnceLock::new();
-    let statements = STATEMENTS.get_or_init(|| {
-        // `CASE <code> WHEN 0 THEN 'name' ... END` turns a bound code back into its name.
-        let names = |pairs: &mut dyn Iterator<Item = (i64, &str)>| {
-            pairs
-                .map(|(code, name)| format!(" WHEN {code} THEN '{name}'"))
-                .collect::<String>()
-        };
-        let event = names(&mut crate::audit::Event::ALL.iter().map(|e| (e.code(), e.as_str())));
-        let way = names(&mut crate::metrics::Way::ALL.iter().map(|w| (w.code(), w.as_str())));
-        let sizes = std::iter::once(AUDIT_ROWS_PER_INSERT)
-            .chain((0..=AUDIT_ROWS_PER_INSERT.ilog2()).rev().map(|power| 1 << power))
-            .filter(|&size| size <= AUDIT_ROWS_PER_INSERT);
-        [false, true].map(|numbered| {
-            sizes
-                .clone()
+/// The size of the next SQLite audit `INSERT` when `left` remain: the smallest of [`SQLITE_AUDIT_SIZES`] that holds
+/// them all, or the largest.
+fn sqlite_audit_rows(left: usize) -> usize {
+    SQLITE_AUDIT_SIZES
+        .into_iter()
+        .find(|&size| size >= left)
+        .unwrap_or(SQLITE_AUDIT_ROWS_PER_INSERT)
+}
+
+/// The audit `INSERT`s, written once per process, so that the database prepares each once and never again: for
+/// PostgreSQL one of each of [`audit_rows_per_statement`]'s sizes with `$N` placeholders; for SQLite one of each of
+/// [`SQLITE_AUDIT_SIZES`], with `?` (SQLite looks a `$N` up by name, along the list of names, for each value bound,
+/// which on 3,600 values costs more than the rows), whose rows without values are skipped. The event and the way in
+/// are bound as their codes ([`Event::code`](crate::audit::Event::code)) and named back by the statement.
+struct AuditStatements {
+    postgres: Vec<(usize, String)>,
+    sqlite: Vec<(usize, String)>,
+}
+
+impl AuditStatements {
+    fn get() -> &'static Self {
+        static STATEMENTS: std::sync::OnceLock<AuditStatements> = std::sync::OnceLock::new();
+        STATEMENTS.get_or_init(|| {
+            // `CASE <code> WHEN 0 THEN 'name' ... END` turns a bound code back into its name.
+            let names = |pairs: &mut dyn Iterator<Item = (i64, &str)>| {
+                pairs
+                    .map(|(code, name)| format!(" WHEN {code} THEN '{name}'"))
+                    .collect::<String>()
+            };
+            let event = names(&mut crate::audit::Event::ALL.iter().map(|e| (e.code(), e.as_str())));
+            let way = names(&mut crate::metrics::Way::ALL.iter().map(|w| (w.code(), w.as_str())));
+            const INTO: &str =
+                "INSERT INTO audit (at, event, way, chat_id, user_id, jti, expires_at, address, dropped)";
+            let postgres = std::iter::once(AUDIT_ROWS_PER_INSERT)
+                .chain((0..=AUDIT_ROWS_PER_INSERT.ilog2()).rev().map(|power| 1 << power))
+                .filter(|&size| size <= AUDIT_ROWS_PER_INSERT)
                 .map(|size| {
-                    let mut sql = String::from(
-                        "INSERT INTO audit (at, event, way, chat_id, user_id, jti, expires_at, address, dropped) VALUES ",
+                    let rows = (0..size)
+                        .map(|row| {
+                            let [at, code, way_code, rest @ ..]: [String; 9] =
+                                std::array::from_fn(|i| format!("${}", row * 9 + i + 1));
+                            format!(
+                                "({at}, CASE {code}{event} END, CASE {way_code}{way} END, {})",
+                                rest.join(", ")
+                            )
+                        })
+                        .collect::<Vec<_>>();
+                    (size, format!("{INTO} VALUES {}", rows.join(", ")))
+                })
+                .collect();
+            // Every row of values has an `at`: a row whose `at` is NULL was left unbound.
+            let sqlite = SQLITE_AUDIT_SIZES
+                .into_iter()
+                .map(|size| {
+                    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; size].join(", ");
+                    let sql = format!(
+                        "{INTO} SELECT column1, CASE column2{event} END, CASE column3{way} END, column4, column5, \
+                         column6, column7, column8, column9 FROM (VALUES {rows}) WHERE column1 IS NOT NULL"
                     );
-                    for row in 0..size {
-                        if row > 0 {
-                            sql.push_str(", ");
-                        }
-                        let values: [String; 9] =
-                            std::array::from_fn(|i| if numbered { format!("${}", row * 9 + i + 1) } else { "?".into() });
-                        let [at, code, way_code, rest @ ..] = values;
-                        sql.push_str(&format!(
-                            "({at}, CASE {code}{event} END, CASE {way_code}{way} END, {})",
-                            rest.join(", ")
-                        ));
-                    }
                     (size, sql)
                 })
-                .collect()
+                .collect();
+            Self { postgres, sqlite }
         })
-    });
-    statements[usize::from(numbered)]
-        .iter()
-        .find(|(size, _)| *size == rows)
-        .map(|(_, sql)| sql.as_str())
-        .unwrap_or_else(|| unreachable!("{rows} rows is not one of the audit statements' sizes"))
+    }
+
+    /// The statement of `rows` rows, for PostgreSQL or for SQLite.
+    fn of(&self, rows: usize, postgres: bool) -> &str {
+        let statements = if postgres { &self.postgres } else { &self.sqlite };
+        statements
+            .iter()
+            .find(|(size, _)| *size == rows)
+            .map(|(_, sql)| sql.as_str())
+            .unwrap_or_else(|| unreachable!("{rows} rows is not one of the audit statements' sizes"))
+    }
 }
 
 /// How long a query waits for a lock another process holds before failing (and the request answering 503).
@@ -601,39 +636,88 @@ impl UserStore {
             .ok_or_else(|| StoreError::NotFound(email_or_id.to_owned()))
     }
 
-    /// Appends these records to the audit trail, in one transaction: [`AUDIT_ROWS_PER_INSERT`] rows per statement,
-    /// and the rest in statements of 256, 128, ... 1 rows.
+    /// Appends these records to the audit trail, all or none: on SQLite in one statement of one of
+    /// [`SQLITE_AUDIT_SIZES`] (more than [`SQLITE_AUDIT_ROWS_PER_INSERT`] records: several, in a transaction); on
+    /// PostgreSQL in a transaction, [`AUDIT_ROWS_PER_INSERT`] rows per statement and the rest in statements of 256,
+    /// 128, ... 1 rows.
     ///
     /// What makes this cheap (the writer's work per record is most of the trail's cost, see BENCHMARKS.md): the
     /// statements come from a fixed set, so the database prepares each once and never again (a statement the size
-    /// of whatever a batch left over was prepared anew for every batch); the records are taken, not borrowed, so
-    /// their strings move into the statement's arguments rather than being copied first; the event is bound as a
-    /// number, which costs no copy.
-    pub async fn insert_audit(&self, records: Vec<crate::audit::AuditRecord>) -> Result<(), StoreError> {
-        let mut records = records.into_iter();
-        let pool = self.serving_pool().await?;
-        let numbered = matches!(pool, Pool::Postgres(_));
-        on_db!(pool, |pool| {
-            let mut tx = pool.begin().await?;
-            while records.len() > 0 {
-                let rows = audit_rows_per_statement(records.len());
-                let mut insert = sqlx::query(audit_insert(rows, numbered));
-                for record in records.by_ref().take(rows) {
-                    insert = insert
-                        .bind(record.at)
-                        .bind(record.event.code())
-                        .bind(record.way.map(crate::metrics::Way::code))
-                        .bind(record.chat_id)
-                        .bind(record.user_id)
-                        .bind(record.jti)
-                        .bind(record.expires_at)
-                        .bind(record.address)
-                        .bind(record.dropped);
+    /// of whatever a batch left over was prepared anew for every batch); on SQLite, a batch is one command to the
+    /// connection's thread, not a `BEGIN`, a dozen statements and a `COMMIT`, each of which woke that thread and
+    /// took the core from the requests; the records are taken, not borrowed, so their strings move into the
+    /// statement's arguments rather than being copied first; the event is bound as a number, which costs no copy.
+    pub async fn insert_audit<I>(&self, records: I) -> Result<(), StoreError>
+    where
+        I: IntoIterator<Item = crate::audit::AuditRecord>,
+        I::IntoIter: ExactSizeIterator + Send,
+    {
+        /// The values of `records`, in the statement's order, in arguments sized for `rows` rows at once (grown a
+        /// value at a time, 32,000 values were copied over a dozen times).
+        fn arguments<'q, A>(
+            rows: usize,
+            records: impl Iterator<Item = crate::audit::AuditRecord>,
+        ) -> Result<A, StoreError>
+        where
+            A: sqlx::Arguments<'q>,
+            i64: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+            Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+            Option<String>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+        {
+            let mut arguments = A::default();
+            arguments.reserve(rows * 9, 0);
+            let add = |arguments: &mut A| -> Result<(), sqlx::error::BoxDynError> {
+                for record in records {
+                    arguments.add(record.at)?;
+                    arguments.add(record.event.code())?;
+                    arguments.add(record.way.map(crate::metrics::Way::code))?;
+                    arguments.add(record.chat_id)?;
+                    arguments.add(record.user_id)?;
+                    arguments.add(record.jti)?;
+                    arguments.add(record.expires_at)?;
+                    arguments.add(record.address)?;
+                    arguments.add(record.dropped)?;
                 }
-                insert.execute(&mut *tx).await?;
+                Ok(())
+            };
+            add(&mut arguments).map_err(|err| StoreError::Database(sqlx::Error::Encode(err)))?;
+            Ok(arguments)
+        }
+        let statements = AuditStatements::get();
+        let mut records = records.into_iter();
+        match self.serving_pool().await? {
+            Pool::Sqlite(pool) if records.len() <= SQLITE_AUDIT_ROWS_PER_INSERT => {
+                // One statement: all or none without a transaction around it.
+                let rows = sqlite_audit_rows(records.len());
+                let values: sqlx::sqlite::SqliteArguments<'_> = arguments(records.len(), records)?;
+                sqlx::query_with(statements.of(rows, false), values)
+                    .execute(&pool)
+                    .await?;
             }
-            tx.commit().await?;
-        });
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                while records.len() > 0 {
+                    let rows = sqlite_audit_rows(records.len());
+                    let values: sqlx::sqlite::SqliteArguments<'_> =
+                        arguments(rows, records.by_ref().take(rows))?;
+                    sqlx::query_with(statements.of(rows, false), values)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                while records.len() > 0 {
+                    let rows = audit_rows_per_statement(records.len());
+                    let values: sqlx::postgres::PgArguments = arguments(rows, records.by_ref().take(rows))?;
+                    sqlx::query_with(statements.of(rows, true), values)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 
@@ -954,37 +1038,80 @@ mod tests {
     #[tokio::test]
     async fn audit_records_past_one_insert_statement_are_all_written_in_order() {
         let (_dir, store) = store().await;
-        let records: Vec<_> = (0..AUDIT_ROWS_PER_INSERT * 2 + 7)
+        let records: Vec<_> = (0..SQLITE_AUDIT_ROWS_PER_INSERT * 2 + 7)
             .map(|n| crate::audit::AuditRecord::user_changed(crate::audit::Event::Disabled, &format!("u{n}")))
             .collect();
         store.insert_audit(records.clone()).await.unwrap();
         assert_eq!(store.audit(None, 0).await.unwrap(), records);
         assert_eq!(
-            store.audit(Some("u401"), 0).await.unwrap(),
-            [records[401].clone()]
+            store.audit(Some("u3641"), 0).await.unwrap(),
+            [records[3641].clone()]
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_smaller_than_its_statement_writes_its_records_and_nothing_else() {
+        let (_dir, store) = store().await;
+        let record = |n: usize| {
+            let mut record =
+                crate::audit::AuditRecord::user_changed(crate::audit::Event::Enabled, &format!("u{n}"));
+            record.jti = Some(format!("j{n}"));
+            record
+        };
+        // Five records, then three, then one: the first two go in the same 8-row statement, whose values from the
+        // five must not be left bound for the three (two rows of the five written again).
+        let batches: [Vec<_>; 3] = [
+            (0..5).map(record).collect(),
+            (5..8).map(record).collect(),
+            vec![record(8)],
+        ];
+        for batch in &batches {
+            store.insert_audit(batch.clone()).await.unwrap();
+        }
+        assert_eq!(store.audit(None, 0).await.unwrap(), batches.concat());
     }
 
     #[test]
     fn every_count_of_audit_records_is_written_by_statements_of_the_fixed_sizes() {
+        let statements = AuditStatements::get();
         for count in 1..=2 * AUDIT_ROWS_PER_INSERT + 1 {
-            let (mut left, mut statements) = (count, 0);
+            let (mut left, mut written) = (count, 0);
             while left > 0 {
                 let rows = audit_rows_per_statement(left);
                 assert!(rows <= left, "{rows} rows for {left} records");
-                let numbered = audit_insert(rows, true);
+                let numbered = statements.of(rows, true);
                 assert!(numbered.contains(&format!("${},", rows * 9 - 1)));
                 assert!(
                     numbered.contains(&format!("${})", rows * 9))
                         && !numbered.contains(&format!("${}", rows * 9 + 1))
                 );
-                assert_eq!(audit_insert(rows, false).matches('?').count(), rows * 9);
                 left -= rows;
-                statements += 1;
+                written += 1;
             }
             assert!(
-                statements <= count / AUDIT_ROWS_PER_INSERT + 9,
-                "{count} records, {statements} statements"
+                written <= count / AUDIT_ROWS_PER_INSERT + 9,
+                "{count} records, {written} PostgreSQL statements"
+            );
+        }
+        for count in 1..=2 * SQLITE_AUDIT_ROWS_PER_INSERT + 1 {
+            let (mut left, mut written) = (count, 0);
+            while left > 0 {
+                let rows = sqlite_audit_rows(left);
+                let taken = rows.min(left);
+                assert!(
+                    rows < 8 * taken || rows == 1,
+                    "{rows} rows for {left} records: too many left unbound"
+                );
+                let sql = statements.of(rows, false);
+                assert_eq!(sql.matches('?').count(), rows * 9);
+                assert!(rows * 9 <= 32_766, "SQLite's limit on bound values");
+                left -= taken;
+                written += 1;
+            }
+            assert_eq!(
+                written,
+                count.div_ceil(SQLITE_AUDIT_ROWS_PER_INSERT),
+                "{count} records"
             );
         }
     }

@@ -59,6 +59,55 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .context("no VmRSS in /proc/<pid>/status")
     }
+
+    /// CPU time its threads have used so far (user and system, in clock ticks of 1/100 s, as `/proc` counts them),
+    /// summed by thread name: the runtime's workers, SQLite's connection threads, and so on.
+    pub(super) fn cpu_by_thread(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        cpu_by_thread(self.pid())
+    }
+}
+
+/// [`Server::cpu_by_thread`] of the process `pid`.
+fn cpu_by_thread(pid: u32) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            // A thread that ended meanwhile.
+            continue;
+        };
+        // "<tid> (<name>) <state> ...": the name may hold spaces and parentheses; the fields after the last ')'
+        // are numbered from 3, utime and stime being the 14th and 15th.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("a /proc stat line without utime and stime")?
+            .iter()
+            .map(|field| field.parse::<u64>())
+            .sum::<Result<_, _>>()?;
+        *by_name.entry(stat[open + 1..close].to_owned()).or_default() += ticks;
+    }
+    Ok(by_name)
+}
+
+/// Microseconds of CPU per request by thread name, between two [`Server::cpu_by_thread`] readings over `requests`
+/// requests; threads that used less than 0.01 µs a request are left out.
+pub(super) fn cpu_per_request(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    requests: u64,
+) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .filter_map(|(name, &ticks)| {
+            let used = ticks.saturating_sub(before.get(name).copied().unwrap_or(0));
+            // 10 000 µs a tick.
+            let micros = used as f64 * 10_000.0 / requests.max(1) as f64;
+            (micros >= 0.01).then(|| (name.clone(), micros))
+        })
+        .collect()
 }
 
 /// Spawns `command` and waits for a line containing `ready` on its stdout or stderr (the other goes to null); the
@@ -185,4 +234,60 @@ pub(super) fn start_bare_axum(project: &Project, cpu: Option<usize>) -> anyhow::
         process,
         url: format!("http://127.0.0.1:{port}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_request_is_the_time_used_between_readings_over_the_requests() {
+        let before = BTreeMap::from([
+            ("tokio-rt-worker".to_owned(), 100),
+            ("sqlx-sqlite-wor".to_owned(), 5),
+        ]);
+        let after = BTreeMap::from([
+            ("tokio-rt-worker".to_owned(), 250),
+            ("sqlx-sqlite-wor".to_owned(), 5),
+            ("started-since".to_owned(), 3),
+        ]);
+        // 150 ticks (1.5 s) over 100 000 requests: 15 µs each; a thread that used nothing is left out.
+        assert_eq!(
+            cpu_per_request(&before, &after, 100_000),
+            [
+                ("started-since".to_owned(), 0.3),
+                ("tokio-rt-worker".to_owned(), 15.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn threads_are_read_from_proc_by_name_whatever_the_name_holds() {
+        let (busy, stop) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let (said_busy, wait_busy) = busy;
+        let (say_stop, wait_stop) = stop;
+        // Parentheses and spaces in a name, as `/proc` shows it between the pid and the state.
+        let burner = std::thread::Builder::new()
+            .name("cpu (burn) x".into())
+            .spawn(move || {
+                // Busy until `/proc` counts two ticks of this thread's own CPU.
+                let mut spins = 0u64;
+                while cpu_by_thread(std::process::id())
+                    .ok()
+                    .and_then(|by_name| by_name.get("cpu (burn) x").copied())
+                    .unwrap_or(0)
+                    < 2
+                {
+                    spins = spins.wrapping_add(std::hint::black_box(1));
+                }
+                said_busy.send(spins).unwrap();
+                wait_stop.recv().ok();
+            })
+            .unwrap();
+        wait_busy.recv().unwrap();
+        let by_name = cpu_by_thread(std::process::id()).unwrap();
+        assert!(by_name["cpu (burn) x"] >= 2, "{by_name:?}");
+        say_stop.send(()).unwrap();
+        burner.join().unwrap();
+    }
 }

@@ -371,6 +371,7 @@ pub(super) fn operations(
             10.0,
         ),
     ];
+    let mut threads = String::new();
     for (name, args, target) in variants {
         let plain = start_server_with(project, dir, server_cpu, &["--audit", "off"])?;
         let on = start_server_with(project, dir, server_cpu, args)?;
@@ -381,6 +382,8 @@ pub(super) fn operations(
         let rounds = plan.rounds.max(OPERATIONS_ROUNDS);
         let mut runs: [Vec<Load>; 2] = Default::default();
         let mut ratios = Vec::new();
+        let servers = [&plain, &on];
+        let cpu_before = [plain.cpu_by_thread()?, on.cpu_by_thread()?];
         for round in 0..rounds {
             let mut pair = [Load::default(); 2];
             for turn in 0..2 {
@@ -390,6 +393,19 @@ pub(super) fn operations(
             }
             ratios.push(pair[1].rps / pair[0].rps);
         }
+        // Where each server's CPU went, per request, over all its rounds: what the feature costs, by thread.
+        let cpu = [0, 1].map(|side| {
+            let requests = runs[side].iter().map(|run| run.requests).sum();
+            servers[side].cpu_by_thread().map(|after| {
+                cpu_per_request(&cpu_before[side], &after, requests)
+                    .into_iter()
+                    .map(|(thread, micros)| format!("{thread} {micros:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        });
+        let [cpu_plain, cpu_on] = cpu;
+        writeln!(threads, "- {name}: {}; with both off: {}", cpu_on?, cpu_plain?)?;
         let [plain, on] = runs.map(|r| summarise(&r));
         if plain.errors + plain.non_2xx + on.errors + on.non_2xx > 0 {
             bail!("errors: with both off {plain:?}, with {name} {on:?}");
@@ -427,7 +443,9 @@ pub(super) fn operations(
         "## What metrics and the audit trail cost\n\n\
          Each against the same release server with both off, 16 connections, placed and paired as the floor above. \
          Metrics: every request timed and counted by route and status, every token counted by way in. The audit \
-         trail: every token queued for the writer, which writes them in batches to the SQLite user database.\n\n{table}"
+         trail: every token queued for the writer, which writes them in batches to the SQLite user database.\n\n{table}\n\
+         CPU per request by thread, in µs (`/proc`'s user and system time of each server's threads over all its rounds, \
+         divided by the requests it answered; threads of one name summed):\n\n{threads}"
     ));
     Ok(())
 }
