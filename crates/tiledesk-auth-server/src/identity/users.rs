@@ -636,8 +636,8 @@ impl UserStore {
             .ok_or_else(|| StoreError::NotFound(email_or_id.to_owned()))
     }
 
-    /// Appends these records to the audit trail, all or none: on SQLite in one statement of one of
-    /// [`SQLITE_AUDIT_SIZES`] (more than [`SQLITE_AUDIT_ROWS_PER_INSERT`] records: several, in a transaction); on
+    /// Appends these records to the audit trail, all or none: on SQLite in one statement of 1, 8, 64, 512 or
+    /// [`SQLITE_AUDIT_ROWS_PER_INSERT`] rows (more records than that: several, in a transaction); on
     /// PostgreSQL in a transaction, [`AUDIT_ROWS_PER_INSERT`] rows per statement and the rest in statements of 256,
     /// 128, ... 1 rows.
     ///
