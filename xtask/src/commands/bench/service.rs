@@ -4,16 +4,25 @@
 use super::*;
 
 /// Criterion medians, in nanoseconds, of the last run of `visitor_token/<name>`.
-pub(super) fn criterion_median_ns(name: &str) -> anyhow::Result<f64> {
-    let path = root().join(format!(
-        "target/criterion/visitor_token/{name}/new/estimates.json"
-    ));
+pub(super) fn criterion_median_ns(group: &str, name: &str) -> anyhow::Result<f64> {
+    let path = root().join(format!("target/criterion/{group}/{name}/new/estimates.json"));
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
     let estimates: serde_json::Value =
         serde_json::from_str(&text).with_context(|| path.display().to_string())?;
     estimates["median"]["point_estimate"]
         .as_f64()
         .with_context(|| format!("no median point estimate in {}", path.display()))
+}
+
+/// How many elements one iteration of criterion's benchmark `group/name` handles (its `Throughput::Elements`).
+fn criterion_elements(group: &str, name: &str) -> anyhow::Result<u64> {
+    let path = root().join(format!("target/criterion/{group}/{name}/new/benchmark.json"));
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let benchmark: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    benchmark["throughput"]["Elements"]
+        .as_u64()
+        .with_context(|| format!("no throughput in elements in {}", path.display()))
 }
 
 /// 3. Minting against a bare HMAC-SHA256 of the same signing input (criterion, both in each round).
@@ -34,8 +43,8 @@ pub(super) fn mint(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
             ])
             .args(["--warm-up-time", "1", "--measurement-time", time, "--noplot"])
             .stdout(Stdio::null()))?;
-        mints.push(criterion_median_ns("mint")?);
-        hmacs.push(criterion_median_ns("bare_hmac_sha256")?);
+        mints.push(criterion_median_ns("visitor_token", "mint")?);
+        hmacs.push(criterion_median_ns("visitor_token", "bare_hmac_sha256")?);
     }
     report.commands.push(format!(
         "cargo bench -p tiledesk-jwt --bench mint -- --warm-up-time 1 --measurement-time {time}   # x{}",
@@ -439,6 +448,41 @@ pub(super) fn operations(
         "taskset -c 1 wrk -t 1 -c 16 -d {}s -s target/bench/tokens.lua <url>/tokens   # x{OPERATIONS_ROUNDS} per side, alternating, servers with and without --metrics-listen, with --audit on and off, under taskset -c 0",
         plan.run_secs
     ));
+    // The trail's writer alone, without the HTTP load's noise.
+    step("the audit trail's writer alone: a full batch into SQLite (criterion)");
+    let time = if plan.quick { "1" } else { "3" };
+    let mut batches = Vec::new();
+    for _ in 0..plan.rounds {
+        run(cargo()
+            .args([
+                "bench",
+                "--quiet",
+                "--package",
+                "tiledesk-auth-server",
+                "--bench",
+                "audit",
+                "--",
+            ])
+            .args(["--warm-up-time", "1", "--measurement-time", time, "--noplot"])
+            .stdout(Stdio::null()))?;
+        batches.push(criterion_median_ns("audit_trail", "write_a_full_batch")?);
+    }
+    report.commands.push(format!(
+        "cargo bench -p tiledesk-auth-server --bench audit -- --warm-up-time 1 --measurement-time {time}   # x{}",
+        plan.rounds
+    ));
+    let records = criterion_elements("audit_trail", "write_a_full_batch")?;
+    let per_record = median(batches) / records as f64 / 1e3;
+    report.line(format!(
+        "the audit trail's writer alone: {per_record:.2} µs a record (a full batch of {records} into SQLite, criterion)"
+    ));
+    writeln!(
+        threads,
+        "\nThe writer alone (criterion, `crates/tiledesk-auth-server/benches/audit.rs`: a full batch of {records} \
+         minted-token records into a SQLite user database on disk, one statement, as under load): \
+         **{per_record:.2} µs a record**, median of {} runs.",
+        plan.rounds
+    )?;
     report.sections.push(format!(
         "## What metrics and the audit trail cost\n\n\
          Each against the same release server with both off, 16 connections, placed and paired as the floor above. \
