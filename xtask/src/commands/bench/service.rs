@@ -25,31 +25,39 @@ fn criterion_elements(group: &str, name: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("no throughput in elements in {}", path.display()))
 }
 
+/// Runs the criterion bench `bench` of `package` once per round (1 s of warm-up, 3 s of measurement; 1 s with
+/// `--quick`), `after_each` reading its figures after every run; the command goes into the report.
+fn criterion_rounds(
+    plan: &Plan,
+    package: &str,
+    bench: &str,
+    report: &mut Report,
+    mut after_each: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let time = if plan.quick { "1" } else { "3" };
+    for _ in 0..plan.rounds {
+        run(cargo()
+            .args(["bench", "--quiet", "--package", package, "--bench", bench, "--"])
+            .args(["--warm-up-time", "1", "--measurement-time", time, "--noplot"])
+            .stdout(Stdio::null()))?;
+        after_each()?;
+    }
+    report.commands.push(format!(
+        "cargo bench -p {package} --bench {bench} -- --warm-up-time 1 --measurement-time {time}   # x{}",
+        plan.rounds
+    ));
+    Ok(())
+}
+
 /// 3. Minting against a bare HMAC-SHA256 of the same signing input (criterion, both in each round).
 pub(super) fn mint(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
     step("minting against a bare HMAC-SHA256 (criterion)");
-    let time = if plan.quick { "1" } else { "3" };
     let (mut mints, mut hmacs) = (Vec::new(), Vec::new());
-    for _ in 0..plan.rounds {
-        run(cargo()
-            .args([
-                "bench",
-                "--quiet",
-                "--package",
-                "tiledesk-jwt",
-                "--bench",
-                "mint",
-                "--",
-            ])
-            .args(["--warm-up-time", "1", "--measurement-time", time, "--noplot"])
-            .stdout(Stdio::null()))?;
+    criterion_rounds(plan, "tiledesk-jwt", "mint", report, || {
         mints.push(criterion_median_ns("visitor_token", "mint")?);
         hmacs.push(criterion_median_ns("visitor_token", "bare_hmac_sha256")?);
-    }
-    report.commands.push(format!(
-        "cargo bench -p tiledesk-jwt --bench mint -- --warm-up-time 1 --measurement-time {time}   # x{}",
-        plan.rounds
-    ));
+        Ok(())
+    })?;
     let (mint, hmac) = (median(mints), median(hmacs));
     let ratio = mint / hmac;
     report.line(format!(
@@ -450,27 +458,11 @@ pub(super) fn operations(
     ));
     // The trail's writer alone, without the HTTP load's noise.
     step("the audit trail's writer alone: a full batch into SQLite (criterion)");
-    let time = if plan.quick { "1" } else { "3" };
     let mut batches = Vec::new();
-    for _ in 0..plan.rounds {
-        run(cargo()
-            .args([
-                "bench",
-                "--quiet",
-                "--package",
-                "tiledesk-auth-server",
-                "--bench",
-                "audit",
-                "--",
-            ])
-            .args(["--warm-up-time", "1", "--measurement-time", time, "--noplot"])
-            .stdout(Stdio::null()))?;
+    criterion_rounds(plan, "tiledesk-auth-server", "audit", report, || {
         batches.push(criterion_median_ns("audit_trail", "write_a_full_batch")?);
-    }
-    report.commands.push(format!(
-        "cargo bench -p tiledesk-auth-server --bench audit -- --warm-up-time 1 --measurement-time {time}   # x{}",
-        plan.rounds
-    ));
+        Ok(())
+    })?;
     let records = criterion_elements("audit_trail", "write_a_full_batch")?;
     let per_record = median(batches) / records as f64 / 1e3;
     report.line(format!(
