@@ -168,14 +168,31 @@ fn sqlite_audit_rows(left: usize) -> usize {
         .unwrap_or(SQLITE_AUDIT_ROWS_PER_INSERT)
 }
 
+/// The way every one of `records` came in, when they are all `minted` records of the same way with no count of dropped
+/// records (what SQLite's lean audit statement writes); none otherwise, or when there are none.
+fn minted_in_one_way(records: &[crate::audit::AuditRecord]) -> Option<crate::metrics::Way> {
+    let way = records.first()?.way?;
+    records
+        .iter()
+        .all(|record| {
+            record.event == crate::audit::Event::Minted && record.way == Some(way) && record.dropped.is_none()
+        })
+        .then_some(way)
+}
+
 /// The audit `INSERT`s, written once per process, so that the database prepares each once and never again: for
 /// PostgreSQL one of each of [`audit_rows_per_statement`]'s sizes with `$N` placeholders; for SQLite one of each of
 /// [`SQLITE_AUDIT_SIZES`], with `?` (SQLite looks a `$N` up by name, along the list of names, for each value bound,
 /// which on 3,600 values costs more than the rows), whose rows without values are skipped. The event and the way in
-/// are bound as their codes ([`Event::code`](crate::audit::Event::code)) and named back by the statement.
+/// are bound as their codes ([`Event::code`](crate::audit::Event::code)) and named back by the statement. SQLite
+/// has a second set, for a batch of `minted` records that all came in the same way (every batch of a site whose
+/// visitors come in one way, and most of any other's under load): the event and the way are bound once for the whole
+/// statement and each row binds its six values, with no `CASE` to run (that and three values fewer a row take an
+/// eighth off SQLite's work a record; BENCHMARKS.md).
 struct AuditStatements {
     postgres: Vec<(usize, String)>,
     sqlite: Vec<(usize, String)>,
+    sqlite_minted: Vec<(usize, String)>,
 }
 
 impl AuditStatements {
@@ -221,13 +238,28 @@ impl AuditStatements {
                     (size, sql)
                 })
                 .collect();
-            Self { postgres, sqlite }
+            // The first two values, in the result columns, are the event and the way; then six a row.
+            let sqlite_minted = SQLITE_AUDIT_SIZES
+                .into_iter()
+                .map(|size| {
+                    let rows = vec!["(?, ?, ?, ?, ?, ?)"; size].join(", ");
+                    let sql = format!(
+                        "{INTO} SELECT column1, ?, ?, column2, column3, column4, column5, column6, NULL \
+                         FROM (VALUES {rows}) WHERE column1 IS NOT NULL"
+                    );
+                    (size, sql)
+                })
+                .collect();
+            Self {
+                postgres,
+                sqlite,
+                sqlite_minted,
+            }
         })
     }
 
-    /// The statement of `rows` rows, for PostgreSQL or for SQLite.
-    fn of(&self, rows: usize, postgres: bool) -> &str {
-        let statements = if postgres { &self.postgres } else { &self.sqlite };
+    /// The statement of `rows` rows among `statements` (one of this struct's sets).
+    fn of(statements: &[(usize, String)], rows: usize) -> &str {
         statements
             .iter()
             .find(|(size, _)| *size == rows)
@@ -646,11 +678,16 @@ impl UserStore {
     /// of whatever a batch left over was prepared anew for every batch); on SQLite, a batch is one command to the
     /// connection's thread, not a `BEGIN`, a dozen statements and a `COMMIT`, each of which woke that thread and
     /// took the core from the requests; the records are taken, not borrowed, so their strings move into the
-    /// statement's arguments rather than being copied first; the event is bound as a number, which costs no copy.
+    /// statement's arguments rather than being copied first; the event is bound as a number, which costs no copy;
+    /// on SQLite, `minted` records that all came in one way bind the event and the way once for the statement,
+    /// and six values a row rather than nine.
+    ///
+    /// `records` is anything that iterates over owned records and can show those left as a slice: a `Vec`, or a
+    /// `Vec`'s `drain(..)` (whose buffer the caller keeps for the next batch).
     pub async fn insert_audit<I>(&self, records: I) -> Result<(), StoreError>
     where
         I: IntoIterator<Item = crate::audit::AuditRecord>,
-        I::IntoIter: ExactSizeIterator + Send,
+        I::IntoIter: ExactSizeIterator + AsRef<[crate::audit::AuditRecord]> + Send,
     {
         /// The values of `records`, in the statement's order, in arguments sized for `rows` rows at once (grown a
         /// value at a time, 32,000 values were copied over a dozen times).
@@ -683,26 +720,55 @@ impl UserStore {
             add(&mut arguments).map_err(|err| StoreError::Database(sqlx::Error::Encode(err)))?;
             Ok(arguments)
         }
+        /// The next SQLite statement for what is left of `records`, and its values: the records it takes (as many
+        /// as its rows, or all that are left) in the lean statement when they are `minted` records of one way, in
+        /// the general one otherwise.
+        fn next_sqlite<'s, R>(
+            statements: &'s AuditStatements,
+            records: &mut R,
+        ) -> Result<(&'s str, sqlx::sqlite::SqliteArguments<'static>), StoreError>
+        where
+            R: ExactSizeIterator<Item = crate::audit::AuditRecord> + AsRef<[crate::audit::AuditRecord]>,
+        {
+            let rows = sqlite_audit_rows(records.len());
+            let taken = rows.min(records.len());
+            let Some(way) = minted_in_one_way(&records.as_ref()[..taken]) else {
+                let values = arguments(taken, records.by_ref().take(taken))?;
+                return Ok((AuditStatements::of(&statements.sqlite, rows), values));
+            };
+            let mut values = sqlx::sqlite::SqliteArguments::default();
+            sqlx::Arguments::reserve(&mut values, 2 + taken * 6, 0);
+            let add = |values: &mut sqlx::sqlite::SqliteArguments<'static>,
+                       records: &mut R|
+             -> Result<(), sqlx::error::BoxDynError> {
+                sqlx::Arguments::add(values, crate::audit::Event::Minted.as_str())?;
+                sqlx::Arguments::add(values, way.as_str())?;
+                for record in records.by_ref().take(taken) {
+                    sqlx::Arguments::add(values, record.at)?;
+                    sqlx::Arguments::add(values, record.chat_id)?;
+                    sqlx::Arguments::add(values, record.user_id)?;
+                    sqlx::Arguments::add(values, record.jti)?;
+                    sqlx::Arguments::add(values, record.expires_at)?;
+                    sqlx::Arguments::add(values, record.address)?;
+                }
+                Ok(())
+            };
+            add(&mut values, records).map_err(|err| StoreError::Database(sqlx::Error::Encode(err)))?;
+            Ok((AuditStatements::of(&statements.sqlite_minted, rows), values))
+        }
         let statements = AuditStatements::get();
         let mut records = records.into_iter();
         match self.serving_pool().await? {
             Pool::Sqlite(pool) if records.len() <= SQLITE_AUDIT_ROWS_PER_INSERT => {
                 // One statement: all or none without a transaction around it.
-                let rows = sqlite_audit_rows(records.len());
-                let values: sqlx::sqlite::SqliteArguments<'_> = arguments(records.len(), records)?;
-                sqlx::query_with(statements.of(rows, false), values)
-                    .execute(&pool)
-                    .await?;
+                let (sql, values) = next_sqlite(statements, &mut records)?;
+                sqlx::query_with(sql, values).execute(&pool).await?;
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 while records.len() > 0 {
-                    let rows = sqlite_audit_rows(records.len());
-                    let values: sqlx::sqlite::SqliteArguments<'_> =
-                        arguments(rows, records.by_ref().take(rows))?;
-                    sqlx::query_with(statements.of(rows, false), values)
-                        .execute(&mut *tx)
-                        .await?;
+                    let (sql, values) = next_sqlite(statements, &mut records)?;
+                    sqlx::query_with(sql, values).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
@@ -711,7 +777,7 @@ impl UserStore {
                 while records.len() > 0 {
                     let rows = audit_rows_per_statement(records.len());
                     let values: sqlx::postgres::PgArguments = arguments(rows, records.by_ref().take(rows))?;
-                    sqlx::query_with(statements.of(rows, true), values)
+                    sqlx::query_with(AuditStatements::of(&statements.postgres, rows), values)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -1071,6 +1137,91 @@ mod tests {
         assert_eq!(store.audit(None, 0).await.unwrap(), batches.concat());
     }
 
+    /// A `minted` record of `way`, as `POST /tokens` or `/auth` make them.
+    fn minted(n: usize, way: crate::metrics::Way) -> crate::audit::AuditRecord {
+        let n64 = i64::try_from(n).unwrap();
+        crate::audit::AuditRecord {
+            at: 1_780_000_000 + n64,
+            event: crate::audit::Event::Minted,
+            way: Some(way),
+            chat_id: Some(format!("64f0c0ffee0123456789abcd_u{n}")),
+            user_id: Some(format!("u{n}")),
+            jti: Some(format!("{n:032x}")),
+            expires_at: Some(1_780_003_600 + n64),
+            address: (!n.is_multiple_of(3)).then(|| format!("10.0.0.{n}")),
+            dropped: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn minted_records_of_one_way_are_written_whole_by_the_lean_statement() {
+        use crate::metrics::Way;
+        let (_dir, store) = store().await;
+        // Five, then three, then one, of a different way each time: the lean 8-row statement is used twice and must
+        // bind its event and way anew, and leave no value of the five bound for the three.
+        let batches: [Vec<_>; 3] = [
+            (0..5).map(|n| minted(n, Way::api_key)).collect(),
+            (5..8).map(|n| minted(n, Way::oidc)).collect(),
+            vec![minted(8, Way::password)],
+        ];
+        for batch in &batches {
+            assert_eq!(minted_in_one_way(batch), batch[0].way);
+            store.insert_audit(batch.clone()).await.unwrap();
+        }
+        // Past one statement: a full lean statement, then a lean one for the rest, in one transaction.
+        let many: Vec<_> = (9..9 + SQLITE_AUDIT_ROWS_PER_INSERT + 2)
+            .map(|n| minted(n, Way::session))
+            .collect();
+        store.insert_audit(many.clone()).await.unwrap();
+        let written = store.audit(None, 0).await.unwrap();
+        assert_eq!(written, [batches.concat(), many].concat());
+        // What `tiledesk-auth audit` and an operator's SQL read: the names, not the codes.
+        let Pool::Sqlite(pool) = store.pool() else {
+            unreachable!("a SQLite store")
+        };
+        let names: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT event, way FROM audit ORDER BY rowid LIMIT 9")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(names[0], ("minted".to_owned(), Some("api_key".to_owned())));
+        assert_eq!(names[5], ("minted".to_owned(), Some("oidc".to_owned())));
+        assert_eq!(names[8], ("minted".to_owned(), Some("password".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_mixed_records_keeps_every_way_event_and_count() {
+        use crate::metrics::Way;
+        let (_dir, store) = store().await;
+        let mut odd = minted(3, Way::api_key);
+        // A library caller's record: minted, yet with a count of dropped records, which the lean statement has no
+        // place for.
+        odd.dropped = Some(4);
+        let cases: [Vec<_>; 4] = [
+            vec![minted(0, Way::api_key), minted(1, Way::login_session)],
+            vec![
+                minted(2, Way::oidc),
+                crate::audit::AuditRecord {
+                    // Read back in time order: in its place.
+                    at: minted(2, Way::oidc).at,
+                    ..crate::audit::AuditRecord::user_changed(crate::audit::Event::Disabled, "u2")
+                },
+            ],
+            // One way, but the first carries a count.
+            vec![odd, minted(4, Way::api_key)],
+            vec![crate::audit::AuditRecord {
+                way: None,
+                ..minted(5, Way::api_key)
+            }],
+        ];
+        for batch in &cases {
+            assert_eq!(minted_in_one_way(batch), None, "{batch:?}");
+            store.insert_audit(batch.clone()).await.unwrap();
+        }
+        assert_eq!(minted_in_one_way(&[]), None);
+        assert_eq!(store.audit(None, 0).await.unwrap(), cases.concat());
+    }
+
     #[test]
     fn every_count_of_audit_records_is_written_by_statements_of_the_fixed_sizes() {
         let statements = AuditStatements::get();
@@ -1079,7 +1230,7 @@ mod tests {
             while left > 0 {
                 let rows = audit_rows_per_statement(left);
                 assert!(rows <= left, "{rows} rows for {left} records");
-                let numbered = statements.of(rows, true);
+                let numbered = AuditStatements::of(&statements.postgres, rows);
                 assert!(numbered.contains(&format!("${},", rows * 9 - 1)));
                 assert!(
                     numbered.contains(&format!("${})", rows * 9))
@@ -1102,8 +1253,10 @@ mod tests {
                     rows < 8 * taken || rows == 1,
                     "{rows} rows for {left} records: too many left unbound"
                 );
-                let sql = statements.of(rows, false);
+                let sql = AuditStatements::of(&statements.sqlite, rows);
                 assert_eq!(sql.matches('?').count(), rows * 9);
+                let minted = AuditStatements::of(&statements.sqlite_minted, rows);
+                assert_eq!(minted.matches('?').count(), 2 + rows * 6);
                 assert!(rows * 9 <= 32_766, "SQLite's limit on bound values");
                 left -= taken;
                 written += 1;
