@@ -4,6 +4,10 @@
 //! `cargo xtask bench --quick` runs shorter rounds and writes `target/bench/BENCHMARKS.md` (for checking the
 //! harness, not for publishing); `--only <mint|tokens|floor|operations|curve|flood|soak|replicas|browser|real|attacks>` runs one section
 //! (`browser` with `real`: the module in the browser, then on Tiledesk's real widget).
+//!
+//! What a person writes into `BENCHMARKS.md` beside the figures (what was tried, why a figure is what it is) goes
+//! between `<!-- notes -->` and `<!-- /notes -->` at the end of its section: every run carries it over to the end of
+//! the section of the same heading (`report::with_notes`), so a run replaces the figures and never the analysis.
 
 mod attacks;
 mod browser;
@@ -150,7 +154,9 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     } else {
         root().join("BENCHMARKS.md")
     };
-    std::fs::write(&path, report.markdown(&plan)?)?;
+    // What was written by hand beside the figures (`<!-- notes -->`) is carried over, section by section.
+    let existing = std::fs::read_to_string(root().join("BENCHMARKS.md")).unwrap_or_default();
+    std::fs::write(&path, with_notes(&report.markdown(&plan)?, &existing))?;
     println!("\n{}", report.summary.join("\n"));
     println!("\nwrote {}", path.display());
     Ok(())

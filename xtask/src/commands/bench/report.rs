@@ -174,3 +174,131 @@ pub(super) fn nice(value: f64) -> f64 {
         .find(|v| *v >= value)
         .unwrap_or(value)
 }
+
+/// What opens a note in BENCHMARKS.md: what a person wrote beside the measured figures (what was tried, why a figure
+/// is what it is), which a run cannot write and must not lose.
+const NOTES_BEGIN: &str = "<!-- notes -->";
+/// What closes it.
+const NOTES_END: &str = "<!-- /notes -->";
+
+/// The notes of `document`, each with the `## ` heading of the section it is in (empty before the first).
+fn notes(document: &str) -> Vec<(String, String)> {
+    let (mut heading, mut found, mut open) = (String::new(), Vec::new(), None::<String>);
+    for line in document.lines() {
+        if let Some(block) = open.as_mut() {
+            block.push_str(line);
+            block.push('\n');
+            if line.trim() == NOTES_END
+                && let Some(block) = open.take()
+            {
+                found.push((heading.clone(), block));
+            }
+        } else if line.starts_with("## ") {
+            heading = line.to_owned();
+        } else if line.trim() == NOTES_BEGIN {
+            open = Some(format!("{line}\n"));
+        }
+    }
+    // One left open runs to the end of the file: kept whole, and closed.
+    if let Some(block) = open {
+        found.push((heading, format!("{block}{NOTES_END}\n")));
+    }
+    found
+}
+
+/// `fresh`, what a run wrote, with the notes of `existing`, the BENCHMARKS.md it replaces: each at the end of the
+/// section of the same heading, in their order; those of a section the run did not write, at the end under their
+/// heading, so that nothing written by hand is lost to a run.
+pub(super) fn with_notes(fresh: &str, existing: &str) -> String {
+    fn close(out: &mut String, heading: &str, notes: &mut Vec<(String, String)>) {
+        notes.retain(|(of, block)| {
+            if of != heading {
+                return true;
+            }
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            out.push_str(block);
+            out.push('\n');
+            false
+        });
+    }
+    let mut notes = notes(existing);
+    let (mut out, mut heading) = (String::new(), String::new());
+    for line in fresh.lines() {
+        if line.starts_with("## ") {
+            close(&mut out, &heading, &mut notes);
+            heading = line.to_owned();
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    close(&mut out, &heading, &mut notes);
+    for (of, block) in notes {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(&format!("{of}\n\n{block}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `document` without its notes, as a run writes it.
+    fn without_notes(document: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for line in document.lines() {
+            match line.trim() {
+                NOTES_BEGIN => inside = true,
+                NOTES_END => inside = false,
+                _ if !inside => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                _ => {}
+            }
+        }
+        // The blank line after each note goes with it.
+        out.replace("\n\n\n", "\n\n")
+    }
+
+    #[test]
+    fn notes_stay_with_their_section_and_none_is_lost() {
+        let existing = "# Benchmarks\n\nold preamble\n\n## A\n\nold A\n\n<!-- notes -->\nwhy A\n## not a heading\n\
+                        <!-- /notes -->\n\n## Gone\n\n<!-- notes -->\nwhy Gone\n<!-- /notes -->\n\n## B\n\nold B\n\n\
+                        <!-- notes -->\nwhy B, first\n<!-- /notes -->\n\n<!-- notes -->\nwhy B, second\n\
+                        <!-- /notes -->\n";
+        let fresh = "# Benchmarks\n\nnew preamble\n\n## B\n\nnew B\n\n## A\n\nnew A\n\n## C\n\nnew C\n";
+        assert_eq!(
+            with_notes(fresh, existing),
+            "# Benchmarks\n\nnew preamble\n\n## B\n\nnew B\n\n<!-- notes -->\nwhy B, first\n<!-- /notes -->\n\n\
+             <!-- notes -->\nwhy B, second\n<!-- /notes -->\n\n## A\n\nnew A\n\n<!-- notes -->\nwhy A\n\
+             ## not a heading\n<!-- /notes -->\n\n## C\n\nnew C\n\n## Gone\n\n<!-- notes -->\nwhy Gone\n\
+             <!-- /notes -->\n\n"
+        );
+        // Nothing to keep: the run's file as it wrote it.
+        assert_eq!(with_notes(fresh, fresh), fresh);
+        // A note left open is kept to the end, and closed.
+        assert_eq!(
+            notes("## A\n<!-- notes -->\nopen\n"),
+            [(
+                "## A".to_owned(),
+                "<!-- notes -->\nopen\n<!-- /notes -->\n".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_committed_benchmarks_come_back_whole_from_a_run_that_measured_the_same() {
+        let committed = std::fs::read_to_string(crate::process::root().join("BENCHMARKS.md")).unwrap();
+        assert!(
+            notes(&committed).len() >= 3,
+            "the written analysis of BENCHMARKS.md is marked as notes"
+        );
+        assert_eq!(with_notes(&without_notes(&committed), &committed), committed);
+    }
+}
