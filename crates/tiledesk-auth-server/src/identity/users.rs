@@ -186,7 +186,8 @@ fn minted_in_one_way(records: &[crate::audit::AuditRecord]) -> Option<crate::met
 /// which on 3,600 values costs more than the rows), whose rows without values are skipped. The event and the way in
 /// are bound as their codes ([`Event::code`](crate::audit::Event::code)) and named back by the statement. SQLite
 /// has a second set, for a batch of `minted` records that all came in the same way (every batch of a site whose
-/// visitors come in one way, and most of any other's under load): the event and the way are bound once for the whole
+/// visitors come in one way, such as a backend minting through `/tokens`; a batch that mixes ways takes the general
+/// set): the event and the way are bound once for the whole
 /// statement and each row binds its six values, with no `CASE` to run (that and three values fewer a row take an
 /// eighth off SQLite's work a record; BENCHMARKS.md).
 struct AuditStatements {
@@ -445,7 +446,7 @@ impl UserStore {
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             // Pages of 16 KiB rather than 4: the audit trail appends ~60 000 rows a second under load, and every page
             // costs the kernel a write to the WAL and another at the checkpoint, whatever it holds (SQLite's thread:
-            // 1.08 against 0.94 us a token, BENCHMARKS.md). Set when the file is created; an existing file keeps its
+            // 0.89 against 0.98 us a token, BENCHMARKS.md). Set when the file is created; an existing file keeps its
             // own (SQLite ignores the pragma then).
             .page_size(SQLITE_PAGE_SIZE)
             .busy_timeout(BUSY_TIMEOUT)
