@@ -227,30 +227,32 @@ impl AuditStatements {
                     (size, format!("{INTO} VALUES {}", rows.join(", ")))
                 })
                 .collect();
-            // Every row of values has an `at`: a row whose `at` is NULL was left unbound.
-            let sqlite = SQLITE_AUDIT_SIZES
-                .into_iter()
-                .map(|size| {
-                    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; size].join(", ");
-                    let sql = format!(
-                        "{INTO} SELECT column1, CASE column2{event} END, CASE column3{way} END, column4, column5, \
-                         column6, column7, column8, column9 FROM (VALUES {rows}) WHERE column1 IS NOT NULL"
-                    );
-                    (size, sql)
-                })
-                .collect();
+            // One statement of each size, of `row` a row, selecting `columns` from the values; every row of values
+            // has an `at` (`column1`): a row whose `at` is NULL was left unbound.
+            let sqlite_set = |row: &str, columns: &str| -> Vec<(usize, String)> {
+                SQLITE_AUDIT_SIZES
+                    .into_iter()
+                    .map(|size| {
+                        let rows = vec![row; size].join(", ");
+                        let sql = format!(
+                            "{INTO} SELECT {columns} FROM (VALUES {rows}) WHERE column1 IS NOT NULL"
+                        );
+                        (size, sql)
+                    })
+                    .collect()
+            };
+            let sqlite = sqlite_set(
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &format!(
+                    "column1, CASE column2{event} END, CASE column3{way} END, column4, column5, column6, column7, \
+                     column8, column9"
+                ),
+            );
             // The first two values, in the result columns, are the event and the way; then six a row.
-            let sqlite_minted = SQLITE_AUDIT_SIZES
-                .into_iter()
-                .map(|size| {
-                    let rows = vec!["(?, ?, ?, ?, ?, ?)"; size].join(", ");
-                    let sql = format!(
-                        "{INTO} SELECT column1, ?, ?, column2, column3, column4, column5, column6, NULL \
-                         FROM (VALUES {rows}) WHERE column1 IS NOT NULL"
-                    );
-                    (size, sql)
-                })
-                .collect();
+            let sqlite_minted = sqlite_set(
+                "(?, ?, ?, ?, ?, ?)",
+                "column1, ?, ?, column2, column3, column4, column5, column6, NULL",
+            );
             Self {
                 postgres,
                 sqlite,

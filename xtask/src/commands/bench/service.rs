@@ -3,12 +3,17 @@
 
 use super::*;
 
+/// `target/criterion/<group>/<name>/new/<file>`, criterion's record of the last run of `group/name`, parsed.
+fn criterion_record(group: &str, name: &str, file: &str) -> anyhow::Result<(serde_json::Value, PathBuf)> {
+    let path = root().join(format!("target/criterion/{group}/{name}/new/{file}"));
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let record = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    Ok((record, path))
+}
+
 /// Criterion medians, in nanoseconds, of the last run of `visitor_token/<name>`.
 pub(super) fn criterion_median_ns(group: &str, name: &str) -> anyhow::Result<f64> {
-    let path = root().join(format!("target/criterion/{group}/{name}/new/estimates.json"));
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    let estimates: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    let (estimates, path) = criterion_record(group, name, "estimates.json")?;
     estimates["median"]["point_estimate"]
         .as_f64()
         .with_context(|| format!("no median point estimate in {}", path.display()))
@@ -16,10 +21,7 @@ pub(super) fn criterion_median_ns(group: &str, name: &str) -> anyhow::Result<f64
 
 /// How many elements one iteration of criterion's benchmark `group/name` handles (its `Throughput::Elements`).
 fn criterion_elements(group: &str, name: &str) -> anyhow::Result<u64> {
-    let path = root().join(format!("target/criterion/{group}/{name}/new/benchmark.json"));
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    let benchmark: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    let (benchmark, path) = criterion_record(group, name, "benchmark.json")?;
     benchmark["throughput"]["Elements"]
         .as_u64()
         .with_context(|| format!("no throughput in elements in {}", path.display()))
