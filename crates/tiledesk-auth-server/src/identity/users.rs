@@ -145,6 +145,13 @@ pub const AUDIT_ROWS_PER_INSERT: usize = 400;
 /// nine a row. The audit writer's batches are no longer, so on SQLite each batch is one statement.
 pub const SQLITE_AUDIT_ROWS_PER_INSERT: usize = 32_766 / 9;
 
+/// Minted-token rows per SQLite `INSERT` of [`UserStore::insert_minted`]: as many as SQLite's limit on bound values
+/// allows, the batch's text once and eight numbers a row.
+pub const SQLITE_MINTED_ROWS_PER_INSERT: usize = (32_766 - 1) / 8;
+
+/// The sizes of SQLite's statements for minted tokens, as [`SQLITE_AUDIT_SIZES`] for records.
+const SQLITE_MINTED_SIZES: [usize; 5] = [1, 8, 64, 512, SQLITE_MINTED_ROWS_PER_INSERT];
+
 /// The sizes of SQLite's audit statements. A batch goes in the smallest that holds it: its rows are bound and the
 /// rest of the statement's values left unbound, which SQLite reads as NULL and the statement skips.
 const SQLITE_AUDIT_SIZES: [usize; 5] = [1, 8, 64, 512, SQLITE_AUDIT_ROWS_PER_INSERT];
@@ -159,25 +166,14 @@ fn audit_rows_per_statement(left: usize) -> usize {
     }
 }
 
-/// The size of the next SQLite audit `INSERT` when `left` remain: the smallest of [`SQLITE_AUDIT_SIZES`] that holds
-/// them all, or the largest.
-fn sqlite_audit_rows(left: usize) -> usize {
-    SQLITE_AUDIT_SIZES
-        .into_iter()
-        .find(|&size| size >= left)
-        .unwrap_or(SQLITE_AUDIT_ROWS_PER_INSERT)
-}
-
-/// The way every one of `records` came in, when they are all `minted` records of the same way with no count of dropped
-/// records (what SQLite's lean audit statement writes); none otherwise, or when there are none.
-fn minted_in_one_way(records: &[crate::audit::AuditRecord]) -> Option<crate::metrics::Way> {
-    let way = records.first()?.way?;
-    records
+/// The size of the next SQLite statement when `left` rows remain: the smallest of `sizes` (ascending) that holds them
+/// all, or the largest.
+fn sqlite_statement_rows(sizes: &[usize], left: usize) -> usize {
+    sizes
         .iter()
-        .all(|record| {
-            record.event == crate::audit::Event::Minted && record.way == Some(way) && record.dropped.is_none()
-        })
-        .then_some(way)
+        .copied()
+        .find(|&size| size >= left)
+        .unwrap_or_else(|| sizes.last().copied().unwrap_or(1))
 }
 
 /// The audit `INSERT`s, written once per process, so that the database prepares each once and never again: for
@@ -185,11 +181,10 @@ fn minted_in_one_way(records: &[crate::audit::AuditRecord]) -> Option<crate::met
 /// [`SQLITE_AUDIT_SIZES`], with `?` (SQLite looks a `$N` up by name, along the list of names, for each value bound,
 /// which on 3,600 values costs more than the rows), whose rows without values are skipped. The event and the way in
 /// are bound as their codes ([`Event::code`](crate::audit::Event::code)) and named back by the statement. SQLite
-/// has a second set, for a batch of `minted` records that all came in the same way (every batch of a site whose
-/// visitors come in one way, such as a backend minting through `/tokens`; a batch that mixes ways takes the general
-/// set): the event and the way are bound once for the whole
-/// statement and each row binds its six values, with no `CASE` to run (that and three values fewer a row take an
-/// eighth off SQLite's work a record; BENCHMARKS.md).
+/// has a second set, one of each of [`SQLITE_MINTED_SIZES`], for [`UserStore::insert_minted`]: the batch's text is
+/// bound once, as a blob in a one-row table joined to the rows, and each row's strings are cut out of it (`substr`
+/// counts a blob's bytes, where it would count a text's characters from its start each time, and `CAST` makes each
+/// piece text again), from where the row's start and its strings' lengths say.
 struct AuditStatements {
     postgres: Vec<(usize, String)>,
     sqlite: Vec<(usize, String)>,
@@ -227,31 +222,46 @@ impl AuditStatements {
                     (size, format!("{INTO} VALUES {}", rows.join(", ")))
                 })
                 .collect();
-            // One statement of each size, of `row` a row, selecting `columns` from the values; every row of values
-            // has an `at` (`column1`): a row whose `at` is NULL was left unbound.
-            let sqlite_set = |row: &str, columns: &str| -> Vec<(usize, String)> {
-                SQLITE_AUDIT_SIZES
-                    .into_iter()
-                    .map(|size| {
+            // One statement of each of `sizes`, of `row` a row, selecting `columns` from the values; every row of
+            // values has an `at` (`column1`): a row whose `at` is NULL was left unbound.
+            let sqlite_set = |sizes: &[usize], from: &str, row: &str, columns: &str| -> Vec<(usize, String)> {
+                sizes
+                    .iter()
+                    .map(|&size| {
                         let rows = vec![row; size].join(", ");
                         let sql = format!(
-                            "{INTO} SELECT {columns} FROM (VALUES {rows}) WHERE column1 IS NOT NULL"
+                            "{INTO} SELECT {columns} FROM {from}(VALUES {rows}) WHERE column1 IS NOT NULL"
                         );
                         (size, sql)
                     })
                     .collect()
             };
             let sqlite = sqlite_set(
+                &SQLITE_AUDIT_SIZES,
+                "",
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &format!(
                     "column1, CASE column2{event} END, CASE column3{way} END, column4, column5, column6, column7, \
                      column8, column9"
                 ),
             );
-            // The first two values, in the result columns, are the event and the way; then six a row.
+            // The text is the first value (sqlx numbers a bare `?` by its own count, so the text cannot be a `?1`
+            // named four times among the rows' `?`: one value, one `?`), in a one-row table joined to the rows. A
+            // row: at, way, where its strings start in the text (from 1), the lengths of its chat id, user id and
+            // jti, expires_at, the length of its address (-1: none).
+            let piece = |start: &str, len: &str| format!("CAST(substr(batch.packed, {start}, {len}) AS TEXT)");
             let sqlite_minted = sqlite_set(
-                "(?, ?, ?, ?, ?, ?)",
-                "column1, ?, ?, column2, column3, column4, column5, column6, NULL",
+                &SQLITE_MINTED_SIZES,
+                "(SELECT ? AS packed) AS batch, ",
+                "(?, ?, ?, ?, ?, ?, ?, ?)",
+                &format!(
+                    "column1, 'minted', CASE column2{way} END, {}, {}, {}, column7, CASE WHEN column8 >= 0 THEN {} END, \
+                     NULL",
+                    piece("column3", "column4"),
+                    piece("column3 + column4", "column5"),
+                    piece("column3 + column4 + column5", "column6"),
+                    piece("column3 + column4 + column5 + column6", "column8"),
+                ),
             );
             Self {
                 postgres,
@@ -682,23 +692,14 @@ impl UserStore {
     /// Appends these records to the audit trail, all or none: on SQLite in one statement of 1, 8, 64, 512 or
     /// [`SQLITE_AUDIT_ROWS_PER_INSERT`] rows (more records than that: several, in a transaction); on
     /// PostgreSQL in a transaction, [`AUDIT_ROWS_PER_INSERT`] rows per statement and the rest in statements of 256,
-    /// 128, ... 1 rows.
-    ///
-    /// What makes this cheap (the writer's work per record is most of the trail's cost, see BENCHMARKS.md): the
-    /// statements come from a fixed set, so the database prepares each once and never again (a statement the size
-    /// of whatever a batch left over was prepared anew for every batch); on SQLite, a batch is one command to the
-    /// connection's thread, not a `BEGIN`, a dozen statements and a `COMMIT`, each of which woke that thread and
-    /// took the core from the requests; the records are taken, not borrowed, so their strings move into the
-    /// statement's arguments rather than being copied first; the event is bound as a number, which costs no copy;
-    /// on SQLite, `minted` records that all came in one way bind the event and the way once for the statement,
-    /// and six values a row rather than nine.
-    ///
-    /// `records` is anything that iterates over owned records and can show those left as a slice: a `Vec`, or a
-    /// `Vec`'s `drain(..)` (whose buffer the caller keeps for the next batch).
+    /// 128, ... 1 rows. The statements come from a fixed set, so the database prepares each once and never again;
+    /// the records are taken, not borrowed, so their strings move into the statement's arguments rather than being
+    /// copied first; the event and the way are bound as numbers. Many minted tokens at once go faster as a
+    /// [`MintedBatch`](crate::audit::MintedBatch), through [`UserStore::insert_minted`].
     pub async fn insert_audit<I>(&self, records: I) -> Result<(), StoreError>
     where
         I: IntoIterator<Item = crate::audit::AuditRecord>,
-        I::IntoIter: ExactSizeIterator + AsRef<[crate::audit::AuditRecord]> + Send,
+        I::IntoIter: ExactSizeIterator + Send,
     {
         /// The values of `records`, in the statement's order, in arguments sized for `rows` rows at once (grown a
         /// value at a time, 32,000 values were copied over a dozen times).
@@ -731,54 +732,25 @@ impl UserStore {
             add(&mut arguments).map_err(|err| StoreError::Database(sqlx::Error::Encode(err)))?;
             Ok(arguments)
         }
-        /// The next SQLite statement for what is left of `records`, and its values: the records it takes (as many
-        /// as its rows, or all that are left) in the lean statement when they are `minted` records of one way, in
-        /// the general one otherwise.
-        fn next_sqlite<'s, R>(
-            statements: &'s AuditStatements,
-            records: &mut R,
-        ) -> Result<(&'s str, sqlx::sqlite::SqliteArguments<'static>), StoreError>
-        where
-            R: ExactSizeIterator<Item = crate::audit::AuditRecord> + AsRef<[crate::audit::AuditRecord]>,
-        {
-            let rows = sqlite_audit_rows(records.len());
-            let taken = rows.min(records.len());
-            let Some(way) = minted_in_one_way(&records.as_ref()[..taken]) else {
-                let values = arguments(taken, records.by_ref().take(taken))?;
-                return Ok((AuditStatements::of(&statements.sqlite, rows), values));
-            };
-            let mut values = sqlx::sqlite::SqliteArguments::default();
-            sqlx::Arguments::reserve(&mut values, 2 + taken * 6, 0);
-            let add = |values: &mut sqlx::sqlite::SqliteArguments<'static>,
-                       records: &mut R|
-             -> Result<(), sqlx::error::BoxDynError> {
-                sqlx::Arguments::add(values, crate::audit::Event::Minted.as_str())?;
-                sqlx::Arguments::add(values, way.as_str())?;
-                for record in records.by_ref().take(taken) {
-                    sqlx::Arguments::add(values, record.at)?;
-                    sqlx::Arguments::add(values, record.chat_id)?;
-                    sqlx::Arguments::add(values, record.user_id)?;
-                    sqlx::Arguments::add(values, record.jti)?;
-                    sqlx::Arguments::add(values, record.expires_at)?;
-                    sqlx::Arguments::add(values, record.address)?;
-                }
-                Ok(())
-            };
-            add(&mut values, records).map_err(|err| StoreError::Database(sqlx::Error::Encode(err)))?;
-            Ok((AuditStatements::of(&statements.sqlite_minted, rows), values))
-        }
         let statements = AuditStatements::get();
         let mut records = records.into_iter();
+        // The next SQLite statement for what is left of `records`, and its values.
+        let next_sqlite = |records: &mut I::IntoIter| -> Result<_, StoreError> {
+            let rows = sqlite_statement_rows(&SQLITE_AUDIT_SIZES, records.len());
+            let values: sqlx::sqlite::SqliteArguments<'static> =
+                arguments(rows, records.by_ref().take(rows))?;
+            Ok((AuditStatements::of(&statements.sqlite, rows), values))
+        };
         match self.serving_pool().await? {
             Pool::Sqlite(pool) if records.len() <= SQLITE_AUDIT_ROWS_PER_INSERT => {
                 // One statement: all or none without a transaction around it.
-                let (sql, values) = next_sqlite(statements, &mut records)?;
+                let (sql, values) = next_sqlite(&mut records)?;
                 sqlx::query_with(sql, values).execute(&pool).await?;
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 while records.len() > 0 {
-                    let (sql, values) = next_sqlite(statements, &mut records)?;
+                    let (sql, values) = next_sqlite(&mut records)?;
                     sqlx::query_with(sql, values).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
@@ -794,6 +766,73 @@ impl UserStore {
                 }
                 tx.commit().await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Appends `batch`'s minted tokens to the audit trail, all or none: what the trail's writer does. On SQLite in
+    /// one statement of 1, 8, 64, 512 or [`SQLITE_MINTED_ROWS_PER_INSERT`] rows (more: several, in a transaction),
+    /// which is given the batch's text once, as a blob, and eight numbers a row (its time, its way, where its
+    /// strings start in the text, their lengths, its expiry) and cuts the strings out of the text itself: no string
+    /// is allocated, moved or bound a record (as [`UserStore::insert_audit`] does four), here or on the requests'
+    /// path. On PostgreSQL, as [`UserStore::insert_audit`] with the batch's records.
+    pub async fn insert_minted(&self, batch: &crate::audit::MintedBatch) -> Result<(), StoreError> {
+        /// The values of SQLite's statement for `rows`, whose strings are `text`.
+        fn values(
+            text: &str,
+            rows: &[crate::audit::MintedRow],
+        ) -> Result<sqlx::sqlite::SqliteArguments<'static>, StoreError> {
+            fn number(n: usize) -> i64 {
+                i64::try_from(n).unwrap_or(i64::MAX)
+            }
+            let mut values = sqlx::sqlite::SqliteArguments::default();
+            sqlx::Arguments::reserve(&mut values, 1 + rows.len() * 8, 0);
+            let add = |values: &mut sqlx::sqlite::SqliteArguments<'static>| -> Result<(), sqlx::error::BoxDynError> {
+                sqlx::Arguments::add(values, text.as_bytes().to_vec())?;
+                // `substr` counts from 1.
+                let mut start = 1;
+                for row in rows {
+                    sqlx::Arguments::add(values, row.at)?;
+                    sqlx::Arguments::add(values, row.way.code())?;
+                    sqlx::Arguments::add(values, number(start))?;
+                    sqlx::Arguments::add(values, number(row.chat_id))?;
+                    sqlx::Arguments::add(values, number(row.user_id))?;
+                    sqlx::Arguments::add(values, number(row.jti))?;
+                    sqlx::Arguments::add(values, row.expires_at)?;
+                    sqlx::Arguments::add(values, row.address.map_or(-1, number))?;
+                    start += row.text_len();
+                }
+                Ok(())
+            };
+            add(&mut values).map_err(|err| StoreError::Database(sqlx::Error::Encode(err)))?;
+            Ok(values)
+        }
+        let pool = match self.serving_pool().await? {
+            Pool::Sqlite(pool) => pool,
+            Pool::Postgres(_) => return self.insert_audit(batch.records().collect::<Vec<_>>()).await,
+        };
+        let statements = AuditStatements::get();
+        let statement = |rows: usize| {
+            AuditStatements::of(
+                &statements.sqlite_minted,
+                sqlite_statement_rows(&SQLITE_MINTED_SIZES, rows),
+            )
+        };
+        if batch.len() <= SQLITE_MINTED_ROWS_PER_INSERT {
+            // One statement: all or none without a transaction around it.
+            for (text, rows) in batch.runs(SQLITE_MINTED_ROWS_PER_INSERT) {
+                sqlx::query_with(statement(rows.len()), values(text, rows)?)
+                    .execute(&pool)
+                    .await?;
+            }
+        } else {
+            let mut tx = pool.begin().await?;
+            for (text, rows) in batch.runs(SQLITE_MINTED_ROWS_PER_INSERT) {
+                sqlx::query_with(statement(rows.len()), values(text, rows)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
         }
         Ok(())
     }
@@ -1199,40 +1238,102 @@ mod tests {
         }
     }
 
+    /// A batch of `count` tokens from `first` on, of `way`, for user ids that are not all ASCII, with every kind of
+    /// address the trail records (IPv4, IPv6, a hash's hex, none).
+    fn minted_batch(first: usize, count: usize, way: crate::metrics::Way) -> crate::audit::MintedBatch {
+        let issuer = tiledesk_jwt::TokenIssuer::new(
+            tiledesk_jwt::ProjectId::new("64f0c0ffee0123456789abcd").unwrap(),
+            tiledesk_jwt::ProjectSecret::new("a user store test secret of 32 bytes, at least").unwrap(),
+        );
+        let mut batch = crate::audit::MintedBatch::default();
+        for n in first..first + count {
+            let user = format!("u{n}-Zoë-\u{1F600}'\"");
+            let token = issuer
+                .mint(
+                    &tiledesk_jwt::VisitorClaims::builder(user.as_str())
+                        .build()
+                        .unwrap(),
+                )
+                .unwrap();
+            let address = match n % 4 {
+                0 => Some(format!("10.0.{}.{}", n / 256 % 256, n % 256)),
+                1 => Some(format!("2001:db8::{n:x}")),
+                2 => Some(format!("{n:032x}")),
+                _ => None,
+            };
+            batch.push(&token, way, &user, address.as_deref());
+        }
+        batch
+    }
+
     #[tokio::test]
-    async fn minted_records_of_one_way_are_written_whole_by_the_lean_statement() {
+    async fn minted_batches_are_written_whole_by_the_packed_statement() {
         use crate::metrics::Way;
         let (_dir, store) = store().await;
-        // Five, then three, then one, of a different way each time: the lean 8-row statement is used twice and must
-        // bind its event and way anew, and leave no value of the five bound for the three.
-        let batches: [Vec<_>; 3] = [
-            (0..5).map(|n| minted(n, Way::api_key)).collect(),
-            (5..8).map(|n| minted(n, Way::oidc)).collect(),
-            vec![minted(8, Way::password)],
+        // Five, then three, then one: the 8-row statement is used twice and must leave nothing of the five bound for
+        // the three; then past one statement: a full one and one for the rest, in one transaction.
+        let batches = [
+            minted_batch(0, 5, Way::api_key),
+            minted_batch(5, 3, Way::oidc),
+            minted_batch(8, 1, Way::password),
+            minted_batch(9, SQLITE_MINTED_ROWS_PER_INSERT + 2, Way::session),
         ];
+        let mut expected = Vec::new();
         for batch in &batches {
-            assert_eq!(minted_in_one_way(batch), batch[0].way);
-            store.insert_audit(batch.clone()).await.unwrap();
+            store.insert_minted(batch).await.unwrap();
+            expected.extend(batch.records());
         }
-        // Past one statement: a full lean statement, then a lean one for the rest, in one transaction.
-        let many: Vec<_> = (9..9 + SQLITE_AUDIT_ROWS_PER_INSERT + 2)
-            .map(|n| minted(n, Way::session))
-            .collect();
-        store.insert_audit(many.clone()).await.unwrap();
+        assert_eq!(expected.len(), 9 + SQLITE_MINTED_ROWS_PER_INSERT + 2);
+        let first = &expected[0];
+        assert_eq!(
+            first.chat_id.as_deref(),
+            Some("64f0c0ffee0123456789abcd_u0-Zoë-\u{1F600}'\"")
+        );
+        assert_eq!(first.address.as_deref(), Some("10.0.0.0"));
+        assert_eq!(first.jti.as_ref().map(String::len), Some(32));
         let written = store.audit(None, 0).await.unwrap();
-        assert_eq!(written, [batches.concat(), many].concat());
-        // What `tiledesk-auth audit` and an operator's SQL read: the names, not the codes.
+        assert_eq!(written.len(), expected.len());
+        // Minted in order, so read back (by time, then as written) as they were pushed.
+        assert_eq!(written, expected);
+        // What `tiledesk-auth audit` and an operator's SQL read: text and names, not blobs and codes.
         let Pool::Sqlite(pool) = store.pool() else {
             unreachable!("a SQLite store")
         };
-        let names: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT event, way FROM audit ORDER BY rowid LIMIT 9")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        assert_eq!(names[0], ("minted".to_owned(), Some("api_key".to_owned())));
-        assert_eq!(names[5], ("minted".to_owned(), Some("oidc".to_owned())));
-        assert_eq!(names[8], ("minted".to_owned(), Some("password".to_owned())));
+        let kinds: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT event, way, typeof(chat_id) || ' ' || typeof(user_id) || ' ' || typeof(jti) || ' ' || \
+             typeof(address) FROM audit ORDER BY rowid LIMIT 9",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let minted = |way: &str, types: &str| ("minted".to_owned(), Some(way.to_owned()), types.to_owned());
+        assert_eq!(kinds[0], minted("api_key", "text text text text"));
+        assert_eq!(
+            kinds[3],
+            minted("api_key", "text text text null"),
+            "no address: NULL"
+        );
+        assert_eq!(kinds[5], minted("oidc", "text text text text"));
+        assert_eq!(kinds[8], minted("password", "text text text text"));
+    }
+
+    #[tokio::test]
+    async fn a_minted_batch_is_written_all_or_none() {
+        let (_dir, store) = store().await;
+        let Pool::Sqlite(pool) = store.pool() else {
+            unreachable!("a SQLite store")
+        };
+        // The second statement of the batch fails: the first's rows must not stay.
+        sqlx::raw_sql(
+            "CREATE TRIGGER no_more BEFORE INSERT ON audit WHEN (SELECT count(*) FROM audit) >= 4095 \
+             BEGIN SELECT RAISE(ABORT, 'full'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let batch = minted_batch(0, SQLITE_MINTED_ROWS_PER_INSERT + 1, crate::metrics::Way::api_key);
+        assert!(store.insert_minted(&batch).await.is_err());
+        assert!(store.audit(None, 0).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -1240,8 +1341,7 @@ mod tests {
         use crate::metrics::Way;
         let (_dir, store) = store().await;
         let mut odd = minted(3, Way::api_key);
-        // A library caller's record: minted, yet with a count of dropped records, which the lean statement has no
-        // place for.
+        // A library caller's record: minted, yet with a count of dropped records.
         odd.dropped = Some(4);
         let cases: [Vec<_>; 4] = [
             vec![minted(0, Way::api_key), minted(1, Way::login_session)],
@@ -1261,10 +1361,8 @@ mod tests {
             }],
         ];
         for batch in &cases {
-            assert_eq!(minted_in_one_way(batch), None, "{batch:?}");
             store.insert_audit(batch.clone()).await.unwrap();
         }
-        assert_eq!(minted_in_one_way(&[]), None);
         assert_eq!(store.audit(None, 0).await.unwrap(), cases.concat());
     }
 
@@ -1293,7 +1391,7 @@ mod tests {
         for count in 1..=2 * SQLITE_AUDIT_ROWS_PER_INSERT + 1 {
             let (mut left, mut written) = (count, 0);
             while left > 0 {
-                let rows = sqlite_audit_rows(left);
+                let rows = sqlite_statement_rows(&SQLITE_AUDIT_SIZES, left);
                 let taken = rows.min(left);
                 assert!(
                     rows < 8 * taken || rows == 1,
@@ -1301,8 +1399,6 @@ mod tests {
                 );
                 let sql = AuditStatements::of(&statements.sqlite, rows);
                 assert_eq!(sql.matches('?').count(), rows * 9);
-                let minted = AuditStatements::of(&statements.sqlite_minted, rows);
-                assert_eq!(minted.matches('?').count(), 2 + rows * 6);
                 assert!(rows * 9 <= 32_766, "SQLite's limit on bound values");
                 left -= taken;
                 written += 1;
@@ -1311,6 +1407,18 @@ mod tests {
                 written,
                 count.div_ceil(SQLITE_AUDIT_ROWS_PER_INSERT),
                 "{count} records"
+            );
+        }
+        for count in 1..=2 * SQLITE_MINTED_ROWS_PER_INSERT + 1 {
+            let rows = sqlite_statement_rows(&SQLITE_MINTED_SIZES, count.min(SQLITE_MINTED_ROWS_PER_INSERT));
+            assert!(rows >= count.min(SQLITE_MINTED_ROWS_PER_INSERT));
+            assert!(rows < 8 * count || rows == 1, "{rows} rows for {count} tokens");
+            let sql = AuditStatements::of(&statements.sqlite_minted, rows);
+            // The text and eight numbers a row.
+            assert_eq!(sql.matches('?').count(), 1 + rows * 8);
+            assert!(
+                rows * 8 < 32_766,
+                "SQLite's limit on bound values: the text and eight a row"
             );
         }
     }
