@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -131,8 +131,8 @@ pub enum AddressRecord {
 /// Minted tokens' records, packed: a row of numbers a token, and its four strings (the chat id, the site's user id,
 /// the `jti`, the address) back to back in one buffer shared by every row. What the trail queues: recording a token
 /// copies its strings to the end of the buffer, with no allocation of its own (the buffer's room is kept from batch
-/// to batch), and the writer hands SQLite the buffer whole, which it cuts into the rows' values itself
-/// ([`UserStore::insert_minted`]). As [`AuditRecord`]s, four strings a record allocated on the request's thread and
+/// to batch), and the writer hands SQLite the text of up to 4,095 records at once, which SQLite cuts into the rows'
+/// values itself ([`UserStore::insert_minted`]). As [`AuditRecord`]s, four strings a record allocated on the request's thread and
 /// freed on the database's were most of the trail's cost on the request path (BENCHMARKS.md).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MintedBatch {
@@ -260,11 +260,9 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, MintedBatch> {
+    fn lock(&self) -> MutexGuard<'_, MintedBatch> {
         // Nothing panics while holding it; a poisoned queue still holds its records.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn count_dropped(&self, lost: u64) {
@@ -286,7 +284,7 @@ impl Drop for Open {
 /// The writer task.
 #[derive(Debug)]
 struct Writer {
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The trail's settings.
@@ -322,7 +320,7 @@ impl AuditTrail {
         let open = Arc::new(Open(Arc::clone(&queue)));
         let task = tokio::spawn(write(users.clone(), Arc::clone(&queue)));
         let writer = Arc::new(Writer {
-            task: std::sync::Mutex::new(Some(task)),
+            task: Mutex::new(Some(task)),
         });
         if let Some(retention) = options.retention {
             let open = Arc::downgrade(&open);
@@ -735,7 +733,11 @@ mod tests {
         let records = store.audit(None, 0).await.unwrap();
         let users: Vec<_> = records.iter().map(|r| r.user_id.as_deref().unwrap()).collect();
         assert_eq!(users, ["u0", "u1", "u2", "u3"]);
-        assert!(records.iter().all(|r| r.way == Some(Way::oidc) && r.address.is_none()));
+        assert!(
+            records
+                .iter()
+                .all(|r| r.way == Some(Way::oidc) && r.address.is_none())
+        );
     }
 
     #[tokio::test]
