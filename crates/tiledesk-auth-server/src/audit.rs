@@ -232,12 +232,12 @@ impl MintedBatch {
 /// Where minted tokens are recorded. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditTrail {
-    queue: Arc<Queue>,
-    /// Held, never read, by every clone: when the last goes, the writer writes what is queued and stops.
-    _open: Arc<Open>,
+    /// The queue, held by every clone: when the last goes, the writer writes what is queued and stops.
+    open: Arc<Open>,
     address: AddressRecord,
     address_key: Arc<[u8; 32]>,
-    writer: Arc<Writer>,
+    /// The writer task, until [`AuditTrail::close`] takes it to wait for it.
+    writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// What the trail's clones and its writer share.
@@ -281,12 +281,6 @@ impl Drop for Open {
     }
 }
 
-/// The writer task.
-#[derive(Debug)]
-struct Writer {
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
 /// The trail's settings.
 #[derive(Clone, Debug)]
 pub struct AuditOptions {
@@ -318,10 +312,7 @@ impl AuditTrail {
             dropped: AtomicU64::new(0),
         });
         let open = Arc::new(Open(Arc::clone(&queue)));
-        let task = tokio::spawn(write(users.clone(), Arc::clone(&queue)));
-        let writer = Arc::new(Writer {
-            task: Mutex::new(Some(task)),
-        });
+        let writer = Arc::new(Mutex::new(Some(tokio::spawn(write(users.clone(), queue)))));
         if let Some(retention) = options.retention {
             let open = Arc::downgrade(&open);
             tokio::spawn(async move {
@@ -342,8 +333,7 @@ impl AuditTrail {
             });
         }
         Self {
-            queue,
-            _open: open,
+            open,
             address: options.address,
             address_key: Arc::new(*secret.derive_key("tiledesk-auth audit address")),
             writer,
@@ -354,8 +344,8 @@ impl AuditTrail {
     /// before the user database closes (the service's clones of the trail may outlive the listener). Tokens minted
     /// afterwards are counted as dropped. Returns once the writer has finished; a second call returns at once.
     pub async fn close(&self) {
-        self.queue.close();
-        let task = self.writer.task.lock().ok().and_then(|mut slot| slot.take());
+        self.open.0.close();
+        let task = self.writer.lock().ok().and_then(|mut slot| slot.take());
         if let Some(task) = task
             && let Err(err) = task.await
         {
@@ -368,7 +358,7 @@ impl AuditTrail {
     /// for an empty one): when the queue is full the record is counted as dropped.
     pub fn minted(&self, token: &VisitorToken, way: Way, user_id: &str, address: IpAddr) {
         let address = self.address_of(address);
-        let queue = &self.queue;
+        let queue = &self.open.0;
         let first = {
             let mut pending = queue.lock();
             // Read under the lock: once the writer has taken the last records of a closed trail, none is added.
@@ -699,7 +689,7 @@ mod tests {
         assert_eq!(minted, 5, "{records:?}");
         held.minted(&token("late"), Way::password, "late", address);
         assert_eq!(
-            held.queue.dropped.load(Ordering::Relaxed),
+            held.open.0.dropped.load(Ordering::Relaxed),
             1,
             "a mint after close is counted"
         );
@@ -724,7 +714,7 @@ mod tests {
         // A clone still held: the writer goes on (it would otherwise have stopped and taken no more).
         held.minted(&token("u3"), Way::oidc, "u3", address);
         drop(held);
-        let task = writer.task.lock().unwrap().take().unwrap();
+        let task = writer.lock().unwrap().take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .expect("the writer stops once no clone is left")

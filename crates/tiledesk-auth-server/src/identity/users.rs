@@ -142,7 +142,7 @@ type FileId = Option<(u64, u64)>;
 pub const AUDIT_ROWS_PER_INSERT: usize = 400;
 
 /// Audit rows per SQLite `INSERT`: as many as its limit on bound values (32,766 in the SQLite sqlx builds) allows,
-/// nine a row. The audit writer's batches are no longer, so on SQLite each batch is one statement.
+/// nine a row: what [`UserStore::insert_audit`] writes in one statement.
 pub const SQLITE_AUDIT_ROWS_PER_INSERT: usize = 32_766 / 9;
 
 /// Minted-token rows per SQLite `INSERT` of [`UserStore::insert_minted`]: as many as SQLite's limit on bound values
@@ -812,25 +812,22 @@ impl UserStore {
             Pool::Postgres(_) => return self.insert_audit(batch.records().collect::<Vec<_>>()).await,
         };
         let statements = AuditStatements::get();
-        let statement = |rows: usize| {
-            AuditStatements::of(
+        let mut runs = batch.runs(SQLITE_MINTED_ROWS_PER_INSERT).map(|(text, rows)| {
+            let sql = AuditStatements::of(
                 &statements.sqlite_minted,
-                sqlite_statement_rows(&SQLITE_MINTED_SIZES, rows),
-            )
-        };
+                sqlite_statement_rows(&SQLITE_MINTED_SIZES, rows.len()),
+            );
+            Ok::<_, StoreError>(sqlx::query_with(sql, values(text, rows)?))
+        });
         if batch.len() <= SQLITE_MINTED_ROWS_PER_INSERT {
-            // One statement: all or none without a transaction around it.
-            for (text, rows) in batch.runs(SQLITE_MINTED_ROWS_PER_INSERT) {
-                sqlx::query_with(statement(rows.len()), values(text, rows)?)
-                    .execute(&pool)
-                    .await?;
+            // One statement (or none): all or none without a transaction around it.
+            if let Some(statement) = runs.next() {
+                statement?.execute(&pool).await?;
             }
         } else {
             let mut tx = pool.begin().await?;
-            for (text, rows) in batch.runs(SQLITE_MINTED_ROWS_PER_INSERT) {
-                sqlx::query_with(statement(rows.len()), values(text, rows)?)
-                    .execute(&mut *tx)
-                    .await?;
+            for statement in runs {
+                statement?.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         }
