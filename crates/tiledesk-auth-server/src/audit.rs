@@ -668,6 +668,86 @@ mod tests {
         assert_eq!(first.jti.as_ref().map(String::len), Some(32));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn threads_minting_at_once_fill_the_queue_to_its_room_and_no_record_is_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("users.db").display());
+        let store = UserStore::connect(&url).await.unwrap();
+        // The database locked, as above: the writer takes at most one queueful and waits, the queue fills again.
+        use sqlx::{ConnectOptions, Connection};
+        let mut locker = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE users SET updated_at = updated_at;")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        let options = AuditOptions {
+            retention: None,
+            address: AddressRecord::Plain,
+        };
+        const ROOM: usize = 50;
+        let trail = AuditTrail::with_queue(store.clone(), &options, &secret(), ROOM);
+        // Four threads at once, each its own address and users: a record whose strings mixed with another's would
+        // show as a user id that does not end its chat id, or an address of another thread's.
+        let tokens: Vec<Vec<(String, VisitorToken)>> = (0..4)
+            .map(|t| {
+                (0..100)
+                    .map(|n| {
+                        let user = format!("t{t}-u{n}-{}", "x".repeat(n % 7));
+                        let token = token(&user);
+                        (user, token)
+                    })
+                    .collect()
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (t, tokens) in tokens.iter().enumerate() {
+                let trail = &trail;
+                scope.spawn(move || {
+                    let address = IpAddr::from([10, 0, 0, u8::try_from(t).unwrap()]);
+                    for (user, token) in tokens {
+                        trail.minted(token, Way::api_key, user, address);
+                    }
+                });
+            }
+        });
+        sqlx::raw_sql("ROLLBACK").execute(&mut locker).await.unwrap();
+        locker.close().await.unwrap();
+        let records = until(&store, |records| {
+            let minted = records.iter().filter(|r| r.event == Event::Minted).count() as i64;
+            let dropped: i64 = records.iter().filter_map(|r| r.dropped).sum();
+            minted + dropped == 400
+        })
+        .await;
+        let minted: Vec<_> = records.iter().filter(|r| r.event == Event::Minted).collect();
+        assert!(
+            (ROOM..=2 * ROOM).contains(&minted.len()),
+            "a queueful taken by the writer, and the queue full again: {}",
+            minted.len()
+        );
+        for record in minted {
+            let user = record.user_id.as_deref().unwrap();
+            let thread = &user[1..2];
+            assert_eq!(
+                record.chat_id.as_deref(),
+                Some(format!("64f0c0ffee0123456789abcd_{user}").as_str())
+            );
+            assert_eq!(
+                record.address.as_deref(),
+                Some(format!("10.0.0.{thread}").as_str()),
+                "{record:?}"
+            );
+            let jti = record.jti.as_deref().unwrap();
+            assert!(
+                jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{record:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn close_writes_what_is_queued_before_it_returns_and_counts_later_mints_as_dropped() {
         let store = UserStore::connect("sqlite::memory:").await.unwrap();
